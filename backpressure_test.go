@@ -1,0 +1,184 @@
+package chatroom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/go-cmp/cmp"
+)
+
+// readAll reads n frames on a goroutine and returns them on the channel.
+func (c *client) readAll(n int) <-chan []string {
+	out := make(chan []string, 1)
+	go func() {
+		got := make([]string, 0, n)
+		for range n {
+			s, err := c.readRaw()
+			if err != nil {
+				c.t.Errorf("%s: read %d of %d: %v", c.member.Nickname(), len(got), n, err)
+				break
+			}
+			got = append(got, s)
+		}
+		out <- got
+	}()
+	return out
+}
+
+// floodUntilLeave sends big messages from sender until a member leaves (or
+// max messages have gone out) and returns how many it sent and the event.
+func floodUntilLeave(t *testing.T, tr *testRoom, sender *client, max int) (int, leaveEvent) {
+	t.Helper()
+	text := strings.Repeat("x", 16<<10)
+	for i := range max {
+		select {
+		case ev := <-tr.left:
+			return i, ev
+		default:
+		}
+		sender.send(fmt.Sprintf("%d %s", i, text))
+	}
+	return max, tr.waitLeave()
+}
+
+func TestSlowConsumerIsCutAndOthersGetEverything(t *testing.T) {
+	tr := newTestRoom(t, WithSendQueue(64, 4<<20), WithKeepalive(0, 0))
+	slow := tr.join("slow") // never reads
+	fast := tr.join("fast")
+	_ = slow
+
+	// fast reads everything the flood produces, concurrently.
+	var got []string
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			s, err := fast.readRaw()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, s)
+			mu.Unlock()
+			if strings.Contains(s, `"message":"end"`) {
+				return
+			}
+		}
+	}()
+
+	sent, ev := floodUntilLeave(t, tr, fast, 4000)
+	if ev.nickname != "slow" || !errors.Is(ev.reason, ErrSlowConsumer) {
+		t.Fatalf("leave = %+v, want slow with ErrSlowConsumer", ev)
+	}
+	fast.send("end")
+	<-done
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != sent+1 {
+		t.Fatalf("fast received %d messages, want %d", len(got), sent+1)
+	}
+	for i, s := range got[:sent] {
+		if !strings.HasPrefix(s, fmt.Sprintf(`{"nickname":"fast","message":"%d `, i)) {
+			t.Fatalf("message %d = %.40q..., out of order or lost", i, s)
+		}
+	}
+	t.Logf("slow member cut after %d messages of 16 KiB", sent)
+}
+
+func TestWriteTimeoutCutsAMemberThatStoppedReading(t *testing.T) {
+	tr := newTestRoom(t, WithWriteTimeout(100*time.Millisecond), WithKeepalive(0, 0))
+	tr.join("stalled")
+	sender := tr.join("sender")
+	go func() { // the sender reads its echoes so that only "stalled" stalls
+		for {
+			if _, err := sender.readRaw(); err != nil {
+				return
+			}
+		}
+	}()
+	_, ev := floodUntilLeave(t, tr, sender, 4000)
+	if ev.nickname != "stalled" || !errors.Is(ev.reason, ErrSlowConsumer) || !errors.Is(ev.reason, errWriteTimeout) {
+		t.Fatalf("leave = %+v, want stalled with ErrSlowConsumer (write timeout)", ev)
+	}
+}
+
+func TestBurstReaderSurvives(t *testing.T) {
+	const burst = 5000
+	tr := newTestRoom(t)
+	sender := tr.join("sender")
+	readers := []*client{sender, tr.join("r1"), tr.join("r2")}
+	var results []<-chan []string
+	for _, c := range readers {
+		results = append(results, c.readAll(burst))
+	}
+	// One frame per write call, as fast as the client can go.
+	for i := range burst {
+		sender.sendRaw(websocket.MessageText, fmt.Sprintf(`{"message":"%d"}`, i))
+	}
+	want := make([]string, burst)
+	for i := range want {
+		want[i] = frame("sender", fmt.Sprint(i))
+	}
+	for i, ch := range results {
+		if diff := cmp.Diff(want, <-ch); diff != "" {
+			t.Errorf("reader %d (-want +got):\n%s", i, diff)
+		}
+	}
+	select {
+	case ev := <-tr.left:
+		t.Fatalf("%s left during the burst: %v", ev.nickname, ev.reason)
+	default:
+	}
+}
+
+func TestLargeServerMessageIntoEmptyQueue(t *testing.T) {
+	tr := newTestRoom(t, WithSendQueue(4, 1024))
+	c := tr.join("sei")
+	big := strings.Repeat("y", 10_000)
+	if err := tr.room.Broadcast(context.Background(), Message{Nickname: "server", Text: big}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(frame("server", big), c.read()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestKeepalive(t *testing.T) {
+	t.Run("answering member stays", func(t *testing.T) {
+		tr := newTestRoom(t, WithKeepalive(10*time.Millisecond, 5*time.Second))
+		pings := make(chan struct{}, 100)
+		c := tr.joinWith("nickname=alive", &websocket.DialOptions{
+			OnPingReceived: func(context.Context, []byte) bool {
+				select {
+				case pings <- struct{}{}:
+				default:
+				}
+				return true
+			},
+		})
+		go func() { _, _ = c.readRaw() }() // answers pings until the echo arrives
+		for range 3 {
+			select {
+			case <-pings:
+			case <-time.After(testTimeout):
+				t.Fatal("no ping")
+			}
+		}
+		if got := tr.room.Len(); got != 1 {
+			t.Fatalf("Len = %d after three pings", got)
+		}
+	})
+	t.Run("silent member is dropped", func(t *testing.T) {
+		tr := newTestRoom(t, WithKeepalive(10*time.Millisecond, 50*time.Millisecond))
+		tr.join("silent") // never reads, so never answers a ping
+		tr.expectLeave("silent", ErrPingTimeout)
+	})
+}

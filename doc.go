@@ -1,0 +1,84 @@
+// Package chatroom serves broadcast chat rooms over WebSocket.
+//
+// A Room is an http.Handler: mount it at any path of any router, and every
+// message a member sends reaches every member, the sender included.
+//
+//	room := chatroom.New()
+//	http.Handle("/chat", room)
+//	log.Fatal(http.ListenAndServe(":8000", nil))
+//
+// # Protocol
+//
+// A client opens a WebSocket to the room's path, optionally with a
+// "nickname" query parameter:
+//
+//	ws://localhost:8000/chat?nickname=sei
+//
+// An absent or empty nickname becomes "unknown_{client IP}", for example
+// "unknown_127.0.0.1" or "unknown_::1". A nickname the client chooses must
+// pass ValidateNickname (or the WithNicknameValidator in force); otherwise the
+// request is refused with HTTP 400 and a plain-text reason before any upgrade.
+//
+// The client sends text frames holding a JSON object with a string "message"
+// field; other fields are ignored:
+//
+//	{"message": "contents"}
+//
+// Every member receives one text frame per message, with no spaces and no
+// trailing newline:
+//
+//	{"nickname":"sei","message":"contents"}
+//
+// All members receive the room's messages in one and the same order, and a
+// member's messages keep the order in which it sent them.
+//
+// # Close status codes
+//
+// Bad input is never broadcast and never disturbs the other members: the
+// sender's connection is closed with a status code and reason, and the leave
+// hook learns why through a sentinel error.
+//
+//	code  reason                         when                                    leave reason
+//	1001  "room closed"                  Shutdown or Close                       ErrRoomClosed
+//	1003  "binary messages are not supported"  a binary frame                     ErrUnsupportedData
+//	1007  "invalid UTF-8"                a text frame that is not UTF-8          ErrInvalidMessage
+//	1007  "invalid JSON"                 a frame that is not JSON                ErrInvalidMessage
+//	1007  "expected {"message": string}" JSON without a string "message"         ErrInvalidMessage
+//	1008  "too slow"                     the member fell behind (see below)      ErrSlowConsumer
+//	1008  "rate limit exceeded"          faster than WithRateLimit allows        ErrRateLimited
+//	1008  "join refused"                 the join hook returned an error         (no leave hook)
+//	1009  (set by coder/websocket)       a message over WithMaxMessageSize       ErrMessageTooBig
+//	1011  "internal error"               a hook panicked                         ErrHookPanic
+//	any   as given                       a hook's websocket.CloseError, Member.Close  ErrRefused
+//
+// A member that disconnects leaves with ErrClientClosed. A member that does
+// not answer a keepalive ping in time is dropped without a close frame and
+// leaves with ErrPingTimeout. Before the upgrade
+// the handler answers 400 (invalid nickname), 403 (origin not allowed, see
+// WithOriginPatterns), 426 (not a WebSocket request) and 503 (room closed).
+//
+// # Slow members, keepalive and shutdown
+//
+// A broadcast is encoded once and queued for every member without waiting for
+// any socket. Each member has its own queue and a writer goroutine that exists
+// only while the queue is not empty. The queue is bounded by count and bytes
+// (WithSendQueue, 8192 messages and 4 MiB by default: enough for a member that
+// reads normally to survive a burst of thousands of messages), and each write
+// must finish within the write timeout (WithWriteTimeout, 10s). A member that
+// exceeds either is closed with 1008 "too slow"; the others do not notice.
+//
+// The room pings every member every 30s and drops one that does not answer
+// within 15s (WithKeepalive). Shutdown refuses new connections with 503,
+// closes every member with 1001 and waits, within its context, for every
+// member goroutine and leave hook; combine it with http.Server.Shutdown as
+// shown on Room.Shutdown.
+//
+// # Hooks and goroutines
+//
+// Each connection is served on the goroutine net/http started for it. The
+// join, message and leave hooks (OnJoin, OnMessage, OnLeave) run on that
+// goroutine, never while a room lock is held, so a hook may block (delaying
+// only its own member) and may call any method of the Room or of a Member.
+// Hooks of different members run concurrently. A panicking hook closes that
+// member's connection with 1011; it does not crash the process.
+package chatroom

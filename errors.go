@@ -1,0 +1,124 @@
+package chatroom
+
+import (
+	"errors"
+
+	"github.com/coder/websocket"
+)
+
+// Sentinel errors. The leave hook receives an error that wraps exactly one of
+// the reasons below; branch on them with errors.Is.
+var (
+	// ErrRoomClosed is returned by Broadcast and Send once Shutdown or Close
+	// has begun, and is the leave reason of every member the room closes
+	// (close status 1001).
+	ErrRoomClosed = errors.New("chatroom: room closed")
+
+	// ErrClientClosed is the leave reason when the client went away: it sent
+	// a close frame or its connection broke. The client's close status, if
+	// any, is in the chain: websocket.CloseStatus(err).
+	ErrClientClosed = errors.New("chatroom: client closed the connection")
+
+	// ErrSlowConsumer is the leave reason when a member fell too far behind:
+	// its send queue overflowed, or one write to it took longer than the
+	// write timeout (close status 1008, reason "too slow").
+	ErrSlowConsumer = errors.New("chatroom: member too slow")
+
+	// ErrPingTimeout is the leave reason when a member did not answer a
+	// keepalive ping in time. Its connection is dropped without a close
+	// frame: it would not be read.
+	ErrPingTimeout = errors.New("chatroom: ping timeout")
+
+	// ErrInvalidMessage is the leave reason when a client sent a text frame
+	// that is not valid UTF-8 or not a JSON object with a string "message"
+	// field (close status 1007).
+	ErrInvalidMessage = errors.New("chatroom: invalid message")
+
+	// ErrUnsupportedData is the leave reason when a client sent a binary
+	// frame (close status 1003).
+	ErrUnsupportedData = errors.New("chatroom: binary messages are not supported")
+
+	// ErrMessageTooBig is the leave reason when a client sent a message over
+	// the size limit set by WithMaxMessageSize (close status 1009).
+	ErrMessageTooBig = errors.New("chatroom: message too big")
+
+	// ErrRateLimited is the leave reason when a client sent messages faster
+	// than WithRateLimit allows (close status 1008, reason "rate limit exceeded").
+	ErrRateLimited = errors.New("chatroom: rate limit exceeded")
+
+	// ErrHookPanic is the leave reason when a hook panicked while handling
+	// this member (close status 1011). The panic value is in the error text.
+	ErrHookPanic = errors.New("chatroom: hook panicked")
+
+	// ErrRefused is the leave reason when the message hook refused a message
+	// with an error that carries a websocket.CloseError, and the reason the
+	// member is closed by Member.Close. The close status is the one given.
+	ErrRefused = errors.New("chatroom: closed by the host")
+
+	// ErrMemberLeft is returned by Member.Send once the member is leaving.
+	ErrMemberLeft = errors.New("chatroom: member has left")
+
+	// ErrInvalidNickname wraps every nickname validation failure. The
+	// handler answers it with HTTP 400 before upgrading.
+	ErrInvalidNickname = errors.New("chatroom: invalid nickname")
+)
+
+// closeCause is why a member leaves together with the close frame that tells
+// the client. It wraps one of the sentinel errors above.
+type closeCause struct {
+	kind   error
+	code   websocket.StatusCode // 0: send no close frame, just drop the connection
+	reason string               // at most 123 bytes, the limit of a close frame
+	detail error                // optional underlying error, for logs and errors.Is
+}
+
+func (c *closeCause) Error() string {
+	s := c.kind.Error()
+	if c.reason != "" {
+		s += ": " + c.reason
+	}
+	if c.detail != nil {
+		s += ": " + c.detail.Error()
+	}
+	return s
+}
+
+func (c *closeCause) Unwrap() []error {
+	if c.detail == nil {
+		return []error{c.kind}
+	}
+	return []error{c.kind, c.detail}
+}
+
+func cause(kind error, code websocket.StatusCode, reason string, detail error) error {
+	return &closeCause{kind: kind, code: code, reason: reason, detail: detail}
+}
+
+// closeFrame returns the close status and reason to send for err. A hook's
+// websocket.CloseError is honoured as given; anything the room does not know
+// is an internal error.
+func closeFrame(err error) (websocket.StatusCode, string) {
+	var c *closeCause
+	if errors.As(err, &c) {
+		return c.code, c.reason
+	}
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code, truncateReason(ce.Reason)
+	}
+	return websocket.StatusInternalError, "internal error"
+}
+
+// truncateReason cuts a close reason to the 123 bytes a close frame can carry,
+// on a rune boundary.
+func truncateReason(s string) string {
+	const max = 123
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut]
+}

@@ -1,0 +1,232 @@
+package chatroom
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+)
+
+// ServeHTTP upgrades r to a WebSocket and serves the member until it leaves.
+// Mount the room at any path; the original protocol uses /chat:
+//
+//	mux.Handle("/chat", room)
+//
+// Before upgrading it answers HTTP 503 once the room is closed, 400 with a
+// plain-text reason for an invalid nickname, and, through websocket.Accept,
+// 403 for a cross-origin request that WithOriginPatterns does not allow and
+// 426 for a request that is not a WebSocket handshake.
+func (rm *Room) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	nickname, clientIP, err := rm.cfg.nickname(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !rm.acquire() {
+		http.Error(w, ErrRoomClosed.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer rm.release()
+
+	hw := &hijackRecorder{ResponseWriter: w}
+	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{OriginPatterns: rm.cfg.originPatterns})
+	if err != nil {
+		// Accept has written the HTTP error.
+		rm.cfg.log.Debug("chatroom: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	// From here on r.Context() must not be used: the connection is hijacked.
+	conn.SetReadLimit(rm.cfg.maxMessageSize)
+	m := rm.newMember(conn, hw.conn, nickname, clientIP)
+	rm.serve(m)
+}
+
+func (rm *Room) newMember(conn *websocket.Conn, nc net.Conn, nickname, clientIP string) *Member {
+	m := &Member{
+		room:     rm,
+		nickname: nickname,
+		clientIP: clientIP,
+		conn:     conn,
+		netConn:  nc,
+		index:    -1,
+	}
+	m.writerDone = sync.NewCond(&m.mu)
+	m.ctx, m.cancel = context.WithCancel(rm.ctx)
+	if rm.cfg.rateLimit > 0 {
+		m.limiter = rate.NewLimiter(rm.cfg.rateLimit, rm.cfg.rateBurst)
+	}
+	rm.mu.Lock()
+	rm.nextID++
+	m.id = rm.nextID
+	rm.mu.Unlock()
+	return m
+}
+
+// serve runs a member's life on its connection's goroutine: join, read until
+// it leaves, then clean up and run the leave hook.
+func (rm *Room) serve(m *Member) {
+	defer m.cancel()
+	if err := rm.join(m); err != nil {
+		m.stop(err)
+		m.reap()
+		rm.cfg.log.Debug("chatroom: join refused", "member", m, "err", err)
+		return
+	}
+	rm.cfg.log.Debug("chatroom: joined", "member", m, "ip", m.clientIP)
+	if rm.cfg.joined != nil {
+		rm.cfg.joined(m)
+	}
+	m.startKeepalive()
+
+	m.stop(rm.readLoop(m))
+	rm.remove(m)
+	m.reap()
+	reason := m.leaveReason()
+	rm.cfg.log.Debug("chatroom: left", "member", m, "reason", reason)
+	rm.runLeaveHook(m, reason)
+}
+
+const reasonJoinRefused = "join refused"
+
+// join runs the join hook and adds m to the room.
+func (rm *Room) join(m *Member) error {
+	if rm.cfg.onJoin != nil {
+		err := rm.callHook(m, func() error { return rm.cfg.onJoin(m.ctx, m) })
+		if err != nil {
+			if errors.Is(err, ErrHookPanic) {
+				return err
+			}
+			var ce websocket.CloseError
+			if errors.As(err, &ce) {
+				return cause(ErrRefused, ce.Code, truncateReason(ce.Reason), err)
+			}
+			return cause(ErrRefused, websocket.StatusPolicyViolation, reasonJoinRefused, err)
+		}
+	}
+	if !rm.add(m) {
+		return cause(ErrRoomClosed, websocket.StatusGoingAway, "room closed", nil)
+	}
+	return nil
+}
+
+// readLoop reads, checks and publishes the member's messages until the
+// member must leave, and returns why.
+func (rm *Room) readLoop(m *Member) error {
+	buf := readBuffers.Get().(*bytes.Buffer)
+	defer putReadBuffer(buf)
+	for {
+		text, err := m.read(buf)
+		if err != nil {
+			return err
+		}
+		if m.limiter != nil && !m.limiter.Allow() {
+			return cause(ErrRateLimited, websocket.StatusPolicyViolation, "rate limit exceeded", nil)
+		}
+		msg := Message{Nickname: m.nickname, Text: text}
+		if rm.cfg.onMessage != nil {
+			var refusal error
+			err := rm.callHook(m, func() error {
+				msg, refusal = rm.cfg.onMessage(m.ctx, m, msg)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if refusal != nil {
+				var ce websocket.CloseError
+				if errors.As(refusal, &ce) {
+					return cause(ErrRefused, ce.Code, truncateReason(ce.Reason), refusal)
+				}
+				rm.cfg.log.Debug("chatroom: message refused", "member", m, "err", refusal)
+				continue
+			}
+		}
+		if err := rm.publish(msg); err != nil {
+			return cause(ErrRoomClosed, websocket.StatusGoingAway, "room closed", nil)
+		}
+	}
+}
+
+// read reads one client message and decodes it.
+func (m *Member) read(buf *bytes.Buffer) (string, error) {
+	// A context without Done: the connection is ended by closing it, and a
+	// cancellable context would cost a timer registration per read.
+	typ, r, err := m.conn.Reader(context.Background())
+	if err != nil {
+		return "", readFailure(err)
+	}
+	if typ != websocket.MessageText {
+		return "", cause(ErrUnsupportedData, websocket.StatusUnsupportedData, "binary messages are not supported", nil)
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return "", readFailure(err)
+	}
+	return decodeInbound(buf.Bytes())
+}
+
+// readFailure turns a failed read into a leave reason. coder/websocket has
+// already answered an oversized message with close status 1009.
+func readFailure(err error) error {
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		return cause(ErrMessageTooBig, 0, "", err)
+	}
+	return cause(ErrClientClosed, 0, "", err)
+}
+
+var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putReadBuffer returns buf to the pool unless a huge message grew it.
+func putReadBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		readBuffers.Put(buf)
+	}
+}
+
+// callHook runs a hook, turning a panic into an ErrHookPanic reason.
+func (rm *Room) callHook(m *Member, hook func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			rm.cfg.log.Error("chatroom: hook panicked", "member", m, "panic", p, "stack", string(debug.Stack()))
+			err = cause(ErrHookPanic, websocket.StatusInternalError, "internal error", fmt.Errorf("panic: %v", p))
+		}
+	}()
+	return hook()
+}
+
+func (rm *Room) runLeaveHook(m *Member, reason error) {
+	if rm.cfg.onLeave == nil {
+		return
+	}
+	_ = rm.callHook(m, func() error {
+		rm.cfg.onLeave(rm.ctx, m, reason)
+		return nil
+	})
+}
+
+// hijackRecorder hands the ResponseWriter to websocket.Accept and keeps the
+// net.Conn it hijacks, so that writes can carry deadlines instead of a
+// context (and its timer) per write.
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+// Hijack hijacks the underlying connection, also through middleware that
+// wraps the ResponseWriter and offers Unwrap.
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.conn = c
+	return c, brw, err
+}
+
+// Unwrap gives http.ResponseController access to the wrapped writer.
+func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
