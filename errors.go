@@ -94,17 +94,12 @@ func cause(kind error, code websocket.StatusCode, reason string, detail error) e
 	return &closeCause{kind: kind, code: code, reason: reason, detail: detail}
 }
 
-// closeFrame returns the close status and reason to send for err. A hook's
-// websocket.CloseError is honoured as given; anything the room does not know
-// is an internal error.
+// closeFrame returns the close status and reason to send for err; anything
+// that is not a closeCause is an internal error.
 func closeFrame(err error) (websocket.StatusCode, string) {
 	var c *closeCause
 	if errors.As(err, &c) {
 		return c.code, c.reason
-	}
-	var ce websocket.CloseError
-	if errors.As(err, &ce) {
-		return ce.Code, truncateReason(ce.Reason)
 	}
 	return websocket.StatusInternalError, "internal error"
 }

@@ -175,16 +175,6 @@ func (c *client) read() string {
 	return s
 }
 
-// readMessage reads and decodes the next frame.
-func (c *client) readMessage() Message {
-	c.t.Helper()
-	var m Message
-	if s := c.read(); json.Unmarshal([]byte(s), &m) != nil {
-		c.t.Fatalf("frame is not a message: %q", s)
-	}
-	return m
-}
-
 // expectClose reads until the connection closes and checks the status and
 // reason the server sent.
 func (c *client) expectClose(code websocket.StatusCode, reason string) {
