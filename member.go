@@ -41,8 +41,8 @@ type Member struct {
 	queuedBytes int
 	writing     bool       // a writer goroutine is running
 	writerDone  *sync.Cond // signalled when writing becomes false
-	reason      error // why the member leaves; nil while it is live
-	reaped      bool  // the member's goroutine is collecting the others: start no more
+	reason      error      // why the member leaves; nil while it is live
+	reaped      bool       // the member's goroutine is collecting the others: start no more
 	pingTimer   *time.Timer
 	wg          sync.WaitGroup // the writer, closer and ping goroutines
 }
