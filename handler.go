@@ -37,7 +37,11 @@ func (rm *Room) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rm.release()
 
 	hw := &hijackRecorder{ResponseWriter: w}
-	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{OriginPatterns: rm.cfg.originPatterns})
+	aw := http.ResponseWriter(hw)
+	if !canHijack(w) {
+		aw = w // let Accept answer 501 before it writes anything
+	}
+	conn, err := websocket.Accept(aw, r, &websocket.AcceptOptions{OriginPatterns: rm.cfg.originPatterns})
 	if err != nil {
 		// Accept has written the HTTP error.
 		rm.cfg.log.Debug("chatroom: upgrade failed", "remote", r.RemoteAddr, "err", err)
@@ -230,3 +234,18 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap gives http.ResponseController access to the wrapped writer.
 func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// canHijack reports whether w, or a writer it wraps, is an http.Hijacker,
+// following Unwrap as http.ResponseController does.
+func canHijack(w http.ResponseWriter) bool {
+	for {
+		switch t := w.(type) {
+		case http.Hijacker:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return false
+		}
+	}
+}
