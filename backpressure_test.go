@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,63 +30,75 @@ func (c *client) readAll(n int) <-chan []string {
 	return out
 }
 
-// floodUntilLeave sends big messages from sender until a member leaves (or
-// max messages have gone out) and returns how many it sent and the event.
-func floodUntilLeave(t *testing.T, tr *testRoom, sender *client, max int) (int, leaveEvent) {
+// flood sends 16 KiB messages from sender, which must be a member that reads
+// (its echoes count as acknowledgements), until some member leaves or max
+// messages have gone out. The sender keeps at most window messages
+// unacknowledged, so the readers can never fall behind however slowly the
+// machine runs them: only a member that does not read can. It returns how
+// many messages were sent, the leave event, the frames sender has received so
+// far, and the channel on which the rest of them arrive.
+func flood(t *testing.T, tr *testRoom, sender *client, max, window int) (int, leaveEvent, []string, <-chan string) {
 	t.Helper()
 	text := strings.Repeat("x", 16<<10)
+	acks := make(chan string, max+1)
+	go func() {
+		defer close(acks)
+		for {
+			s, err := sender.readRaw()
+			if err != nil {
+				return
+			}
+			acks <- s
+		}
+	}()
+	var echoes []string
 	for i := range max {
+		if i >= window {
+			select {
+			case s, ok := <-acks:
+				if !ok {
+					t.Fatal("sender's connection ended")
+				}
+				echoes = append(echoes, s)
+			case ev := <-tr.left:
+				return i, ev, echoes, acks
+			case <-time.After(testTimeout):
+				t.Fatal("no echo")
+			}
+		}
 		select {
 		case ev := <-tr.left:
-			return i, ev
+			return i, ev, echoes, acks
 		default:
 		}
 		sender.send(fmt.Sprintf("%d %s", i, text))
 	}
-	return max, tr.waitLeave()
+	return max, tr.waitLeave(), echoes, acks
 }
 
 func TestSlowConsumerIsCutAndOthersGetEverything(t *testing.T) {
 	tr := newTestRoom(t, WithSendQueue(64, 4<<20), WithKeepalive(0, 0))
-	slow := tr.join("slow") // never reads
+	tr.join("slow") // never reads
 	fast := tr.join("fast")
-	_ = slow
 
-	// fast reads everything the flood produces, concurrently.
-	var got []string
-	var mu sync.Mutex
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			s, err := fast.readRaw()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			got = append(got, s)
-			mu.Unlock()
-			if strings.Contains(s, `"message":"end"`) {
-				return
-			}
-		}
-	}()
-
-	sent, ev := floodUntilLeave(t, tr, fast, 4000)
-	if ev.nickname != "slow" || !errors.Is(ev.reason, ErrSlowConsumer) {
-		t.Fatalf("leave = %+v, want slow with ErrSlowConsumer", ev)
+	sent, ev, echoes, rest := flood(t, tr, fast, 4000, 8)
+	if ev.nickname != "slow" || !errors.Is(ev.reason, ErrSlowConsumer) || !errors.Is(ev.reason, errQueueFull) {
+		t.Fatalf("leave = %+v, want slow with ErrSlowConsumer (queue full)", ev)
 	}
 	fast.send("end")
-	<-done
-
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != sent+1 {
-		t.Fatalf("fast received %d messages, want %d", len(got), sent+1)
+	for s := range rest {
+		if s == frame("fast", "end") {
+			break
+		}
+		echoes = append(echoes, s)
 	}
-	for i, s := range got[:sent] {
+	// fast received every message, in order, and nothing else.
+	if len(echoes) != sent {
+		t.Fatalf("fast received %d messages before the end, want %d", len(echoes), sent)
+	}
+	for i, s := range echoes {
 		if !strings.HasPrefix(s, fmt.Sprintf(`{"nickname":"fast","message":"%d `, i)) {
-			t.Fatalf("message %d = %.40q..., out of order or lost", i, s)
+			t.Fatalf("echo %d = %.40q..., out of order or lost", i, s)
 		}
 	}
 	t.Logf("slow member cut after %d messages of 16 KiB", sent)
@@ -97,14 +108,7 @@ func TestWriteTimeoutCutsAMemberThatStoppedReading(t *testing.T) {
 	tr := newTestRoom(t, WithWriteTimeout(100*time.Millisecond), WithKeepalive(0, 0))
 	tr.join("stalled")
 	sender := tr.join("sender")
-	go func() { // the sender reads its echoes so that only "stalled" stalls
-		for {
-			if _, err := sender.readRaw(); err != nil {
-				return
-			}
-		}
-	}()
-	_, ev := floodUntilLeave(t, tr, sender, 4000)
+	_, ev, _, _ := flood(t, tr, sender, 4000, 8)
 	if ev.nickname != "stalled" || !errors.Is(ev.reason, ErrSlowConsumer) || !errors.Is(ev.reason, errWriteTimeout) {
 		t.Fatalf("leave = %+v, want stalled with ErrSlowConsumer (write timeout)", ev)
 	}
