@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
@@ -61,6 +62,9 @@ func (rm *Room) newMember(conn *websocket.Conn, nc net.Conn, nickname, clientIP 
 		conn:     conn,
 		netConn:  nc,
 		index:    -1,
+		// Probe once: a connection that refuses deadlines gets context
+		// timeouts on every write instead.
+		deadlines: nc != nil && nc.SetWriteDeadline(time.Time{}) == nil,
 	}
 	m.writerDone = sync.NewCond(&m.mu)
 	m.ctx, m.cancel = context.WithCancel(rm.ctx)
@@ -124,10 +128,8 @@ func (rm *Room) join(m *Member) error {
 // readLoop reads, checks and publishes the member's messages until the
 // member must leave, and returns why.
 func (rm *Room) readLoop(m *Member) error {
-	buf := readBuffers.Get().(*bytes.Buffer)
-	defer putReadBuffer(buf)
 	for {
-		text, err := m.read(buf)
+		text, err := m.read()
 		if err != nil {
 			return err
 		}
@@ -159,8 +161,9 @@ func (rm *Room) readLoop(m *Member) error {
 	}
 }
 
-// read reads one client message and decodes it.
-func (m *Member) read(buf *bytes.Buffer) (string, error) {
+// read reads one client message and decodes it. The buffer is borrowed only
+// for the message, so an idle member holds none.
+func (m *Member) read() (string, error) {
 	// A context without Done: the connection is ended by closing it, and a
 	// cancellable context would cost a timer registration per read.
 	typ, r, err := m.conn.Reader(context.Background())
@@ -170,7 +173,8 @@ func (m *Member) read(buf *bytes.Buffer) (string, error) {
 	if typ != websocket.MessageText {
 		return "", cause(ErrUnsupportedData, websocket.StatusUnsupportedData, "binary messages are not supported", nil)
 	}
-	buf.Reset()
+	buf := m.room.getReadBuffer()
+	defer m.room.putReadBuffer(buf)
 	if _, err := buf.ReadFrom(r); err != nil {
 		return "", readFailure(err)
 	}
@@ -186,12 +190,18 @@ func readFailure(err error) error {
 	return cause(ErrClientClosed, 0, "", err)
 }
 
-var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+func (rm *Room) getReadBuffer() *bytes.Buffer {
+	if b, ok := rm.readBuffers.Get().(*bytes.Buffer); ok {
+		b.Reset()
+		return b
+	}
+	return new(bytes.Buffer)
+}
 
 // putReadBuffer returns buf to the pool unless a huge message grew it.
-func putReadBuffer(buf *bytes.Buffer) {
+func (rm *Room) putReadBuffer(buf *bytes.Buffer) {
 	if buf.Cap() <= 64<<10 {
-		readBuffers.Put(buf)
+		rm.readBuffers.Put(buf)
 	}
 }
 

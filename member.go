@@ -21,11 +21,13 @@ type Member struct {
 	nickname string
 	clientIP string
 	conn     *websocket.Conn
-	netConn  net.Conn // the hijacked connection, for write deadlines; nil if unknown
-	ctx      context.Context
-	cancel   context.CancelFunc
-	limiter  *rate.Limiter // nil without WithRateLimit
-	index    int           // position in room.members, guarded by room.mu; -1 outside
+	netConn  net.Conn // the hijacked connection; nil if unknown
+	// deadlines: netConn takes deadlines, so writes need no context timer.
+	deadlines bool
+	ctx       context.Context
+	cancel    context.CancelFunc
+	limiter   *rate.Limiter // nil without WithRateLimit
+	index     int           // position in room.members, guarded by room.mu; -1 outside
 
 	// abort tells the writer to stop between frames without taking mu: the
 	// member leaves for a reason that makes its queue worthless (it is too
@@ -139,7 +141,7 @@ func (m *Member) writeLoop() {
 		if cap(batch) <= 64 {
 			m.spare = batch[:0]
 		}
-		if err == nil && m.reason == nil && m.netConn != nil {
+		if err == nil && m.reason == nil && m.deadlines {
 			// Clear the deadline so that pongs and close frames the
 			// connection writes on its own later are not cut short by it.
 			_ = m.netConn.SetWriteDeadline(time.Time{})
@@ -178,18 +180,21 @@ func (m *Member) writeBatch(batch [][]byte) (int, error) {
 	return n, nil
 }
 
-// writeFrame writes one text frame within the write timeout. A deadline on the
-// hijacked connection costs nothing per write; a context with a timeout, the
-// fallback, allocates a timer each time.
+// writeFrame writes one text frame within the write timeout or, once the
+// member is closing, within the close timeout. A deadline on the hijacked
+// connection costs nothing per write; a context with a timeout, the fallback,
+// allocates a timer each time.
 func (m *Member) writeFrame(f []byte) error {
-	timeout := m.room.cfg.writeTimeout
-	if m.closing.Load() {
-		// Closing: the close deadline already set on the connection bounds
-		// this write.
+	closing := m.closing.Load()
+	if m.deadlines {
+		if !closing { // closeConn has set the close deadline
+			_ = m.netConn.SetWriteDeadline(time.Now().Add(m.room.cfg.writeTimeout))
+		}
 		return m.conn.Write(context.Background(), websocket.MessageText, f)
 	}
-	if m.netConn != nil && m.netConn.SetWriteDeadline(time.Now().Add(timeout)) == nil {
-		return m.conn.Write(context.Background(), websocket.MessageText, f)
+	timeout := m.room.cfg.writeTimeout
+	if closing {
+		timeout = m.room.cfg.closeTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -248,7 +253,7 @@ func (m *Member) closeConn(reason error) {
 		_ = m.conn.CloseNow()
 		return
 	}
-	if m.netConn != nil {
+	if m.deadlines {
 		// Bounds the queue's last writes, the close frame's write and the
 		// wait for the client's answer, which the reader is blocked on.
 		_ = m.netConn.SetDeadline(time.Now().Add(m.room.cfg.closeTimeout))
@@ -284,7 +289,10 @@ func (m *Member) ping() {
 	m.mu.Unlock()
 	defer m.wg.Done()
 
-	ctx, cancel := context.WithTimeout(m.ctx, m.room.cfg.pongTimeout)
+	// Not derived from m.ctx: a context that ends during a write makes
+	// coder/websocket drop the connection without a close frame, and the
+	// member's context ends as soon as it starts leaving.
+	ctx, cancel := context.WithTimeout(context.Background(), m.room.cfg.pongTimeout)
 	err := m.conn.Ping(ctx)
 	cancel()
 	if err != nil {

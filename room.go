@@ -21,6 +21,8 @@ type Room struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	readBuffers sync.Pool // *bytes.Buffer for decoding client messages
+
 	mu      sync.Mutex // guards the fields below; fan-out holds it, hooks never run under it
 	members []*Member  // in no particular order
 	nextID  uint64
