@@ -1,0 +1,101 @@
+package chatroom
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+)
+
+var benchMessage = Message{Nickname: "sei", Text: "こんにちは, this is a typical chat line of moderate length."}
+
+func BenchmarkEncode(b *testing.B) {
+	b.Run("appendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 256)
+		for b.Loop() {
+			buf = benchMessage.appendJSON(buf[:0])
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(benchMessage); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkDecodeInbound(b *testing.B) {
+	data := []byte(`{"message":"こんにちは, this is a typical chat line of moderate length."}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := decodeInbound(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBroadcast measures fan-out through real loopback WebSockets: one
+// op is one Broadcast delivered to every member, and deliveries/s counts
+// frames received by all members together.
+func BenchmarkBroadcast(b *testing.B) {
+	for _, n := range []int{1, 10, 100, 1000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			benchmarkBroadcast(b, n)
+		})
+	}
+}
+
+func benchmarkBroadcast(b *testing.B, members int) {
+	joined := make(chan struct{}, members)
+	room := New(WithKeepalive(0, 0))
+	room.cfg.joined = func(*Member) { joined <- struct{}{} }
+	srv := httptest.NewServer(room)
+	defer srv.Close()
+	defer room.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	conns := make([]*websocket.Conn, members)
+	for i := range conns {
+		c, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.CloseNow()
+		conns[i] = c
+		<-joined
+	}
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range b.N {
+				if _, _, err := c.Read(context.Background()); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for range b.N {
+		if err := room.Broadcast(ctx, benchMessage); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N*members)/b.Elapsed().Seconds(), "deliveries/s")
+}
