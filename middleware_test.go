@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -114,5 +115,34 @@ func TestLogger(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// http.Server's ReadTimeout and WriteTimeout set deadlines on the connection
+// before the handler runs; a hijacked WebSocket must outlive them.
+func TestServerTimeoutsDoNotCutMembers(t *testing.T) {
+	tr := newTestRoom(t, WithKeepalive(50*time.Millisecond, 5*time.Second))
+	tr.srv.Config.ReadTimeout = 100 * time.Millisecond
+	tr.srv.Config.WriteTimeout = 100 * time.Millisecond
+	pings := make(chan struct{}, 100)
+	c := tr.joinWith("nickname=sei", &websocket.DialOptions{
+		OnPingReceived: func(context.Context, []byte) bool { pings <- struct{}{}; return true },
+	})
+	echo := make(chan string, 1)
+	go func() {
+		// The client must read for its pongs to go out; it hands the frame over.
+		s, err := c.readRaw()
+		if err != nil {
+			t.Errorf("read: %v", err)
+		}
+		echo <- s
+	}()
+	// Pings come every 50ms: five of them take longer than both timeouts.
+	for range 5 {
+		<-pings
+	}
+	c.send("still here")
+	if diff := cmp.Diff(frame("sei", "still here"), <-echo); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
