@@ -39,17 +39,28 @@ type testRoom struct {
 // test that sets OnLeave replaces it (and then gets no events on left).
 func newTestRoom(t *testing.T, opts ...Option) *testRoom {
 	t.Helper()
+	return newTestRoomServer(t, nil, opts...)
+}
+
+// newTestRoomServer is newTestRoom with a chance to configure the HTTP server
+// (its handler included) before it starts.
+func newTestRoomServer(t *testing.T, configure func(*http.Server), opts ...Option) *testRoom {
+	t.Helper()
 	tr := &testRoom{t: t, joined: make(chan *Member, 1024), left: make(chan leaveEvent, 1024)}
 	opts = append([]Option{OnLeave(func(_ context.Context, m *Member, reason error) {
 		tr.left <- leaveEvent{m.Nickname(), reason}
 	})}, opts...)
 	tr.room = New(opts...)
 	tr.room.cfg.joined = func(m *Member) { tr.joined <- m }
-	tr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tr.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tr.handlers.Add(1)
 		defer tr.handlers.Done()
 		tr.room.ServeHTTP(w, r)
 	}))
+	if configure != nil {
+		configure(tr.srv.Config)
+	}
+	tr.srv.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()

@@ -50,10 +50,11 @@ func TestMountedBehindMiddleware(t *testing.T) {
 		{"own Hijack without deadlines", func(w http.ResponseWriter) http.ResponseWriter { return deadlineless{w} }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := newTestRoom(t)
-			inner := tr.srv.Config.Handler
-			tr.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				inner.ServeHTTP(tt.wrap(w), r)
+			tr := newTestRoomServer(t, func(srv *http.Server) {
+				inner := srv.Handler
+				srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					inner.ServeHTTP(tt.wrap(w), r)
+				})
 			})
 			a, b := tr.join("a"), tr.join("b")
 			a.send("through middleware")
@@ -121,9 +122,10 @@ func TestLogger(t *testing.T) {
 // http.Server's ReadTimeout and WriteTimeout set deadlines on the connection
 // before the handler runs; a hijacked WebSocket must outlive them.
 func TestServerTimeoutsDoNotCutMembers(t *testing.T) {
-	tr := newTestRoom(t, WithKeepalive(50*time.Millisecond, 5*time.Second))
-	tr.srv.Config.ReadTimeout = 100 * time.Millisecond
-	tr.srv.Config.WriteTimeout = 100 * time.Millisecond
+	tr := newTestRoomServer(t, func(srv *http.Server) {
+		srv.ReadTimeout = 100 * time.Millisecond
+		srv.WriteTimeout = 100 * time.Millisecond
+	}, WithKeepalive(50*time.Millisecond, 5*time.Second))
 	pings := make(chan struct{}, 100)
 	c := tr.joinWith("nickname=sei", &websocket.DialOptions{
 		OnPingReceived: func(context.Context, []byte) bool { pings <- struct{}{}; return true },
