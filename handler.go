@@ -112,17 +112,26 @@ func (rm *Room) join(m *Member) error {
 			if errors.Is(err, ErrHookPanic) {
 				return err
 			}
-			var ce websocket.CloseError
-			if errors.As(err, &ce) {
-				return cause(ErrRefused, ce.Code, truncateReason(ce.Reason), err)
+			if reason, ok := hookClose(err); ok {
+				return reason
 			}
 			return cause(ErrRefused, websocket.StatusPolicyViolation, reasonJoinRefused, err)
 		}
 	}
 	if !rm.add(m) {
-		return cause(ErrRoomClosed, websocket.StatusGoingAway, "room closed", nil)
+		return roomClosed()
 	}
 	return nil
+}
+
+// hookClose reports whether a hook's error asks to close the member with a
+// websocket.CloseError of its own, and returns the leave reason if so.
+func hookClose(err error) (error, bool) {
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		return nil, false
+	}
+	return cause(ErrRefused, ce.Code, truncateReason(ce.Reason), err), true
 }
 
 // readLoop reads, checks and publishes the member's messages until the
@@ -147,16 +156,15 @@ func (rm *Room) readLoop(m *Member) error {
 				return err
 			}
 			if refusal != nil {
-				var ce websocket.CloseError
-				if errors.As(refusal, &ce) {
-					return cause(ErrRefused, ce.Code, truncateReason(ce.Reason), refusal)
+				if reason, ok := hookClose(refusal); ok {
+					return reason
 				}
 				rm.cfg.log.Debug("chatroom: message refused", "member", m, "err", refusal)
 				continue
 			}
 		}
 		if err := rm.publish(msg); err != nil {
-			return cause(ErrRoomClosed, websocket.StatusGoingAway, "room closed", nil)
+			return roomClosed()
 		}
 	}
 }

@@ -34,46 +34,46 @@ type Room struct {
 // New returns a room configured by opts. It starts no goroutine: a room costs
 // nothing until members connect.
 func New(opts ...Option) *Room {
-	r := &Room{cfg: defaultConfig(), idle: make(chan struct{})}
+	rm := &Room{cfg: defaultConfig(), idle: make(chan struct{})}
 	for _, opt := range opts {
-		opt(&r.cfg)
+		opt(&rm.cfg)
 	}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
-	return r
+	rm.ctx, rm.cancel = context.WithCancel(context.Background())
+	return rm
 }
 
 // Broadcast sends msg to every member, as if a member had sent it but without
 // the message hook: for bots, announcements and server events. It never waits
 // for a member's socket. It returns ErrRoomClosed once Shutdown or Close has
 // begun.
-func (r *Room) Broadcast(ctx context.Context, msg Message) error {
+func (rm *Room) Broadcast(ctx context.Context, msg Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return r.publish(msg)
+	return rm.publish(msg)
 }
 
 // publish is the one path by which every message reaches the members. It
 // encodes the message once and queues the same bytes for every member, under
 // the room lock so that all members see one order.
-func (r *Room) publish(msg Message) error {
+func (rm *Room) publish(msg Message) error {
 	frame := msg.appendJSON(make([]byte, 0, msg.encodedLen()))
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.closed {
 		return ErrRoomClosed
 	}
-	for _, m := range r.members {
+	for _, m := range rm.members {
 		m.enqueue(frame)
 	}
 	return nil
 }
 
 // Members returns the current members in the order they joined.
-func (r *Room) Members() []*Member {
-	r.mu.Lock()
-	ms := slices.Clone(r.members)
-	r.mu.Unlock()
+func (rm *Room) Members() []*Member {
+	rm.mu.Lock()
+	ms := slices.Clone(rm.members)
+	rm.mu.Unlock()
 	slices.SortFunc(ms, func(a, b *Member) int {
 		switch {
 		case a.id < b.id:
@@ -87,10 +87,10 @@ func (r *Room) Members() []*Member {
 }
 
 // Len returns the number of members.
-func (r *Room) Len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.members)
+func (rm *Room) Len() int {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return len(rm.members)
 }
 
 // Shutdown closes the room gracefully. From its start, new connections are
@@ -110,14 +110,14 @@ func (r *Room) Len() int {
 //	room.Shutdown(ctx) // close the members; wait for them
 //
 // Shutdown may be called more than once and concurrently with Close.
-func (r *Room) Shutdown(ctx context.Context) error {
-	r.closeMembers()
+func (rm *Room) Shutdown(ctx context.Context) error {
+	rm.closeMembers()
 	select {
-	case <-r.idle:
+	case <-rm.idle:
 		return nil
 	case <-ctx.Done():
-		r.cancel()
-		r.dropConnections()
+		rm.cancel()
+		rm.dropConnections()
 		return fmt.Errorf("chatroom: shutdown: %w", ctx.Err())
 	}
 }
@@ -126,36 +126,36 @@ func (r *Room) Shutdown(ctx context.Context) error {
 // cancelled first and every connection is dropped without a close handshake.
 // It waits for the members' goroutines and leave hooks; use Shutdown with a
 // deadline to bound that wait. It always returns nil.
-func (r *Room) Close() error {
-	r.cancel()
-	r.closeMembers()
-	r.dropConnections()
-	<-r.idle
+func (rm *Room) Close() error {
+	rm.cancel()
+	rm.closeMembers()
+	rm.dropConnections()
+	<-rm.idle
 	return nil
 }
 
 // closeMembers marks the room closed and starts closing every member.
-func (r *Room) closeMembers() {
-	r.mu.Lock()
-	if !r.closed {
-		r.closed = true
-		if r.active == 0 {
-			close(r.idle)
+func (rm *Room) closeMembers() {
+	rm.mu.Lock()
+	if !rm.closed {
+		rm.closed = true
+		if rm.active == 0 {
+			close(rm.idle)
 		}
 	}
-	ms := slices.Clone(r.members)
-	r.mu.Unlock()
+	ms := slices.Clone(rm.members)
+	rm.mu.Unlock()
 	for _, m := range ms {
-		m.leave(cause(ErrRoomClosed, websocket.StatusGoingAway, "room closed", nil))
+		m.leave(roomClosed())
 	}
 }
 
 // dropConnections closes every member's TCP connection, ending any close
 // handshake still under way.
-func (r *Room) dropConnections() {
-	r.mu.Lock()
-	ms := slices.Clone(r.members)
-	r.mu.Unlock()
+func (rm *Room) dropConnections() {
+	rm.mu.Lock()
+	ms := slices.Clone(rm.members)
+	rm.mu.Unlock()
 	for _, m := range ms {
 		if m.netConn != nil {
 			_ = m.netConn.Close()
@@ -165,52 +165,57 @@ func (r *Room) dropConnections() {
 	}
 }
 
+// roomClosed is the leave reason of members the room closes.
+func roomClosed() error {
+	return cause(ErrRoomClosed, websocket.StatusGoingAway, "room closed", nil)
+}
+
 // acquire counts a connection in before it is upgraded, so that Shutdown
 // waits for it. It reports false once the room is closed.
-func (r *Room) acquire() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
+func (rm *Room) acquire() bool {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.closed {
 		return false
 	}
-	r.active++
+	rm.active++
 	return true
 }
 
 // release counts a connection out once it is completely finished.
-func (r *Room) release() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.active--
-	if r.closed && r.active == 0 {
-		close(r.idle)
+func (rm *Room) release() {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	rm.active--
+	if rm.closed && rm.active == 0 {
+		close(rm.idle)
 	}
 }
 
 // add makes m a member. It reports false once the room is closed.
-func (r *Room) add(m *Member) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
+func (rm *Room) add(m *Member) bool {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.closed {
 		return false
 	}
-	m.index = len(r.members)
-	r.members = append(r.members, m)
+	m.index = len(rm.members)
+	rm.members = append(rm.members, m)
 	return true
 }
 
 // remove takes m out of the room; no broadcast reaches it afterwards.
-func (r *Room) remove(m *Member) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (rm *Room) remove(m *Member) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
 	i := m.index
 	if i < 0 {
 		return
 	}
-	last := len(r.members) - 1
-	r.members[i] = r.members[last]
-	r.members[i].index = i
-	r.members[last] = nil
-	r.members = r.members[:last]
+	last := len(rm.members) - 1
+	rm.members[i] = rm.members[last]
+	rm.members[i].index = i
+	rm.members[last] = nil
+	rm.members = rm.members[:last]
 	m.index = -1
 }
