@@ -38,18 +38,19 @@
 // sender's connection is closed with a status code and reason, and the leave
 // hook learns why through a sentinel error.
 //
-//	code  reason                         when                                    leave reason
-//	1001  "room closed"                  Shutdown or Close                       ErrRoomClosed
-//	1003  "binary messages are not supported"  a binary frame                     ErrUnsupportedData
-//	1007  "invalid UTF-8"                a text frame that is not UTF-8          ErrInvalidMessage
-//	1007  "invalid JSON"                 a frame that is not JSON                ErrInvalidMessage
-//	1007  "expected {"message": string}" JSON without a string "message"         ErrInvalidMessage
-//	1008  "too slow"                     the member fell behind (see below)      ErrSlowConsumer
-//	1008  "rate limit exceeded"          faster than WithRateLimit allows        ErrRateLimited
-//	1008  "join refused"                 the join hook returned an error         (no leave hook)
-//	1009  (set by coder/websocket)       a message over WithMaxMessageSize       ErrMessageTooBig
-//	1011  "internal error"               a hook panicked                         ErrHookPanic
-//	any   as given                       a hook's websocket.CloseError, Member.Close  ErrRefused
+//	code  leave reason        when                                     close reason
+//	1001  ErrRoomClosed       Shutdown or Close                        "room closed"
+//	1003  ErrUnsupportedData  a binary frame                           "binary messages are not supported"
+//	1007  ErrInvalidMessage   a text frame that is not UTF-8           "invalid UTF-8"
+//	1007  ErrInvalidMessage   a frame that is not JSON                 "invalid JSON"
+//	1007  ErrInvalidMessage   JSON without a string "message"          "expected {"message": string}"
+//	1008  ErrSlowConsumer     the member fell behind (see below)       "too slow"
+//	1008  ErrRateLimited      faster than WithRateLimit allows         "rate limit exceeded"
+//	1008  (never joined)      the join hook returned an error          "join refused"
+//	1009  ErrMessageTooBig    a message over WithMaxMessageSize        (set by coder/websocket)
+//	1011  ErrHookPanic        a hook panicked                          "internal error"
+//	any   ErrRefused          a hook's websocket.CloseError;           as given
+//	                          Member.Close
 //
 // A member that disconnects leaves with ErrClientClosed. A member that does
 // not answer a keepalive ping in time is dropped without a close frame and
