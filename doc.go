@@ -79,7 +79,9 @@
 // Each connection is served on the goroutine net/http started for it. The
 // join, message and leave hooks (OnJoin, OnMessage, OnLeave) run on that
 // goroutine, never while a room lock is held, so a hook may block (delaying
-// only its own member) and may call any method of the Room or of a Member.
+// only its own member) and may call any method of the Room or of a Member,
+// except that a hook must not wait for Shutdown or Close: they wait for the
+// hook.
 // Hooks of different members run concurrently. A panicking hook closes that
 // member's connection with 1011; it does not crash the process.
 package chatroom

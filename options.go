@@ -225,7 +225,8 @@ func WithNicknameFunc(fn func(r *http.Request, clientIP string) (string, error))
 // connection's own goroutine, before the member is added to the room: the
 // member receives no message and appears in no Members list until it returns
 // nil. The hook may block (only this member waits) and may call any method of
-// the Room or the Member; ctx ends when the member leaves.
+// the Room or the Member but wait for Shutdown or Close, which wait for hooks;
+// ctx ends when the member leaves.
 //
 // A non-nil error refuses the member: the connection is closed with the
 // status of a websocket.CloseError in the error's chain, or 1008 "join
