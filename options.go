@@ -223,8 +223,8 @@ func WithNicknameFunc(fn func(r *http.Request, clientIP string) (string, error))
 
 // OnJoin sets a hook that runs once for every upgraded connection, on that
 // connection's own goroutine, before the member is added to the room: the
-// member receives no message and appears in no Members list until it returns
-// nil. The hook may block (only this member waits) and may call any method of
+// member receives no broadcast and appears in no Members list until it
+// returns nil (Member.Send reaches it already, e.g. for a greeting). The hook may block (only this member waits) and may call any method of
 // the Room or the Member but wait for Shutdown or Close, which wait for hooks;
 // ctx ends when the member leaves.
 //
