@@ -3,6 +3,7 @@ package chatroom
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -160,5 +161,25 @@ func TestServerSideAPI(t *testing.T) {
 	cancel()
 	if err := tr.room.Broadcast(ctx, Message{Text: "x"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Broadcast with a cancelled context = %v", err)
+	}
+}
+
+// A client that never answers the close handshake (it does not read) is
+// dropped once the close timeout passes; its leave is not held up longer.
+func TestCloseTimeoutBoundsTheHandshake(t *testing.T) {
+	tr := newTestRoom(t, WithCloseTimeout(50*time.Millisecond), WithKeepalive(0, 0))
+	c := tr.join("deaf") // never reads, so never answers
+	c.member.Close(4000, "bye")
+	tr.expectLeave("deaf", ErrRefused)
+}
+
+func TestMemberIdentity(t *testing.T) {
+	tr := newTestRoom(t)
+	a, b := tr.join("a"), tr.join("b")
+	if a.member.ID() == 0 || b.member.ID() <= a.member.ID() {
+		t.Errorf("IDs %d, %d: want increasing from 1", a.member.ID(), b.member.ID())
+	}
+	if got, want := b.member.String(), fmt.Sprintf("b#%d", b.member.ID()); got != want {
+		t.Errorf("String = %q, want %q", got, want)
 	}
 }
