@@ -39,7 +39,7 @@
 // hook learns why through a sentinel error.
 //
 //	code  leave reason        when                                     close reason
-//	1001  ErrRoomClosed       Shutdown or Close                        "room closed"
+//	1001  ErrRoomClosed       Shutdown (Close sends no close frame)    "room closed"
 //	1003  ErrUnsupportedData  a binary frame                           "binary messages are not supported"
 //	1007  ErrInvalidMessage   a text frame that is not UTF-8           "invalid UTF-8"
 //	1007  ErrInvalidMessage   a frame that is not JSON                 "invalid JSON"
