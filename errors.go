@@ -61,6 +61,33 @@ var (
 	// ErrInvalidNickname wraps every nickname validation failure. The
 	// handler answers it with HTTP 400 before upgrading.
 	ErrInvalidNickname = errors.New("chatroom: invalid nickname")
+
+	// ErrUnauthorized is the reason a connection is refused when the
+	// authenticator returned an error (close status 4001 "Unauthorized", or
+	// HTTP 401 with WithHTTPUnauthorized). The authenticator's error is in
+	// the chain.
+	ErrUnauthorized = errors.New("chatroom: unauthorized")
+
+	// ErrNicknameTaken is the reason a connection is refused when its
+	// nickname is already present and WithUniqueNicknames is in force
+	// (close status 4009 "nickname taken").
+	ErrNicknameTaken = errors.New("chatroom: nickname taken")
+
+	// ErrNoSuchMember is returned by Room.SendTo when no member has the
+	// nickname.
+	ErrNoSuchMember = errors.New("chatroom: no such member")
+
+	// ErrNoSuchRoom is returned by Registry methods given the name of a room
+	// that does not exist.
+	ErrNoSuchRoom = errors.New("chatroom: no such room")
+
+	// ErrTooManyRooms is the reason a Registry refuses to create a room
+	// beyond WithMaxRooms (HTTP 503 before the upgrade).
+	ErrTooManyRooms = errors.New("chatroom: too many rooms")
+
+	// ErrInvalidRoomName wraps every room name validation failure (HTTP 400
+	// before the upgrade).
+	ErrInvalidRoomName = errors.New("chatroom: invalid room name")
 )
 
 // closeCause is why a member leaves together with the close frame that tells

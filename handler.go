@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,16 +28,26 @@ import (
 // 403 for a cross-origin request that WithOriginPatterns does not allow and
 // 426 for a request that is not a WebSocket handshake.
 func (rm *Room) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	nickname, clientIP, err := rm.cfg.nickname(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
 	if !rm.acquire() {
 		http.Error(w, ErrRoomClosed.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	defer rm.release()
+	rm.serveAcquired(w, r)
+}
+
+// serveAcquired is ServeHTTP for a connection already counted in.
+func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
+	adm, status, err := rm.admit(r)
+	if err != nil {
+		msg := err.Error()
+		if status == http.StatusUnauthorized {
+			msg = reasonUnauthorized // the authenticator's error is for the host's log
+		}
+		rm.cfg.log.Debug("chatroom: request refused", "remote", r.RemoteAddr, "status", status, "err", err)
+		http.Error(w, msg, status)
+		return
+	}
 
 	hw := &hijackRecorder{ResponseWriter: w}
 	aw := http.ResponseWriter(hw)
@@ -50,21 +62,77 @@ func (rm *Room) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// From here on r.Context() must not be used: the connection is hijacked.
 	conn.SetReadLimit(rm.cfg.maxMessageSize)
-	m := rm.newMember(conn, hw.conn, nickname, clientIP)
+	m := rm.newMember(conn, hw.conn, adm)
 	rm.serve(m)
 }
 
-func (rm *Room) newMember(conn *websocket.Conn, nc net.Conn, nickname, clientIP string) *Member {
+// admission is what the handler decides about a request before upgrading it.
+type admission struct {
+	identity Identity
+	clientIP string
+	authErr  error  // the authenticator's refusal, sent as 4001 after the upgrade
+	since    uint64 // the last frame ID the client saw, if resume
+	resume   bool
+}
+
+// sinceParam is the query parameter of a resuming client (WithHistory).
+const sinceParam = "since"
+
+// admit decides who r is: the authenticated identity or the nickname, and
+// where its history resumes. A non-nil error comes with the HTTP status that
+// refuses the request.
+func (rm *Room) admit(r *http.Request) (admission, int, error) {
+	var adm admission
+	if rm.cfg.authenticate != nil {
+		adm.clientIP = rm.cfg.clientIP(r)
+		id, panicked, err := rm.cfg.runAuthenticator(r)
+		switch {
+		case panicked:
+			return adm, http.StatusInternalServerError, err
+		case err != nil && rm.cfg.authHTTP:
+			return adm, http.StatusUnauthorized, err
+		case err != nil:
+			adm.authErr = err
+		default:
+			if err := rm.cfg.validate(id.Nickname); err != nil {
+				return adm, http.StatusBadRequest, err
+			}
+			adm.identity = id
+		}
+	} else {
+		nickname, clientIP, err := rm.cfg.nickname(r)
+		if err != nil {
+			return adm, http.StatusBadRequest, err
+		}
+		adm.identity, adm.clientIP = Identity{Nickname: nickname}, clientIP
+	}
+	if s := r.URL.Query().Get(sinceParam); s != "" && rm.cfg.store != nil {
+		since, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return adm, http.StatusBadRequest, fmt.Errorf("chatroom: invalid %s: %q", sinceParam, s)
+		}
+		adm.since, adm.resume = since, true
+	}
+	return adm, 0, nil
+}
+
+func (rm *Room) newMember(conn *websocket.Conn, nc net.Conn, adm admission) *Member {
 	m := &Member{
 		room:     rm,
-		nickname: nickname,
-		clientIP: clientIP,
+		nickname: adm.identity.Nickname,
+		identity: adm.identity,
+		clientIP: adm.clientIP,
+		since:    adm.since,
+		resume:   adm.resume,
 		conn:     conn,
 		netConn:  nc,
 		index:    -1,
 		// Probe once: a connection that refuses deadlines gets context
 		// timeouts on every write instead.
 		deadlines: nc != nil && nc.SetWriteDeadline(time.Time{}) == nil,
+	}
+	if adm.authErr != nil {
+		m.refusal = cause(ErrUnauthorized, StatusUnauthorized, reasonUnauthorized, adm.authErr)
 	}
 	m.writerDone = sync.NewCond(&m.mu)
 	m.ctx, m.cancel = context.WithCancel(rm.ctx)
@@ -106,6 +174,9 @@ const reasonJoinRefused = "join refused"
 
 // join runs the join hook and adds m to the room.
 func (rm *Room) join(m *Member) error {
+	if m.refusal != nil {
+		return m.refusal
+	}
 	if rm.cfg.onJoin != nil {
 		err := rm.callHook(m, func() error { return rm.cfg.onJoin(m.ctx, m) })
 		if err != nil {
@@ -118,10 +189,7 @@ func (rm *Room) join(m *Member) error {
 			return cause(ErrRefused, websocket.StatusPolicyViolation, reasonJoinRefused, err)
 		}
 	}
-	if !rm.add(m) {
-		return roomClosed()
-	}
-	return nil
+	return rm.add(m)
 }
 
 // hookClose reports whether a hook's error asks to close the member with a
@@ -138,14 +206,22 @@ func hookClose(err error) (error, bool) {
 // member must leave, and returns why.
 func (rm *Room) readLoop(m *Member) error {
 	for {
-		text, err := m.read()
+		in, err := m.read()
+		if (err == nil || isBadInput(err)) && m.limiter != nil && !m.limiter.Allow() {
+			err = cause(ErrRateLimited, websocket.StatusPolicyViolation, reasonRateLimited, nil)
+		}
 		if err != nil {
-			return err
+			if !rm.cfg.errorFrames || !(isBadInput(err) || errors.Is(err, ErrRateLimited)) {
+				return err
+			}
+			code, reason := closeFrame(err)
+			rm.reportError(m, code, reason)
+			continue
 		}
-		if m.limiter != nil && !m.limiter.Allow() {
-			return cause(ErrRateLimited, websocket.StatusPolicyViolation, "rate limit exceeded", nil)
+		msg := Message{Type: TypeMessage, Nickname: m.nickname, Text: in.text}
+		if in.to != "" {
+			msg.Type, msg.To = TypeDirect, in.to
 		}
-		msg := Message{Nickname: m.nickname, Text: text}
 		if rm.cfg.onMessage != nil {
 			var refusal error
 			err := rm.callHook(m, func() error {
@@ -160,33 +236,65 @@ func (rm *Room) readLoop(m *Member) error {
 					return reason
 				}
 				rm.cfg.log.Debug("chatroom: message refused", "member", m, "err", refusal)
+				if rm.cfg.errorFrames {
+					rm.reportError(m, websocket.StatusPolicyViolation, reasonMessageRefused)
+				}
 				continue
 			}
 		}
-		if err := rm.publish(msg); err != nil {
+		if msg.Type == TypeDirect || msg.To != "" {
+			err = rm.sendDirect(m, msg)
+		} else {
+			err = rm.publish(m, msg)
+		}
+		if err != nil {
 			return roomClosed()
 		}
 	}
 }
 
+// Reasons sent with status 1008; part of the documented protocol.
+const (
+	reasonRateLimited    = "rate limit exceeded"
+	reasonMessageRefused = "message refused"
+)
+
+// isBadInput reports whether err is a client frame the room did not accept,
+// after which the connection is still sound.
+func isBadInput(err error) bool {
+	return errors.Is(err, ErrInvalidMessage) || errors.Is(err, ErrUnsupportedData)
+}
+
+// reportError answers m's bad input with an error frame (WithErrorFrames).
+func (rm *Room) reportError(m *Member, code websocket.StatusCode, reason string) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	rm.sendLocked(errorFrame(code, reason), m)
+}
+
 // read reads one client message and decodes it. The buffer is borrowed only
 // for the message, so an idle member holds none.
-func (m *Member) read() (string, error) {
+func (m *Member) read() (inbound, error) {
 	// A context without Done: the connection is ended by closing it, and a
 	// cancellable context would cost a timer registration per read.
 	typ, r, err := m.conn.Reader(context.Background())
 	if err != nil {
-		return "", readFailure(err)
+		return inbound{}, readFailure(err)
 	}
 	if typ != websocket.MessageText {
-		return "", cause(ErrUnsupportedData, websocket.StatusUnsupportedData, "binary messages are not supported", nil)
+		// Read it to the end, so that the next message can be read when
+		// the room answers with an error frame instead of closing.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return inbound{}, readFailure(err)
+		}
+		return inbound{}, cause(ErrUnsupportedData, websocket.StatusUnsupportedData, "binary messages are not supported", nil)
 	}
 	buf := m.room.getReadBuffer()
 	defer m.room.putReadBuffer(buf)
 	if _, err := buf.ReadFrom(r); err != nil {
-		return "", readFailure(err)
+		return inbound{}, readFailure(err)
 	}
-	return decodeInbound(buf.Bytes())
+	return decodeClient(buf.Bytes(), m.room.cfg.direct)
 }
 
 // readFailure turns a failed read into a leave reason. coder/websocket has

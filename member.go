@@ -20,6 +20,10 @@ type Member struct {
 	id       uint64
 	nickname string
 	clientIP string
+	identity Identity
+	since    uint64 // where the member's history resumes, if resume
+	resume   bool
+	refusal  error // why the member may not join, decided before the upgrade
 	conn     *websocket.Conn
 	netConn  net.Conn // the hijacked connection; nil if unknown
 	// deadlines: netConn takes deadlines, so writes need no context timer.
@@ -70,7 +74,24 @@ func (m *Member) Send(ctx context.Context, msg Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !m.enqueue(msg.appendJSON(make([]byte, 0, msg.encodedLen()))) {
+	rm := m.room
+	if !rm.cfg.stamps() {
+		if !m.enqueue(rm.encode(msg)) {
+			return ErrMemberLeft
+		}
+		return nil
+	}
+	if msg.Type == "" {
+		msg.Type = TypeDirect
+		if msg.To == "" {
+			msg.To = m.nickname
+		}
+	}
+	// Under the room lock, so that the frame's ID keeps the room's order.
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	rm.stampLocked(&msg)
+	if !m.enqueue(rm.encode(msg)) {
 		return ErrMemberLeft
 	}
 	return nil

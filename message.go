@@ -3,23 +3,86 @@ package chatroom
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
 
-// Message is one chat message as every member receives it. On the wire it is
-// a single text frame holding exactly
+// Message is one frame as members receive it.
+//
+// In the default protocol only Nickname and Text go on the wire, as a single
+// text frame holding exactly
 //
 //	{"nickname":"...","message":"..."}
 //
-// with no spaces and no trailing newline.
+// with no spaces and no trailing newline. With the envelope (WithEnvelope, or
+// an option that needs it) every frame also carries Type, ID and Time, and
+// the other fields where the type uses them; PROTOCOL.md shows each frame.
+// The JSON tags describe the envelope, so a Go client can decode any frame
+// into a Message with encoding/json.
 type Message struct {
+	// Type says what the frame is; see the MessageType constants. Empty means
+	// TypeMessage.
+	Type MessageType `json:"type,omitempty"`
+	// ID is the frame's number, unique within the room and increasing in the
+	// order members receive frames. The room assigns it; a value set by the
+	// host is ignored. IDs are not contiguous: frames for single members
+	// take numbers too.
+	ID uint64 `json:"id,omitempty"`
+	// Time is when the room sent the frame, by the server's clock (see
+	// WithClock). The room sets it; a value set by the host is ignored.
+	Time time.Time `json:"time,omitzero"`
 	// Nickname is the sender's nickname: the member's, or whatever a message
 	// hook or a server-side Broadcast put there.
 	Nickname string `json:"nickname"`
 	// Text is the message body, the "message" field on the wire.
 	Text string `json:"message"`
+	// To is the recipient's nickname of a direct message (TypeDirect).
+	To string `json:"to,omitempty"`
+	// Members lists the nicknames present, in the order they joined
+	// (TypeMembers).
+	Members []string `json:"members,omitempty"`
+	// Code is the status code of an error frame (TypeError): the close code
+	// the same fault would have closed the connection with, or one of the
+	// codes PROTOCOL.md lists.
+	Code int `json:"code,omitempty"`
+}
+
+// MessageType is the "type" field of an envelope frame.
+type MessageType string
+
+// The frame types of the envelope. PROTOCOL.md shows one frame of each.
+const (
+	// TypeMessage is a chat message sent to the whole room.
+	TypeMessage MessageType = "message"
+	// TypeDirect is a direct message: it reaches the recipient's connections
+	// and, when a member sent it, the sender's connection.
+	TypeDirect MessageType = "direct"
+	// TypeJoin announces a nickname that joined the room (WithNotices).
+	TypeJoin MessageType = "join"
+	// TypeLeave announces a nickname that left the room (WithNotices).
+	TypeLeave MessageType = "leave"
+	// TypeMembers lists the members present; a joiner receives it first
+	// (WithPresence).
+	TypeMembers MessageType = "members"
+	// TypeSystem is a message from the server rather than from a member.
+	TypeSystem MessageType = "system"
+	// TypeError reports input the room did not accept, to the sender only
+	// (WithErrorFrames, and direct messages to an absent nickname).
+	TypeError MessageType = "error"
+	// TypeTruncated tells a resuming client that part of what it missed is
+	// no longer in the history; the frames that follow are all that is left.
+	TypeTruncated MessageType = "truncated"
+)
+
+// orDefault returns t, or TypeMessage when t is empty.
+func (t MessageType) orDefault() MessageType {
+	if t == "" {
+		return TypeMessage
+	}
+	return t
 }
 
 // appendJSON appends the wire form of m to b. It produces the same bytes as
@@ -103,31 +166,120 @@ const (
 	reasonNoMessage   = `expected {"message": string}`
 )
 
-// decodeInbound extracts the text of a client frame {"message": "..."}.
+// inbound is a decoded client frame.
+type inbound struct {
+	text string
+	to   string // recipient of a direct message; "" for the whole room
+}
+
+// decodeInbound extracts the text of a client frame {"message": "..."}, as
+// decodeClient does for a room without direct messages.
+func decodeInbound(data []byte) (string, error) {
+	in, err := decodeClient(data, false)
+	return in.text, err
+}
+
+// Close reasons for a "to" field. They are part of the documented protocol.
+const (
+	reasonNoDirect = "direct messages are not enabled"
+	reasonBadTo    = `expected "to": nickname`
+)
+
+// decodeClient decodes a client frame {"message": "...", "to": "..."}.
 // Keys match exactly (encoding/json alone would accept "MESSAGE"), unknown
 // fields are ignored, and every failure is an ErrInvalidMessage cause that
-// carries its close frame (1007 with one of the reasons above).
-func decodeInbound(data []byte) (string, error) {
+// carries its close frame (1007 with one of the reasons above). A "to" field
+// is refused unless direct messages are enabled: broadcasting a message its
+// sender meant to be private would be worse than refusing it.
+func decodeClient(data []byte, direct bool) (inbound, error) {
+	invalid := func(reason string, err error) (inbound, error) {
+		return inbound{}, cause(ErrInvalidMessage, websocket.StatusInvalidFramePayloadData, reason, err)
+	}
 	if !utf8.Valid(data) {
-		return "", cause(ErrInvalidMessage, websocket.StatusInvalidFramePayloadData, reasonInvalidUTF8, nil)
+		return invalid(reasonInvalidUTF8, nil)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil {
 		if _, ok := err.(*json.UnmarshalTypeError); ok {
 			// Valid JSON, but not an object.
-			return "", cause(ErrInvalidMessage, websocket.StatusInvalidFramePayloadData, reasonNoMessage, nil)
+			return invalid(reasonNoMessage, nil)
 		}
-		return "", cause(ErrInvalidMessage, websocket.StatusInvalidFramePayloadData, reasonInvalidJSON, err)
+		return invalid(reasonInvalidJSON, err)
 	}
+	var in inbound
 	raw, ok := fields["message"]
 	if !ok || len(raw) == 0 || raw[0] != '"' {
-		return "", cause(ErrInvalidMessage, websocket.StatusInvalidFramePayloadData, reasonNoMessage, nil)
+		return invalid(reasonNoMessage, nil)
 	}
-	var text string
-	if err := json.Unmarshal(raw, &text); err != nil {
+	if err := json.Unmarshal(raw, &in.text); err != nil {
 		// Unreachable for input json.Unmarshal accepted above; kept so a
 		// decoder change can never turn into a broadcast of garbage.
-		return "", cause(ErrInvalidMessage, websocket.StatusInvalidFramePayloadData, reasonInvalidJSON, fmt.Errorf("message field: %w", err))
+		return invalid(reasonInvalidJSON, fmt.Errorf("message field: %w", err))
 	}
-	return text, nil
+	if raw, ok := fields["to"]; ok {
+		if !direct {
+			return invalid(reasonNoDirect, nil)
+		}
+		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &in.to) != nil || in.to == "" {
+			return invalid(reasonBadTo, nil)
+		}
+	}
+	return in, nil
+}
+
+// timeLayout is RFC 3339 in UTC with milliseconds, the precision browsers'
+// Date keeps.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// appendEnvelope appends the envelope form of m to b: type, id and time
+// first, then the fields m's type uses.
+func (m Message) appendEnvelope(b []byte) []byte {
+	typ := m.Type.orDefault()
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, string(typ))
+	b = append(b, `,"id":`...)
+	b = strconv.AppendUint(b, m.ID, 10)
+	b = append(b, `,"time":"`...)
+	b = m.Time.UTC().AppendFormat(b, timeLayout)
+	b = append(b, '"')
+	// A chat message always has both fields, even when empty, as in the
+	// default protocol; other frames only those they use.
+	chat := typ == TypeMessage || typ == TypeDirect
+	if chat || m.Nickname != "" {
+		b = append(b, `,"nickname":`...)
+		b = appendJSONString(b, m.Nickname)
+	}
+	if m.To != "" {
+		b = append(b, `,"to":`...)
+		b = appendJSONString(b, m.To)
+	}
+	if chat || m.Text != "" {
+		b = append(b, `,"message":`...)
+		b = appendJSONString(b, m.Text)
+	}
+	if typ == TypeMembers {
+		b = append(b, `,"members":[`...)
+		for i, n := range m.Members {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, n)
+		}
+		b = append(b, ']')
+	}
+	if m.Code != 0 {
+		b = append(b, `,"code":`...)
+		b = strconv.AppendInt(b, int64(m.Code), 10)
+	}
+	return append(b, '}')
+}
+
+// envelopeLen estimates the size of m's envelope form.
+func (m Message) envelopeLen() int {
+	n := len(`{"type":"","id":,"time":"","nickname":"","to":"","message":"","members":[],"code":}`) +
+		len(m.Type) + 20 + len(timeLayout) + len(m.Nickname) + len(m.To) + len(m.Text) + 16
+	for _, s := range m.Members {
+		n += len(s) + 3
+	}
+	return n
 }

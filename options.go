@@ -62,6 +62,22 @@ type config struct {
 	onLeave        func(ctx context.Context, m *Member, reason error)
 	onMessage      func(ctx context.Context, from *Member, msg Message) (Message, error)
 
+	// Host features, all off by default (envelope.go, direct.go, presence.go,
+	// history.go, auth.go).
+	name            string
+	now             func() time.Time
+	envelope        bool
+	notices         bool
+	presence        bool
+	errorFrames     bool
+	direct          bool
+	uniqueNicknames bool
+	excludeSender   bool
+	keepWhenEmpty   bool
+	store           Store
+	authenticate    func(*http.Request) (Identity, error)
+	authHTTP        bool
+
 	// joined is a test seam: called on the member's goroutine right after it
 	// has been added to the room, so tests can wait for membership without
 	// polling.
@@ -80,6 +96,7 @@ func defaultConfig() config {
 		closeTimeout:   DefaultCloseTimeout,
 		clientIP:       RemoteIP,
 		validate:       ValidateNickname,
+		now:            time.Now,
 	}
 }
 

@@ -23,50 +23,109 @@ type Room struct {
 
 	readBuffers sync.Pool // *bytes.Buffer for decoding client messages
 
-	mu      sync.Mutex // guards the fields below; fan-out holds it, hooks never run under it
-	members []*Member  // in no particular order
-	nextID  uint64
-	closed  bool          // Shutdown or Close has begun
-	active  int           // connections between acquire and release
-	idle    chan struct{} // closed when closed && active == 0
+	// firstID is the ID of the room's first frame, taken from the clock so
+	// that a room created again numbers above the old one.
+	firstID uint64
+
+	// onEmpty, set by a Registry, learns when the last connection is gone.
+	onEmpty func(*Room)
+
+	mu      sync.Mutex           // guards the fields below; fan-out holds it, hooks never run under it
+	members []*Member            // in no particular order
+	byNick  map[string][]*Member // members by nickname, each list in join order
+	nextID  uint64               // the last member ID given
+	seq     uint64               // the last frame ID given
+	keep    bool                 // a Registry keeps the room when empty
+	closed  bool                 // Shutdown or Close has begun
+	active  int                  // connections between acquire and release
+	idle    chan struct{}        // closed when closed && active == 0
 }
 
 // New returns a room configured by opts. It starts no goroutine: a room costs
 // nothing until members connect.
 func New(opts ...Option) *Room {
-	rm := &Room{cfg: defaultConfig(), idle: make(chan struct{})}
+	rm := &Room{cfg: defaultConfig(), idle: make(chan struct{}), byNick: make(map[string][]*Member)}
 	for _, opt := range opts {
 		opt(&rm.cfg)
 	}
+	if rm.cfg.presence {
+		rm.cfg.notices = true
+	}
+	if rm.cfg.notices || rm.cfg.direct {
+		rm.cfg.envelope = true
+	}
+	if rm.cfg.stamps() {
+		rm.firstID = uint64(max(rm.cfg.now().UnixMicro(), 0)) + 1
+		rm.seq = rm.firstID - 1
+	}
+	rm.keep = rm.cfg.keepWhenEmpty
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
 	return rm
 }
 
+// Name returns the room's name: its name in a Registry, or the one given
+// with WithName.
+func (rm *Room) Name() string { return rm.cfg.name }
+
 // Broadcast sends msg to every member, as if a member had sent it but without
-// the message hook: for bots, announcements and server events. It never waits
-// for a member's socket. It returns ErrRoomClosed once Shutdown or Close has
-// begun.
+// the message hook: for bots, announcements and server events. With the
+// envelope its type defaults to TypeMessage; TypeSystem marks a message from
+// the server. It never waits for a member's socket. It returns ErrRoomClosed
+// once Shutdown or Close has begun.
 func (rm *Room) Broadcast(ctx context.Context, msg Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return rm.publish(msg)
+	return rm.publish(nil, msg)
 }
 
-// publish is the one path by which every message reaches the members. It
-// encodes the message once and queues the same bytes for every member, under
-// the room lock so that all members see one order.
-func (rm *Room) publish(msg Message) error {
-	frame := msg.appendJSON(make([]byte, 0, msg.encodedLen()))
+// publish is the one path by which a frame reaches the whole room. It
+// encodes the frame once and queues the same bytes for every member, under
+// the room lock so that all members see one order. from, if not nil, is the
+// member that sent it.
+func (rm *Room) publish(from *Member, msg Message) error {
+	var frame []byte
+	if !rm.cfg.stamps() {
+		// Nothing to number: encode before taking the lock.
+		frame = rm.encode(msg)
+	}
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	if rm.closed {
 		return ErrRoomClosed
 	}
+	rm.publishLocked(from, msg, frame)
+	return nil
+}
+
+// publishLocked is publish with rm.mu held; frame is msg encoded, or nil.
+func (rm *Room) publishLocked(from *Member, msg Message, frame []byte) {
+	if frame == nil {
+		rm.stampLocked(&msg)
+		frame = rm.encode(msg)
+		if rm.cfg.store != nil {
+			rm.cfg.store.Append(msg)
+		}
+	}
+	skip := from
+	if !rm.cfg.excludeSender {
+		skip = nil
+	}
 	for _, m := range rm.members {
+		if m != skip {
+			m.enqueue(frame)
+		}
+	}
+}
+
+// sendLocked numbers and encodes msg and queues it for the given members
+// only. rm.mu is held.
+func (rm *Room) sendLocked(msg Message, to ...*Member) {
+	rm.stampLocked(&msg)
+	frame := rm.encode(msg)
+	for _, m := range to {
 		m.enqueue(frame)
 	}
-	return nil
 }
 
 // Members returns the current members in the order they joined.
@@ -74,15 +133,7 @@ func (rm *Room) Members() []*Member {
 	rm.mu.Lock()
 	ms := slices.Clone(rm.members)
 	rm.mu.Unlock()
-	slices.SortFunc(ms, func(a, b *Member) int {
-		switch {
-		case a.id < b.id:
-			return -1
-		case a.id > b.id:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ms, func(a, b *Member) int { return cmpID(a.id, b.id) })
 	return ms
 }
 
@@ -185,26 +236,72 @@ func (rm *Room) acquire() bool {
 // release counts a connection out once it is completely finished.
 func (rm *Room) release() {
 	rm.mu.Lock()
-	defer rm.mu.Unlock()
 	rm.active--
-	if rm.closed && rm.active == 0 {
+	empty := rm.active == 0
+	if rm.closed && empty {
 		close(rm.idle)
+	}
+	rm.mu.Unlock()
+	if empty && rm.onEmpty != nil {
+		rm.onEmpty(rm)
 	}
 }
 
-// add makes m a member. It reports false once the room is closed.
-func (rm *Room) add(m *Member) bool {
+// retire closes the room if it has no connection and is not kept, and
+// reports whether it is now closed and empty. A Registry calls it, under its
+// own lock, before it forgets the room.
+func (rm *Room) retire() bool {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
-	if rm.closed {
+	if rm.active > 0 {
 		return false
 	}
-	m.index = len(rm.members)
-	rm.members = append(rm.members, m)
+	if !rm.closed {
+		if rm.keep {
+			return false
+		}
+		rm.closed = true
+		close(rm.idle)
+		rm.cancel()
+	}
 	return true
 }
 
-// remove takes m out of the room; no broadcast reaches it afterwards.
+// isClosed reports whether Shutdown or Close has begun.
+func (rm *Room) isClosed() bool {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.closed
+}
+
+// add makes m a member, in one step under the room lock so that nothing is
+// missed or seen twice: the history m missed, the member list, then every
+// frame from its join notice on.
+func (rm *Room) add(m *Member) error {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.closed {
+		return roomClosed()
+	}
+	same := rm.byNick[m.nickname]
+	if rm.cfg.uniqueNicknames && len(same) > 0 {
+		return cause(ErrNicknameTaken, StatusNicknameTaken, reasonNicknameTaken, nil)
+	}
+	rm.replayLocked(m)
+	m.index = len(rm.members)
+	rm.members = append(rm.members, m)
+	rm.byNick[m.nickname] = append(same, m)
+	if rm.cfg.presence {
+		rm.sendLocked(Message{Type: TypeMembers, Members: rm.nicknamesLocked()}, m)
+	}
+	if rm.cfg.notices && len(same) == 0 {
+		rm.publishLocked(nil, Message{Type: TypeJoin, Nickname: m.nickname}, nil)
+	}
+	return nil
+}
+
+// remove takes m out of the room; no broadcast reaches it afterwards. The
+// last connection of a nickname to leave announces it (WithNotices).
 func (rm *Room) remove(m *Member) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
@@ -218,4 +315,14 @@ func (rm *Room) remove(m *Member) {
 	rm.members[last] = nil
 	rm.members = rm.members[:last]
 	m.index = -1
+
+	same := slices.DeleteFunc(rm.byNick[m.nickname], func(o *Member) bool { return o == m })
+	if len(same) > 0 {
+		rm.byNick[m.nickname] = same
+		return
+	}
+	delete(rm.byNick, m.nickname)
+	if rm.cfg.notices {
+		rm.publishLocked(nil, Message{Type: TypeLeave, Nickname: m.nickname}, nil)
+	}
 }

@@ -24,13 +24,23 @@ var (
 // writer is running. It never blocks: the broadcaster calls it with the room
 // lock held. A member whose queue is full is disconnected instead.
 func (m *Member) enqueue(frame []byte) bool {
+	return m.enqueueFrame(frame, true)
+}
+
+// enqueueUnbounded queues a frame that does not count against the queue's
+// bounds: history, whose size the store already bounds.
+func (m *Member) enqueueUnbounded(frame []byte) bool {
+	return m.enqueueFrame(frame, false)
+}
+
+func (m *Member) enqueueFrame(frame []byte, bounded bool) bool {
 	cfg := &m.room.cfg
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.reason != nil {
 		return false
 	}
-	if m.queuedMsgs > 0 && (m.queuedMsgs >= cfg.queueMessages || m.queuedBytes+len(frame) > cfg.queueBytes) {
+	if bounded && m.queuedMsgs > 0 && (m.queuedMsgs >= cfg.queueMessages || m.queuedBytes+len(frame) > cfg.queueBytes) {
 		m.leaveLocked(cause(ErrSlowConsumer, websocket.StatusPolicyViolation, reasonTooSlow, errQueueFull))
 		return false
 	}

@@ -1,0 +1,79 @@
+package chatroom
+
+import (
+	"context"
+	"slices"
+)
+
+// WithDirectMessages lets clients send a message to one nickname, and turns
+// on the envelope. A client adds "to":
+//
+//	{"message":"see you at 6","to":"ann"}
+//
+// Every connection of ann, and the sender's connection (not its other
+// connections), receive
+//
+//	{"type":"direct","id":12,"time":"…","nickname":"sei","to":"ann","message":"see you at 6"}
+//
+// and nobody else does. If no member is named ann, the sender receives an
+// error frame with code StatusNoSuchMember (4404), whatever WithErrorFrames
+// says, and stays:
+//
+//	{"type":"error","id":13,"time":"…","message":"no such member: ann","code":4404}
+//
+// The message hook sees direct messages too, with Type TypeDirect and To set.
+// Without this option a client frame with a "to" field is refused (1007
+// "direct messages are not enabled") rather than broadcast to everyone.
+// Direct messages are never kept in the history.
+func WithDirectMessages() Option {
+	return func(c *config) { c.direct, c.envelope = true, true }
+}
+
+// SendTo sends msg to every connection of the member named nickname, as the
+// tutorial's send_personal_message does: for bots and server notifications.
+// With the envelope its type defaults to TypeDirect and To to nickname. It
+// returns ErrNoSuchMember if nobody has that nickname, and ErrRoomClosed once
+// Shutdown or Close has begun. It never waits for a socket.
+func (rm *Room) SendTo(ctx context.Context, nickname string, msg Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if msg.Type == "" {
+		msg.Type = TypeDirect
+		if msg.To == "" {
+			msg.To = nickname
+		}
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.closed {
+		return ErrRoomClosed
+	}
+	to := rm.byNick[nickname]
+	if len(to) == 0 {
+		return ErrNoSuchMember
+	}
+	rm.sendLocked(msg, to...)
+	return nil
+}
+
+// sendDirect delivers a member's direct message to the recipient's
+// connections and echoes it to the sender's, or answers the sender with an
+// error frame if the recipient is absent.
+func (rm *Room) sendDirect(from *Member, msg Message) error {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.closed {
+		return ErrRoomClosed
+	}
+	to := rm.byNick[msg.To]
+	if len(to) == 0 {
+		rm.sendLocked(errorFrame(StatusNoSuchMember, "no such member: "+msg.To), from)
+		return nil
+	}
+	if !slices.Contains(to, from) {
+		to = append(slices.Clip(to), from)
+	}
+	rm.sendLocked(msg, to...)
+	return nil
+}

@@ -1,0 +1,109 @@
+package chatroom
+
+import (
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Status codes of this library's own, in the private range 4000–4999 that
+// RFC 6455 leaves to applications. Close frames and error frames carry them.
+const (
+	// StatusUnauthorized closes a connection the authenticator refused,
+	// with reason "Unauthorized", as the tutorial does (see WithAuthenticator).
+	StatusUnauthorized websocket.StatusCode = 4001
+	// StatusNicknameTaken closes a connection whose nickname is already
+	// present, with reason "nickname taken" (see WithUniqueNicknames).
+	StatusNicknameTaken websocket.StatusCode = 4009
+	// StatusNoSuchMember is the code of the error frame that answers a
+	// direct message to a nickname not present in the room.
+	StatusNoSuchMember websocket.StatusCode = 4404
+)
+
+// WithEnvelope puts every frame in the envelope: besides "nickname" and
+// "message" it carries "type" (see MessageType), "time" (RFC 3339, UTC,
+// milliseconds, from the server's clock) and "id" (unique within the room,
+// increasing in the order members receive frames):
+//
+//	{"type":"message","id":1763884800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"hi"}
+//
+// What clients send does not change. Off by default: the default protocol is
+// exactly {"nickname","message"}. WithNotices, WithPresence, WithErrorFrames
+// and WithDirectMessages turn it on, since their frames need a type.
+//
+// A room numbers its frames from the time it was created, in microseconds,
+// so that a room created again (after a restart, say) numbers above the old
+// one and a resuming client learns that its history is gone (see
+// WithHistory).
+func WithEnvelope() Option {
+	return func(c *config) { c.envelope = true }
+}
+
+// WithClock sets the clock that stamps envelope frames and numbers a new
+// room's frames; time.Now by default. Tests and examples use it for
+// reproducible output.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+// WithName names the room, for logs, for stores and for hooks
+// (Room.Name). A Registry names its rooms itself.
+func WithName(name string) Option {
+	return func(c *config) { c.name = name }
+}
+
+// WithErrorFrames answers bad input with an error frame to the sender
+// instead of closing its connection, and turns on the envelope:
+//
+//	{"type":"error","id":7,"time":"…","message":"invalid JSON","code":1007}
+//
+// The code is the close status the same fault closes with otherwise: 1003
+// for a binary frame, 1007 for a frame that is not {"message": string}, 1008
+// for "rate limit exceeded" (WithRateLimit) and for "message refused" (the
+// message hook returned an error). The message is dropped and the member
+// stays. A message over the size limit still closes with 1009, since the
+// rest of it is never read.
+func WithErrorFrames() Option {
+	return func(c *config) { c.errorFrames, c.envelope = true, true }
+}
+
+// WithExcludeSender sends members' messages to every member but the
+// connection that sent them, as the tutorial's broadcast_to_room(exclude=…)
+// does. By default the sender receives its own messages too, which is how a
+// client of the original protocol learns that its message went out.
+func WithExcludeSender() Option {
+	return func(c *config) { c.excludeSender = true }
+}
+
+// stamps reports whether frames get an ID and a time: when clients see them,
+// or when a store keeps them.
+func (c *config) stamps() bool { return c.envelope || c.store != nil }
+
+// stampLocked gives msg the room's next ID and the time. rm.mu is held, so
+// IDs increase in the order frames are queued.
+func (rm *Room) stampLocked(msg *Message) {
+	msg.Type = msg.Type.orDefault()
+	if !rm.cfg.stamps() {
+		return
+	}
+	rm.seq++
+	msg.ID = rm.seq
+	msg.Time = rm.cfg.now()
+}
+
+// encode returns the wire form of msg in the room's protocol.
+func (rm *Room) encode(msg Message) []byte {
+	if rm.cfg.envelope {
+		return msg.appendEnvelope(make([]byte, 0, msg.envelopeLen()))
+	}
+	return msg.appendJSON(make([]byte, 0, msg.encodedLen()))
+}
+
+// errorFrame is the error frame that answers a member's bad input.
+func errorFrame(code websocket.StatusCode, reason string) Message {
+	return Message{Type: TypeError, Code: int(code), Text: reason}
+}

@@ -1,0 +1,71 @@
+package chatroom
+
+import "slices"
+
+const reasonNicknameTaken = "nickname taken"
+
+// WithNotices announces to the whole room, the joiner included, each
+// nickname that joins and each that leaves, and turns on the envelope:
+//
+//	{"type":"join","id":4,"time":"…","nickname":"sei"}
+//	{"type":"leave","id":9,"time":"…","nickname":"sei"}
+//
+// A nickname with several connections is announced when its first joins and
+// when its last leaves, so the notices keep a member list exact.
+func WithNotices() Option {
+	return func(c *config) { c.notices, c.envelope = true, true }
+}
+
+// WithPresence sends each joiner the nicknames present, itself included, in
+// the order they joined, and then keeps it up to date with join and leave
+// notices (it implies WithNotices):
+//
+//	{"type":"members","id":5,"time":"…","members":["ann","sei"]}
+//
+// The list comes after the history (WithHistory) and before the joiner's own
+// join notice, in one step with joining, so no join or leave is missed or
+// counted twice. Hosts read the same list with Room.Nicknames.
+func WithPresence() Option {
+	return func(c *config) { c.presence, c.notices, c.envelope = true, true, true }
+}
+
+// WithUniqueNicknames refuses a connection whose nickname is already present
+// in the room: it is closed with StatusNicknameTaken (4009) and reason
+// "nickname taken", after the join hook and without a leave hook, and the
+// member already present is not disturbed. The check is made when the member
+// is added, so two clients racing for one nickname cannot both win.
+func WithUniqueNicknames() Option {
+	return func(c *config) { c.uniqueNicknames = true }
+}
+
+// Nicknames returns the nicknames present, each once, in the order they
+// joined.
+func (rm *Room) Nicknames() []string {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.nicknamesLocked()
+}
+
+// nicknamesLocked lists the nicknames present by their first connection's
+// join order. rm.mu is held.
+func (rm *Room) nicknamesLocked() []string {
+	names := make([]string, 0, len(rm.byNick))
+	for name := range rm.byNick {
+		names = append(names, name)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		return cmpID(rm.byNick[a][0].id, rm.byNick[b][0].id)
+	})
+	return names
+}
+
+// cmpID orders member IDs.
+func cmpID(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

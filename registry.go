@@ -1,0 +1,307 @@
+package chatroom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+// A Registry serves many named rooms from one handler. The room's name comes
+// from the request, by default from the {room} wildcard of an http.ServeMux
+// pattern:
+//
+//	rooms := chatroom.NewRegistry()
+//	mux.Handle("/rooms/{room}/chat", rooms)
+//
+// A room is created when its first client connects and removed, with
+// everything it kept, when its last client has left, unless the host keeps
+// it (Open, WithKeepWhenEmpty). Rooms share nothing: a frame sent in one
+// never reaches another. Create registries with NewRegistry.
+type Registry struct {
+	cfg registryConfig
+
+	mu     sync.Mutex // guards the fields below; taken before any room's lock
+	rooms  map[string]*Room
+	closed bool
+}
+
+// A RegistryOption configures a Registry. Pass options to NewRegistry.
+type RegistryOption func(*registryConfig)
+
+type registryConfig struct {
+	roomName    func(*http.Request) (string, error)
+	validate    func(name string) error
+	maxRooms    int
+	roomOptions []Option
+	perRoom     func(name string) []Option
+}
+
+// NewRegistry returns a registry configured by opts. Like a Room, it starts
+// no goroutine.
+func NewRegistry(opts ...RegistryOption) *Registry {
+	rg := &Registry{
+		cfg: registryConfig{
+			roomName: func(r *http.Request) (string, error) { return r.PathValue("room"), nil },
+			validate: ValidateRoomName,
+		},
+		rooms: make(map[string]*Room),
+	}
+	for _, opt := range opts {
+		opt(&rg.cfg)
+	}
+	return rg
+}
+
+// WithRoomName sets how the registry finds the room's name in a request;
+// by default r.PathValue("room"). An error refuses the request with HTTP
+// 400 and the error's text.
+func WithRoomName(fn func(r *http.Request) (string, error)) RegistryOption {
+	return func(c *registryConfig) {
+		if fn != nil {
+			c.roomName = fn
+		}
+	}
+}
+
+// WithRoomNameValidator replaces ValidateRoomName. A name it refuses is
+// answered with HTTP 400 and the error's text before the upgrade.
+func WithRoomNameValidator(fn func(name string) error) RegistryOption {
+	return func(c *registryConfig) {
+		if fn != nil {
+			c.validate = fn
+		}
+	}
+}
+
+// WithMaxRooms caps the number of rooms. A request that would create one
+// more is refused with HTTP 503 before the upgrade; joining an existing room
+// still works. No cap by default.
+func WithMaxRooms(n int) RegistryOption {
+	return func(c *registryConfig) { c.maxRooms = max(n, 0) }
+}
+
+// WithRoomOptions gives every room these options.
+func WithRoomOptions(opts ...Option) RegistryOption {
+	return func(c *registryConfig) { c.roomOptions = append(c.roomOptions, opts...) }
+}
+
+// WithRoomConfig gives each room the options fn returns for its name, after
+// those of WithRoomOptions: per-room limits, hooks, history. fn runs when the
+// room is created, with the registry's lock held, so it must not call the
+// registry.
+func WithRoomConfig(fn func(name string) []Option) RegistryOption {
+	return func(c *registryConfig) { c.perRoom = fn }
+}
+
+// WithKeepWhenEmpty keeps a room in its Registry when its last client
+// leaves, with its history, until it is shut down. It has no effect on a
+// room outside a registry.
+func WithKeepWhenEmpty() Option {
+	return func(c *config) { c.keepWhenEmpty = true }
+}
+
+// MaxRoomNameLength is the longest room name, in runes, that
+// ValidateRoomName accepts.
+const MaxRoomNameLength = 64
+
+// ValidateRoomName is the default room name check: 1 to MaxRoomNameLength
+// letters, digits, marks and the characters - _ . ~ (so names are safe in a
+// path and in a log). Failures wrap ErrInvalidRoomName.
+func ValidateRoomName(name string) error {
+	switch n := utf8.RuneCountInString(name); {
+	case name == "":
+		return fmt.Errorf("%w: empty", ErrInvalidRoomName)
+	case n > MaxRoomNameLength:
+		return fmt.Errorf("%w: longer than %d characters", ErrInvalidRoomName, MaxRoomNameLength)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: not UTF-8", ErrInvalidRoomName)
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r) && !strings.ContainsRune("-_.~", r) {
+			return fmt.Errorf("%w: %q not allowed", ErrInvalidRoomName, r)
+		}
+	}
+	return nil
+}
+
+// ServeHTTP serves the room the request names, creating it if needed, as
+// Room.ServeHTTP does. Before that it answers HTTP 400 for a missing or
+// invalid room name and 503 once the registry is shut down or when
+// WithMaxRooms forbids another room.
+func (rg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name, err := rg.cfg.roomName(r)
+	if err == nil {
+		err = rg.cfg.validate(name)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rm, err := rg.acquire(name)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer rm.release()
+	rm.serveAcquired(w, r)
+}
+
+// acquire counts a connection into the room named name, creating the room
+// if needed. Under the registry's lock, so that an empty room is never
+// removed while a client is on its way in.
+func (rg *Registry) acquire(name string) (*Room, error) {
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	rm, err := rg.openLocked(name)
+	if err != nil {
+		return nil, err
+	}
+	if !rm.acquire() {
+		return nil, ErrRoomClosed // unreachable: openLocked returns an open room
+	}
+	return rm, nil
+}
+
+// Open returns the room named name, creating it if needed, and keeps it
+// when empty (see WithKeepWhenEmpty): for a host that broadcasts into a room
+// before anyone joins. It fails with ErrRoomClosed once the registry is
+// shut down, ErrTooManyRooms, or a name the validator refuses.
+func (rg *Registry) Open(name string) (*Room, error) {
+	if err := rg.cfg.validate(name); err != nil {
+		return nil, err
+	}
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	rm, err := rg.openLocked(name)
+	if err != nil {
+		return nil, err
+	}
+	rm.mu.Lock()
+	rm.keep = true
+	rm.mu.Unlock()
+	return rm, nil
+}
+
+// openLocked returns the open room named name, creating it if there is none
+// or if the one there was shut down. rg.mu is held.
+func (rg *Registry) openLocked(name string) (*Room, error) {
+	if rg.closed {
+		return nil, ErrRoomClosed
+	}
+	if rm := rg.rooms[name]; rm != nil && !rm.isClosed() {
+		return rm, nil
+	}
+	if rg.cfg.maxRooms > 0 && len(rg.rooms) >= rg.cfg.maxRooms {
+		if _, replacing := rg.rooms[name]; !replacing {
+			return nil, ErrTooManyRooms
+		}
+	}
+	opts := slices.Clone(rg.cfg.roomOptions)
+	if rg.cfg.perRoom != nil {
+		opts = append(opts, rg.cfg.perRoom(name)...)
+	}
+	opts = append(opts, WithName(name))
+	rm := New(opts...)
+	rm.onEmpty = rg.roomEmpty
+	rg.rooms[name] = rm
+	return rm, nil
+}
+
+// roomEmpty removes rm once its last connection is gone, unless it is kept.
+func (rg *Registry) roomEmpty(rm *Room) {
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	if rg.rooms[rm.Name()] != rm {
+		return
+	}
+	if rm.retire() {
+		delete(rg.rooms, rm.Name())
+	}
+}
+
+// Room returns the open room named name, if there is one.
+func (rg *Registry) Room(name string) (*Room, bool) {
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	rm := rg.rooms[name]
+	if rm == nil || rm.isClosed() {
+		return nil, false
+	}
+	return rm, true
+}
+
+// RoomInfo describes a room of a Registry.
+type RoomInfo struct {
+	Name    string
+	Members int // connections that have joined
+}
+
+// Rooms lists the open rooms, by name.
+func (rg *Registry) Rooms() []RoomInfo {
+	rg.mu.Lock()
+	rooms := make([]*Room, 0, len(rg.rooms))
+	for _, rm := range rg.rooms {
+		rooms = append(rooms, rm)
+	}
+	rg.mu.Unlock()
+	infos := make([]RoomInfo, 0, len(rooms))
+	for _, rm := range rooms {
+		if !rm.isClosed() {
+			infos = append(infos, RoomInfo{Name: rm.Name(), Members: rm.Len()})
+		}
+	}
+	slices.SortFunc(infos, func(a, b RoomInfo) int { return strings.Compare(a.Name, b.Name) })
+	return infos
+}
+
+// Broadcast sends msg to every member of the room named name, as
+// Room.Broadcast does. It returns ErrNoSuchRoom if there is no such room.
+func (rg *Registry) Broadcast(ctx context.Context, name string, msg Message) error {
+	rm, ok := rg.Room(name)
+	if !ok {
+		return ErrNoSuchRoom
+	}
+	return rm.Broadcast(ctx, msg)
+}
+
+// Shutdown shuts every room down as Room.Shutdown does, concurrently, and
+// refuses new connections with HTTP 503. It returns once every room has
+// finished or ctx has ended, with the rooms' errors joined.
+func (rg *Registry) Shutdown(ctx context.Context) error {
+	return rg.closeAll(func(rm *Room) error { return rm.Shutdown(ctx) })
+}
+
+// Close closes every room at once, as Room.Close does, and waits for them.
+func (rg *Registry) Close() error {
+	return rg.closeAll((*Room).Close)
+}
+
+func (rg *Registry) closeAll(closeRoom func(*Room) error) error {
+	rg.mu.Lock()
+	rg.closed = true
+	rooms := make([]*Room, 0, len(rg.rooms))
+	for _, rm := range rg.rooms {
+		rooms = append(rooms, rm)
+	}
+	rg.mu.Unlock()
+
+	errs := make([]error, len(rooms))
+	var wg sync.WaitGroup
+	for i, rm := range rooms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := closeRoom(rm); err != nil {
+				errs[i] = fmt.Errorf("room %q: %w", rm.Name(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
