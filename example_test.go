@@ -166,3 +166,201 @@ func ExampleRoom_Shutdown() {
 	// sei left: true
 	// client sees: StatusGoingAway
 }
+
+// peer is an example client: it connects, sends raw frames and prints what
+// it receives.
+type peer struct {
+	conn *websocket.Conn
+	ctx  context.Context
+}
+
+func connect(ctx context.Context, url string) *peer {
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		fmt.Println("dial:", err)
+		return nil
+	}
+	return &peer{conn: conn, ctx: ctx}
+}
+
+func (p *peer) send(frame string) {
+	if err := p.conn.Write(p.ctx, websocket.MessageText, []byte(frame)); err != nil {
+		fmt.Println("write:", err)
+	}
+}
+
+// print prints the next n frames, or how the connection ended.
+func (p *peer) print(n int) {
+	for range n {
+		_, frame, err := p.conn.Read(p.ctx)
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			fmt.Println("closed:", int(ce.Code), ce.Reason)
+			return
+		}
+		if err != nil {
+			fmt.Println("read:", err)
+			return
+		}
+		fmt.Println(string(frame))
+	}
+}
+
+// stopped is the clock of the examples, so that their output is the same
+// every time.
+func stopped() time.Time { return time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC) }
+
+// A Registry serves many rooms from one handler, named by the {room}
+// wildcard of the route. Rooms come and go with their members and share
+// nothing.
+func ExampleRegistry() {
+	rooms := chatroom.NewRegistry(chatroom.WithMaxRooms(100))
+	defer rooms.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/rooms/{room}/chat", rooms)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ann := connect(ctx, wsURL(srv, "/rooms/go/chat?nickname=ann"))
+	bob := connect(ctx, wsURL(srv, "/rooms/rust/chat?nickname=bob"))
+	ann.send(`{"message":"generics!"}`)
+	bob.send(`{"message":"borrowck!"}`)
+	ann.print(1)
+	bob.print(1)
+	fmt.Println(rooms.Rooms())
+	// Output:
+	// {"nickname":"ann","message":"generics!"}
+	// {"nickname":"bob","message":"borrowck!"}
+	// [{go 1} {rust 1}]
+}
+
+// An authenticator names the client from its token, so ?nickname cannot
+// impersonate anyone. A refused client is closed with 4001 "Unauthorized",
+// which browser code can read.
+func ExampleWithAuthenticator() {
+	users := map[string]string{"s3cr3t": "sei"} // token → user
+	room := chatroom.New(chatroom.WithAuthenticator(func(r *http.Request) (chatroom.Identity, error) {
+		user, ok := users[r.URL.Query().Get("token")]
+		if !ok {
+			return chatroom.Identity{}, errors.New("bad token")
+		}
+		return chatroom.Identity{ID: user}, nil
+	}))
+	defer room.Close()
+	srv := httptest.NewServer(room)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mallory := connect(ctx, wsURL(srv, "/?token=guess&nickname=sei"))
+	mallory.print(1)
+	sei := connect(ctx, wsURL(srv, "/?token=s3cr3t&nickname=admin"))
+	sei.send(`{"message":"it's really me"}`)
+	sei.print(1)
+	// Output:
+	// closed: 4001 Unauthorized
+	// {"nickname":"sei","message":"it's really me"}
+}
+
+// With presence, a joiner first receives who is there, then everyone hears
+// of each join and leave. Every frame has a type, an id and a time.
+func ExampleWithPresence() {
+	room := chatroom.New(chatroom.WithPresence(), chatroom.WithClock(stopped))
+	defer room.Close()
+	srv := httptest.NewServer(room)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ann := connect(ctx, wsURL(srv, "/?nickname=ann"))
+	ann.print(2)
+	sei := connect(ctx, wsURL(srv, "/?nickname=sei"))
+	sei.print(2)
+	sei.conn.Close(websocket.StatusNormalClosure, "")
+	ann.print(2)
+	// Output:
+	// {"type":"members","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","members":["ann"]}
+	// {"type":"join","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann"}
+	// {"type":"members","id":1795420800000003,"time":"2026-11-23T08:00:00.000Z","members":["ann","sei"]}
+	// {"type":"join","id":1795420800000004,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"join","id":1795420800000004,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"leave","id":1795420800000005,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+}
+
+// A direct message reaches the recipient and the sender only; a message to
+// someone absent is answered with an error frame.
+func ExampleWithDirectMessages() {
+	room := chatroom.New(chatroom.WithDirectMessages(), chatroom.WithClock(stopped))
+	defer room.Close()
+	srv := httptest.NewServer(room)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bob := connect(ctx, wsURL(srv, "/?nickname=bob"))
+	bob.send(`{"message":"ready"}`)
+	bob.print(1) // bob has joined
+	ann := connect(ctx, wsURL(srv, "/?nickname=ann"))
+	ann.send(`{"message":"lunch?","to":"bob"}`)
+	ann.send(`{"message":"hello?","to":"nobody"}`)
+	ann.print(2)
+	bob.print(1)
+	// Output:
+	// {"type":"message","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"bob","message":"ready"}
+	// {"type":"direct","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
+	// {"type":"error","id":1795420800000003,"time":"2026-11-23T08:00:00.000Z","message":"no such member: nobody","code":4404}
+	// {"type":"direct","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
+}
+
+// With history a joiner receives the last messages first, and a client that
+// comes back with ?since= and the last id it saw receives exactly what it
+// missed.
+func ExampleWithHistory() {
+	room := chatroom.New(chatroom.WithHistory(50), chatroom.WithEnvelope(), chatroom.WithClock(stopped))
+	defer room.Close()
+	srv := httptest.NewServer(room)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ann := connect(ctx, wsURL(srv, "/?nickname=ann"))
+	for _, text := range []string{"one", "two", "three"} {
+		ann.send(`{"message":"` + text + `"}`)
+	}
+	ann.print(3)
+	// sei saw "one" (id …001) before its train entered a tunnel.
+	sei := connect(ctx, wsURL(srv, "/?nickname=sei&since=1795420800000001"))
+	sei.print(2)
+	// Output:
+	// {"type":"message","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"one"}
+	// {"type":"message","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"two"}
+	// {"type":"message","id":1795420800000003,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"three"}
+	// {"type":"message","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"two"}
+	// {"type":"message","id":1795420800000003,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"three"}
+}
+
+// SendTo reaches every connection of one nickname, as the tutorial's
+// send_personal_message, and nobody else.
+func ExampleRoom_SendTo() {
+	room := chatroom.New()
+	defer room.Close()
+	srv := httptest.NewServer(room)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sei := connect(ctx, wsURL(srv, "/?nickname=sei"))
+	sei.send(`{"message":"order #42 please"}`)
+	sei.print(1) // the echo: sei has joined
+	if err := room.SendTo(ctx, "sei", chatroom.Message{Nickname: "shop", Text: "#42 shipped"}); err != nil {
+		fmt.Println(err)
+	}
+	sei.print(1)
+	fmt.Println(room.SendTo(ctx, "kai", chatroom.Message{Text: "?"}))
+	// Output:
+	// {"nickname":"sei","message":"order #42 please"}
+	// {"nickname":"shop","message":"#42 shipped"}
+	// chatroom: no such member
+}

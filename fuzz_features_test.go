@@ -1,0 +1,93 @@
+package chatroom
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func FuzzDecodeClient(f *testing.F) {
+	for _, s := range []string{
+		`{"message":"hi","to":"bob"}`, `{"message":"hi","to":""}`, `{"message":"hi","to":7}`,
+		`{"message":"hi","to":null}`, `{"to":"bob"}`, `{"message":"x","TO":"bob"}`, `{"message":"x","to":"\u00e9"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, direct := range []bool{false, true} {
+			in, err := decodeClient(data, direct)
+			if err != nil {
+				if !errors.Is(err, ErrInvalidMessage) {
+					t.Fatalf("error %v does not wrap ErrInvalidMessage", err)
+				}
+				if code, reason := closeFrame(err); code != 1007 || len(reason) > 123 {
+					t.Fatalf("close frame %d %q for %v", code, reason, err)
+				}
+				continue
+			}
+			var ref map[string]any
+			if json.Unmarshal(data, &ref) != nil || !utf8.Valid(data) {
+				t.Fatalf("accepted %q, which is not a valid JSON object", data)
+			}
+			to, hasTo := ref["to"]
+			switch {
+			case hasTo && !direct:
+				t.Fatalf("accepted a \"to\" field without direct messages: %q", data)
+			case hasTo && (to != in.to || in.to == ""):
+				t.Fatalf("decoded to=%q from %q, encoding/json says %#v", in.to, data, to)
+			case !hasTo && in.to != "":
+				t.Fatalf("decoded to=%q from %q, which has none", in.to, data)
+			}
+		}
+	})
+}
+
+func FuzzAppendEnvelope(f *testing.F) {
+	f.Add("message", uint64(1), int64(0), "sei", "hi", "", "ann", 0)
+	f.Add("members", uint64(1795420800000001), int64(1795420800123456789), "", "", "", "a\"b", 0)
+	f.Add("error", uint64(7), int64(-1), "", "invalid JSON", "", "", 1007)
+	f.Add("direct", uint64(9), int64(42), "<b>", "\u2028\xff", "bob", "", 4404)
+	f.Fuzz(func(t *testing.T, typ string, id uint64, nanos int64, nickname, text, to, member string, code int) {
+		in := Message{
+			Type: MessageType(typ), ID: id, Time: time.Unix(0, nanos).UTC(),
+			Nickname: nickname, Text: text, To: to, Code: code,
+		}
+		if in.Type == TypeMembers {
+			in.Members = []string{member, "x"}
+		}
+		wire := in.appendEnvelope(nil)
+		var out Message
+		if err := json.Unmarshal(wire, &out); err != nil {
+			t.Fatalf("%s is not JSON: %v", wire, err)
+		}
+		// What encoding/json reads back is the message, with invalid UTF-8
+		// replaced and the time cut to milliseconds.
+		want := in
+		want.Type = MessageType(toValidUTF8(string(in.Type.orDefault())))
+		for _, s := range []*string{&want.Nickname, &want.Text, &want.To} {
+			*s = toValidUTF8(*s)
+		}
+		for i := range want.Members {
+			want.Members[i] = toValidUTF8(want.Members[i])
+		}
+		want.Time = in.Time.Truncate(time.Millisecond)
+		if y := want.Time.Year(); y < 0 || y > 9999 {
+			return // RFC 3339 cannot hold it; the room's clock never gives it
+		}
+		if diff := cmp.Diff(want, out); diff != "" {
+			t.Fatalf("round trip of %s (-want +got):\n%s", wire, diff)
+		}
+	})
+}
+
+// toValidUTF8 replaces each invalid byte as encoding/json does.
+func toValidUTF8(s string) string {
+	b, _ := json.Marshal(s)
+	var out string
+	_ = json.Unmarshal(b, &out)
+	return out
+}
