@@ -32,6 +32,19 @@
 // All members receive the room's messages in one and the same order, and a
 // member's messages keep the order in which it sent them.
 //
+// # Host features
+//
+// Everything beyond that protocol is opt-in, and PROTOCOL.md in the
+// repository documents each frame it adds. A Registry serves many named
+// rooms from one handler (the {room} path value by default), creating each on
+// first join and removing it when its last member leaves. WithAuthenticator
+// names members from a token and refuses others with 4001. WithEnvelope adds
+// "type", "id" and "time" to every frame; WithNotices, WithPresence,
+// WithErrorFrames and WithDirectMessages add join and leave notices, the
+// member list, error frames and direct messages. WithHistory replays recent
+// frames to joiners and lets a client resume with ?since=<id>, with no gap
+// and no duplicate.
+//
 // # Close status codes
 //
 // Bad input is never broadcast and never disturbs the other members: the
@@ -51,12 +64,19 @@
 //	1011  ErrHookPanic        a hook panicked                          "internal error"
 //	any   ErrRefused          a hook's websocket.CloseError;           as given
 //	                          Member.Close
+//	4001  (never joined)      WithAuthenticator refused the client     "Unauthorized"
+//	4009  (never joined)      WithUniqueNicknames: nickname present    "nickname taken"
+//
+// With WithErrorFrames, the 1003, 1007 and rate-limit faults, and messages
+// the message hook refuses, are answered with an error frame instead, and
+// the member stays.
 //
 // A member that disconnects leaves with ErrClientClosed. A member that does
 // not answer a keepalive ping in time is dropped without a close frame and
 // leaves with ErrPingTimeout. Before the upgrade
-// the handler answers 400 (invalid nickname), 403 (origin not allowed, see
-// WithOriginPatterns), 426 (not a WebSocket request) and 503 (room closed).
+// the handler answers 400 (invalid nickname, room name or since), 401
+// (WithHTTPUnauthorized), 403 (origin not allowed, see WithOriginPatterns),
+// 426 (not a WebSocket request) and 503 (room closed, or too many rooms).
 //
 // # Slow members, keepalive and shutdown
 //
@@ -84,4 +104,9 @@
 // hook.
 // Hooks of different members run concurrently. A panicking hook closes that
 // member's connection with 1011; it does not crash the process.
+//
+// The authenticator (WithAuthenticator) runs on the same goroutine before
+// the upgrade, and may use r.Context(). WithRoomConfig's function runs with
+// the Registry's lock held and must not call the Registry. A Store is called
+// with the room's lock held and must not block.
 package chatroom

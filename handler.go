@@ -23,10 +23,11 @@ import (
 //
 //	mux.Handle("/chat", room)
 //
-// Before upgrading it answers HTTP 503 once the room is closed, 400 with a
-// plain-text reason for an invalid nickname, and, through websocket.Accept,
-// 403 for a cross-origin request that WithOriginPatterns does not allow and
-// 426 for a request that is not a WebSocket handshake.
+// Before upgrading it answers HTTP 503 once the room is closed; 400 with a
+// plain-text reason for an invalid nickname or since parameter; 401 or 500
+// from the authenticator (see WithAuthenticator); and, through
+// websocket.Accept, 403 for a cross-origin request that WithOriginPatterns
+// does not allow and 426 for a request that is not a WebSocket handshake.
 func (rm *Room) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !rm.acquire() {
 		http.Error(w, ErrRoomClosed.Error(), http.StatusServiceUnavailable)

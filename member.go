@@ -63,6 +63,9 @@ func (m *Member) Nickname() string { return m.nickname }
 // ClientIP returns the client's IP address as resolved by WithClientIP.
 func (m *Member) ClientIP() string { return m.clientIP }
 
+// Room returns the member's room: in a Registry, its Name tells which.
+func (m *Member) Room() *Room { return m.room }
+
 // String returns "nickname#id", for logs.
 func (m *Member) String() string { return m.nickname + "#" + strconv.FormatUint(m.id, 10) }
 
