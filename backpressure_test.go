@@ -105,7 +105,10 @@ func TestSlowConsumerIsCutAndOthersGetEverything(t *testing.T) {
 }
 
 func TestWriteTimeoutCutsAMemberThatStoppedReading(t *testing.T) {
-	tr := newTestRoom(t, WithWriteTimeout(100*time.Millisecond), WithKeepalive(0, 0))
+	// A queue too big to fill, so that only the write timeout can cut the
+	// member: with the default queue, a fast machine fills 4 MiB before
+	// 100ms have passed.
+	tr := newTestRoom(t, WithWriteTimeout(100*time.Millisecond), WithSendQueue(1<<20, 1<<30), WithKeepalive(0, 0))
 	tr.join("stalled")
 	sender := tr.join("sender")
 	_, ev, _, _ := flood(t, tr, sender, 4000, 8)
