@@ -273,3 +273,30 @@ func TestResumeUnderConcurrentSenders(t *testing.T) {
 	seen = append(seen, readUntilEnd(c)...)
 	checkSuffix(t, "the resumed client", all, seen)
 }
+
+// recordingStore is a Store of the host's.
+type recordingStore struct {
+	*MemoryStore
+	appended []string
+}
+
+func (s *recordingStore) Append(msg Message) {
+	s.appended = append(s.appended, msg.Text) // under the room's lock
+	s.MemoryStore.Append(msg)
+}
+
+func TestWithStore(t *testing.T) {
+	st := &recordingStore{MemoryStore: NewMemoryStore(10)}
+	tr := newTestRoom(t, WithStore(st), WithDirectMessages())
+	ann := tr.join("ann")
+	ann.send("public")
+	ann.sendTo("ann", "private")
+	ann.readMsg()
+	ann.readMsg()
+	tr.room.mu.Lock()
+	got := slices.Clone(st.appended)
+	tr.room.mu.Unlock()
+	if diff := cmp.Diff([]string{"public"}, got); diff != "" {
+		t.Errorf("stored (-want +got):\n%s", diff)
+	}
+}

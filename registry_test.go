@@ -161,3 +161,40 @@ func TestValidateRoomName(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistryRoomNameFromQueryAndKeepWhenEmpty(t *testing.T) {
+	tg := newTestRegistry(t,
+		WithRoomName(func(r *http.Request) (string, error) { return r.URL.Query().Get("room"), nil }),
+		WithRoomNameValidator(func(name string) error {
+			if name != "kept" {
+				return errors.New("only the kept room")
+			}
+			return nil
+		}),
+		WithRoomOptions(WithKeepWhenEmpty()),
+	)
+	// The route's {room} is ignored; the query names the room.
+	ctx := context.Background()
+	conn, _, err := websocket.Dial(ctx, tg.url("ignored", "room=kept&nickname=ann"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := tg.wait(tg.joined, "join")
+	if ev.room != "kept" {
+		t.Errorf("joined room %q, want kept", ev.room)
+	}
+	rm, _ := tg.reg.Room("kept")
+	m := rm.Members()[0]
+	if m.Room() != rm {
+		t.Error("Member.Room is not the member's room")
+	}
+	_ = conn.CloseNow()
+	tg.wait(tg.left, "leave")
+	tg.waitDone()
+	if diff := cmp.Diff([]RoomInfo{{"kept", 0}}, tg.reg.Rooms()); diff != "" {
+		t.Errorf("Rooms (-want +got):\n%s", diff)
+	}
+	if _, resp, err := websocket.Dial(ctx, tg.url("x", "room=other"), nil); err == nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("dial other: err=%v resp=%v, want HTTP 400", err, resp)
+	}
+}
