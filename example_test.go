@@ -364,3 +364,52 @@ func ExampleRoom_SendTo() {
 	// {"nickname":"shop","message":"#42 shipped"}
 	// chatroom: no such member
 }
+
+// WithExcludeSender spares senders their own echo, as the tutorial's
+// broadcast_to_room(exclude=…). Notices still reach everyone, the joiner
+// included, which tells a client it has joined.
+func ExampleWithExcludeSender() {
+	room := chatroom.New(chatroom.WithExcludeSender(), chatroom.WithNotices(), chatroom.WithClock(stopped))
+	defer room.Close()
+	srv := httptest.NewServer(room)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ann := connect(ctx, wsURL(srv, "/?nickname=ann"))
+	ann.print(1)
+	sei := connect(ctx, wsURL(srv, "/?nickname=sei"))
+	sei.print(1)
+	sei.send(`{"message":"hi"}`)
+	ann.print(2)
+	ann.send(`{"message":"hey"}`)
+	sei.print(1) // "hey", not sei's own "hi"
+	// Output:
+	// {"type":"join","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"ann"}
+	// {"type":"join","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"join","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"message","id":1795420800000003,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"hi"}
+	// {"type":"message","id":1795420800000004,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"hey"}
+}
+
+// With error frames, bad input is answered and the member stays. With
+// unique nicknames, a second "sei" is refused with 4009.
+func ExampleWithErrorFrames() {
+	room := chatroom.New(chatroom.WithErrorFrames(), chatroom.WithUniqueNicknames(), chatroom.WithClock(stopped))
+	defer room.Close()
+	srv := httptest.NewServer(room)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sei := connect(ctx, wsURL(srv, "/?nickname=sei"))
+	sei.send(`{"msg":"oops"}`)
+	sei.send(`{"message":"better"}`)
+	sei.print(2)
+	impostor := connect(ctx, wsURL(srv, "/?nickname=sei"))
+	impostor.print(1)
+	// Output:
+	// {"type":"error","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","message":"expected {\"message\": string}","code":1007}
+	// {"type":"message","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"better"}
+	// closed: 4009 nickname taken
+}
