@@ -40,10 +40,10 @@ type Member struct {
 	// closing mirrors reason != nil, for the writer.
 	closing atomic.Bool
 
-	mu          sync.Mutex // guards the fields below; never held while calling out
-	queue       [][]byte   // encoded frames waiting for the writer, oldest first
-	spare       [][]byte   // the writer's last batch, reused for the next queue
-	queuedMsgs  int        // frames queued or being written
+	mu          sync.Mutex  // guards the fields below; never held while calling out
+	queue       *frameQueue // frames waiting for the writer; nil while idle
+	spare       *frameQueue // the writer's last batch, reused for the next queue
+	queuedMsgs  int         // frames queued or being written
 	queuedBytes int
 	writing     bool       // a writer goroutine is running
 	writerDone  *sync.Cond // signalled when writing becomes false

@@ -22,6 +22,7 @@ type Room struct {
 	cancel context.CancelFunc
 
 	readBuffers sync.Pool // *bytes.Buffer for decoding client messages
+	queues      sync.Pool // *frameQueue for members' writers
 
 	// firstID is the ID of the room's first frame, taken from the clock so
 	// that a room created again numbers above the old one.

@@ -44,7 +44,10 @@ func (m *Member) enqueueFrame(frame []byte, bounded bool) bool {
 		m.leaveLocked(cause(ErrSlowConsumer, websocket.StatusPolicyViolation, reasonTooSlow, errQueueFull))
 		return false
 	}
-	m.queue = append(m.queue, frame)
+	if m.queue == nil {
+		m.queue = m.room.getQueue()
+	}
+	m.queue.frames = append(m.queue.frames, frame)
 	m.queuedMsgs++
 	m.queuedBytes += len(frame)
 	if !m.writing {
@@ -63,7 +66,7 @@ func (m *Member) writeLoop() {
 	defer m.wg.Done()
 	for {
 		m.mu.Lock()
-		if len(m.queue) == 0 || m.abort.Load() {
+		if m.queue == nil || len(m.queue.frames) == 0 || m.abort.Load() {
 			m.stopWritingLocked()
 			m.mu.Unlock()
 			return
@@ -72,15 +75,13 @@ func (m *Member) writeLoop() {
 		m.queue, m.spare = m.spare, nil
 		m.mu.Unlock()
 
-		n, err := m.writeBatch(batch)
+		n, err := m.writeBatch(batch.frames)
 
 		m.mu.Lock()
-		m.queuedMsgs -= len(batch)
+		m.queuedMsgs -= len(batch.frames)
 		m.queuedBytes -= n
-		clear(batch) // drop references to frames others may still hold
-		if cap(batch) <= 64 {
-			m.spare = batch[:0]
-		}
+		m.spare = batch
+		m.room.recycleQueue(&m.spare) // a full batch goes back to the pool
 		if err == nil && m.reason == nil && m.deadlines {
 			// Clear the deadline so that pongs and close frames the
 			// connection writes on its own later are not cut short by it.
@@ -100,7 +101,51 @@ func (m *Member) writeLoop() {
 
 func (m *Member) stopWritingLocked() {
 	m.writing = false
+	// An idle member holds no queue: they go back to the room's pool.
+	m.room.putQueue(&m.queue)
+	m.room.putQueue(&m.spare)
 	m.writerDone.Broadcast()
+}
+
+// frameQueue is a member's queue of encoded frames. Queues are pooled by the
+// room and held by a member only while its writer runs, so that idle members
+// cost nothing and busy ones rarely allocate.
+type frameQueue struct {
+	frames [][]byte // oldest first
+}
+
+// maxPooledQueue bounds the queues kept for reuse, in frames.
+const maxPooledQueue = 1024
+
+func (rm *Room) getQueue() *frameQueue {
+	if q, ok := rm.queues.Get().(*frameQueue); ok {
+		return q
+	}
+	return &frameQueue{frames: make([][]byte, 0, 16)}
+}
+
+// putQueue empties *q, returns it to the pool and sets *q to nil.
+func (rm *Room) putQueue(q **frameQueue) {
+	if *q == nil {
+		return
+	}
+	clear((*q).frames) // drop references to frames others may still hold
+	(*q).frames = (*q).frames[:0]
+	if cap((*q).frames) <= maxPooledQueue {
+		rm.queues.Put(*q)
+	}
+	*q = nil
+}
+
+// recycleQueue empties *q for reuse by the same member, or hands it back to
+// the pool if it grew too big to keep.
+func (rm *Room) recycleQueue(q **frameQueue) {
+	if cap((*q).frames) > 64 {
+		rm.putQueue(q)
+		return
+	}
+	clear((*q).frames)
+	(*q).frames = (*q).frames[:0]
 }
 
 // writeBatch writes frames in order and returns how many bytes they held.
