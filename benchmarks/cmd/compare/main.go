@@ -1,0 +1,375 @@
+// Command compare runs the whole server comparison with one command, from
+// the benchmarks module:
+//
+//	go run ./cmd/compare                 # full size, about 6 minutes
+//	go run ./cmd/compare -quick          # small sizes, for CI and smoke tests
+//	go run ./cmd/compare -impls chatroom,melody -scenarios fanout
+//
+// It builds chatserver and loadgen into a temporary directory, then for each
+// design and scenario starts a fresh chatserver process on 127.0.0.1, runs
+// loadgen against it with a hard timeout, and stops the server. It writes
+// results.json, results.md and fanout.svg to the -out directory (results,
+// or results/quick for -quick). A design
+// that fails a scenario is reported as failed; the run goes on.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/seed014c2c51/chatroom/benchmarks/internal/load"
+	"github.com/seed014c2c51/chatroom/benchmarks/internal/servers"
+)
+
+// Scenario is one load shape, run against every design.
+type Scenario struct {
+	Name    string        `json:"name"`
+	Title   string        `json:"title"`
+	Args    []string      `json:"loadgen_args"` // besides -url, -json and -server-pid
+	Timeout time.Duration `json:"timeout_ns"`   // for loadgen, connection phase included
+}
+
+// Run is the outcome of one design under one scenario.
+type Run struct {
+	Impl     string       `json:"impl"`
+	Scenario string       `json:"scenario"`
+	Rep      int          `json:"rep"` // 1..-repeat
+	OK       bool         `json:"ok"`
+	Error    string       `json:"error,omitempty"`
+	Seconds  float64      `json:"wall_seconds"`
+	Result   *load.Result `json:"result,omitempty"`
+}
+
+// Report is everything results.json holds.
+type Report struct {
+	Started   time.Time  `json:"started"`
+	Seconds   float64    `json:"wall_seconds"`
+	Quick     bool       `json:"quick"`
+	Repeat    int        `json:"repeat"`
+	GoVersion string     `json:"go_version"`
+	CPUs      int        `json:"cpus"`
+	Impls     []string   `json:"impls"`
+	Scenarios []Scenario `json:"scenarios"`
+	Runs      []Run      `json:"runs"`
+}
+
+func scenarios(quick bool) []Scenario {
+	itoa := strconv.Itoa
+	if quick {
+		return []Scenario{
+			{Name: "fanout", Title: "fan-out: 50 members, 1 sender, 100 messages, window 16",
+				Args: []string{"-members", "50", "-senders", "1", "-messages", "100", "-window", "16", "-duration", "20s"}, Timeout: 45 * time.Second},
+			{Name: "idle", Title: "idle memory: 50 members",
+				Args: []string{"-members", "50", "-senders", "0", "-messages", "0"}, Timeout: 30 * time.Second},
+			{Name: "many", Title: "many senders: 50 members, 5 senders x 50 msg/s x 50 messages",
+				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-duration", "15s"}, Timeout: 40 * time.Second},
+			{Name: "slow", Title: "slow member: 50 members, 5 senders x 50 msg/s x 50 messages of 1 KiB, 1 never reads",
+				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-pad", "1024", "-slow", "1", "-duration", "15s", "-drain-timeout", "3s"}, Timeout: 45 * time.Second},
+		}
+	}
+	// The slow member's messages carry 1 KiB of padding: 12 s at 1000 msg/s
+	// is about 12 MiB, three times what loopback's socket buffers (4 MiB
+	// tcp_wmem) absorb, so every server has to deal with a blocked write
+	// after about 4 s. Without padding the kernel swallowed all of it.
+	const slowSeconds = 12
+	return []Scenario{
+		{Name: "fanout", Title: "fan-out: 1000 members, 1 sender, 2000 messages as fast as a window of 16 allows",
+			Args: []string{"-members", "1000", "-senders", "1", "-messages", "2000", "-window", "16", "-duration", "60s"}, Timeout: 150 * time.Second},
+		{Name: "idle", Title: "idle memory: 1000 members connected, nothing sent",
+			Args: []string{"-members", "1000", "-senders", "0", "-messages", "0"}, Timeout: 90 * time.Second},
+		{Name: "many", Title: "many senders: 200 members, 20 senders x 50 msg/s for 5 s",
+			Args: []string{"-members", "200", "-senders", "20", "-rate", "50", "-messages", "250", "-duration", "20s"}, Timeout: 90 * time.Second},
+		{Name: "slow", Title: "slow member: 200 members, 20 senders x 50 msg/s for " + itoa(slowSeconds) + " s, messages padded to 1 KiB, 1 member never reads (SO_RCVBUF 4 KiB)",
+			Args: []string{"-members", "200", "-senders", "20", "-rate", "50", "-messages", itoa(50 * slowSeconds), "-pad", "1024", "-slow", "1", "-duration", "40s", "-drain-timeout", "5s"}, Timeout: 120 * time.Second},
+	}
+}
+
+func main() {
+	implsFlag := flag.String("impls", strings.Join(servers.Names(), ","), "comma-separated designs to run")
+	scenFlag := flag.String("scenarios", "fanout,idle,many,slow", "comma-separated scenarios to run")
+	quick := flag.Bool("quick", false, "small sizes, for CI and smoke tests")
+	outDir := flag.String("out", "results", "directory for results.json, results.md and fanout.svg (results/quick with -quick)")
+	repeat := flag.Int("repeat", 1, "run every design and scenario this many times; tables show the median run")
+	profDir := flag.String("cpuprofile-dir", "", "if set, every server writes a CPU profile IMPL-SCENARIO.pprof here")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("compare: ")
+
+	impls := splitList(*implsFlag)
+	for _, im := range impls {
+		if !slices.Contains(servers.Names(), im) {
+			log.Fatalf("unknown design %q (have %v)", im, servers.Names())
+		}
+	}
+	var scens []Scenario
+	wanted := splitList(*scenFlag)
+	for _, s := range scenarios(*quick) {
+		if slices.Contains(wanted, s.Name) {
+			scens = append(scens, s)
+		}
+	}
+	outSet := false
+	flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+	if *quick && !outSet {
+		*outDir = filepath.Join("results", "quick") // keep the full run's results
+	}
+	if *repeat < 1 {
+		*repeat = 1
+	}
+	if len(scens) == 0 || len(impls) == 0 {
+		log.Fatal("nothing to run: check -impls and -scenarios")
+	}
+	if *profDir != "" {
+		if err := os.MkdirAll(*profDir, 0o755); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	ctx, stop := signalContext()
+	defer stop()
+	started := time.Now()
+	bin, err := os.MkdirTemp("", "chatbench-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(bin)
+	if err := build(ctx, bin); err != nil {
+		log.Fatal(err)
+	}
+
+	rep := &Report{
+		Started: started, Quick: *quick, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		Impls: impls, Scenarios: scens, Repeat: *repeat,
+	}
+	total, n := len(impls)*len(scens)**repeat, 0
+	for k := 1; k <= *repeat; k++ {
+		for _, im := range impls {
+			for _, sc := range scens {
+				if ctx.Err() != nil {
+					break
+				}
+				n++
+				fmt.Fprintf(os.Stderr, "[%2d/%d] %-18s %-7s ", n, total, im, sc.Name)
+				prof := ""
+				if *profDir != "" {
+					prof = filepath.Join(*profDir, fmt.Sprintf("%s-%s-%d.pprof", im, sc.Name, k))
+				}
+				r := runOne(ctx, bin, im, sc, prof)
+				r.Rep = k
+				rep.Runs = append(rep.Runs, r)
+				fmt.Fprintln(os.Stderr, summary(r))
+			}
+		}
+	}
+	rep.Seconds = time.Since(started).Seconds()
+	if err := writeReport(*outDir, rep); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(markdown(rep))
+	fmt.Fprintf(os.Stderr, "wrote %s in %.0fs\n", *outDir, rep.Seconds)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// build compiles chatserver and loadgen into dir.
+func build(ctx context.Context, dir string) error {
+	modDir, err := moduleDir(ctx)
+	if err != nil {
+		return err
+	}
+	for _, cmd := range []string{"chatserver", "loadgen"} {
+		c := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, cmd), "./cmd/"+cmd)
+		c.Dir = modDir
+		c.Stderr = os.Stderr
+		if err := c.Run(); err != nil {
+			return fmt.Errorf("building %s: %w", cmd, err)
+		}
+	}
+	return nil
+}
+
+// moduleDir finds the benchmarks module from the working directory.
+func moduleDir(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	data, err := os.ReadFile(gomod)
+	if err != nil || !strings.Contains(string(data), "module github.com/seed014c2c51/chatroom/benchmarks\n") {
+		return "", fmt.Errorf("run compare from the benchmarks module (go.mod found: %q)", gomod)
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// server is a running chatserver process.
+type server struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	addr  string
+	done  chan struct{}
+}
+
+func startServer(ctx context.Context, bin, impl, profile string) (*server, error) {
+	args := []string{"-impl", impl, "-addr", "127.0.0.1:0"}
+	if profile != "" {
+		args = append(args, "-cpuprofile", profile)
+	}
+	cmd := exec.Command(filepath.Join(bin, "chatserver"), args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.done) }()
+
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case l, ok := <-line:
+		addr, found := strings.CutPrefix(l, "listening ")
+		if !ok || !found {
+			s.stop()
+			return nil, fmt.Errorf("chatserver did not report its address (got %q)", l)
+		}
+		s.addr = addr
+		return s, nil
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+	}
+	s.stop()
+	return nil, errors.New("chatserver did not start within 10s")
+}
+
+// stop closes the server's stdin, then sends SIGTERM, then SIGKILL.
+func (s *server) stop() {
+	_ = s.stdin.Close()
+	select {
+	case <-s.done:
+		return
+	case <-time.After(3 * time.Second):
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		return
+	case <-time.After(3 * time.Second):
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+func runOne(ctx context.Context, bin, impl string, sc Scenario, profile string) (r Run) {
+	start := time.Now()
+	r = Run{Impl: impl, Scenario: sc.Name}
+	defer func() { r.Seconds = time.Since(start).Seconds() }()
+	srv, err := startServer(ctx, bin, impl, profile)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer srv.stop()
+
+	args := append([]string{"-url", "ws://" + srv.addr + servers.Path, "-json"}, sc.Args...)
+	args = append(args, "-server-pid", strconv.Itoa(srv.cmd.Process.Pid))
+	lctx, cancel := context.WithTimeout(ctx, sc.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(lctx, filepath.Join(bin, "loadgen"), args...)
+	cmd.WaitDelay = 5 * time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, runErr := cmd.Output()
+	var parsed struct {
+		load.Result
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(out, &parsed); err != nil {
+		switch {
+		case lctx.Err() != nil:
+			r.Error = fmt.Sprintf("loadgen timed out after %s", sc.Timeout)
+		case runErr != nil:
+			r.Error = fmt.Sprintf("loadgen: %v: %s", runErr, lastLine(stderr.String()))
+		default:
+			r.Error = fmt.Sprintf("loadgen output: %v", err)
+		}
+		return r
+	}
+	r.Result = &parsed.Result
+	select {
+	case <-srv.done:
+		r.Error = "server exited during the run"
+		return r
+	default:
+	}
+	if parsed.Error != "" {
+		r.Error = parsed.Error
+		return r
+	}
+	r.OK = true
+	return r
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// summary is the progress line of one run.
+func summary(r Run) string {
+	if !r.OK {
+		return fmt.Sprintf("FAILED (%.1fs): %s", r.Seconds, r.Error)
+	}
+	res := r.Result
+	switch {
+	case r.Scenario == "idle":
+		return fmt.Sprintf("%.1f KiB/conn (%.1fs)", res.RSSPerConnKiB, r.Seconds)
+	default:
+		s := fmt.Sprintf("%.0f deliveries/s, p50 %.2fms p99 %.2fms, lost %d (%.1fs)",
+			res.DeliveriesPerSec, res.Latency.P50, res.Latency.P99, res.Lost, r.Seconds)
+		if len(res.SlowMembers) > 0 {
+			s += "; slow: " + slowFate(res.SlowMembers[0])
+		}
+		return s
+	}
+}

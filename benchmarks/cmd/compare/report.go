@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/seed014c2c51/chatroom/benchmarks/internal/load"
+)
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+}
+
+// writeReport writes results.json, results.md and fanout.svg into dir.
+func writeReport(dir string, rep *Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		"results.json": append(js, '\n'),
+		"results.md":   []byte(markdown(rep)),
+		"fanout.svg":   []byte(fanoutSVG(rep)),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// metric is what orders repeated runs of a scenario: the median run by it
+// stands for the design.
+func metric(scenario string, r *load.Result) float64 {
+	switch scenario {
+	case "fanout":
+		return r.DeliveriesPerSec
+	case "idle":
+		return r.RSSPerConnKiB
+	default:
+		return r.Latency.P99
+	}
+}
+
+// runs returns the successful runs of impl under scenario, ordered by
+// metric, and the first failed one.
+func (rep *Report) runs(impl, scenario string) (ok []*Run, failed *Run) {
+	for i := range rep.Runs {
+		r := &rep.Runs[i]
+		if r.Impl != impl || r.Scenario != scenario {
+			continue
+		}
+		if r.OK {
+			ok = append(ok, r)
+		} else if failed == nil {
+			failed = r
+		}
+	}
+	sort.SliceStable(ok, func(i, j int) bool { return metric(scenario, ok[i].Result) < metric(scenario, ok[j].Result) })
+	return ok, failed
+}
+
+// find returns the median successful run of impl under scenario, else a
+// failed one, else nil.
+func (rep *Report) find(impl, scenario string) *Run {
+	ok, failed := rep.runs(impl, scenario)
+	if len(ok) > 0 {
+		return ok[(len(ok)-1)/2]
+	}
+	return failed
+}
+
+// cell formats a result of impl under scenario with f, or says why there
+// is none.
+func (rep *Report) cell(impl, scenario string, f func(*load.Result) string) string {
+	r := rep.find(impl, scenario)
+	switch {
+	case r == nil:
+		return "–"
+	case !r.OK:
+		return "FAILED"
+	}
+	return f(r.Result)
+}
+
+func slowFate(s load.SlowReport) string {
+	if !s.Cut {
+		return fmt.Sprintf("not cut (%s; %d msgs read after)", s.Note, s.Received)
+	}
+	if s.CloseCode != 0 {
+		return fmt.Sprintf("cut: %d %q after %d msgs", s.CloseCode, s.CloseReason, s.Received)
+	}
+	return fmt.Sprintf("cut without close frame after %d msgs", s.Received)
+}
+
+func lossCell(r *load.Result) string {
+	if r.Expected == 0 {
+		return "0"
+	}
+	s := fmt.Sprintf("%d/%d", r.Lost, r.Expected)
+	if r.Lost > 0 {
+		s += fmt.Sprintf(" (%.2f%%)", 100*float64(r.Lost)/float64(r.Expected))
+	}
+	return s
+}
+
+// markdown renders the comparison table and the notes.
+func markdown(rep *Report) string {
+	var b strings.Builder
+	mode := "full"
+	if rep.Quick {
+		mode = "quick"
+	}
+	fmt.Fprintf(&b, "# Chat server comparison (%s run)\n\n", mode)
+	fmt.Fprintf(&b, "%s, %s, %d CPUs, servers and load generator on the same machine over 127.0.0.1; run took %.0f s.\n\n",
+		rep.Started.UTC().Format(time.RFC3339), rep.GoVersion, rep.CPUs, rep.Seconds)
+	for _, s := range rep.Scenarios {
+		fmt.Fprintf(&b, "- **%s**: %s\n", s.Name, s.Title)
+	}
+	if rep.Repeat > 1 {
+		fmt.Fprintf(&b, "\nEach cell is the median of %d runs (by the cell's main metric); failed runs are listed in the notes.\n", rep.Repeat)
+	}
+	b.WriteString("\n| design | fan-out deliveries/s | ratio vs melody | idle KiB/conn | many-senders p50 / p99 / p999 ms | many-senders loss | slow-member: others' p99 ms | slow member |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|\n")
+	var melody float64
+	if r := rep.find("melody", "fanout"); r != nil && r.OK {
+		melody = r.Result.DeliveriesPerSec
+	}
+	for _, im := range rep.Impls {
+		fan := rep.cell(im, "fanout", func(r *load.Result) string { return fmt.Sprintf("%.0f", r.DeliveriesPerSec) })
+		ratio := rep.cell(im, "fanout", func(r *load.Result) string {
+			if melody == 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f", r.DeliveriesPerSec/melody)
+		})
+		idle := rep.cell(im, "idle", func(r *load.Result) string { return fmt.Sprintf("%.1f", r.RSSPerConnKiB) })
+		lat := rep.cell(im, "many", func(r *load.Result) string {
+			return fmt.Sprintf("%.2f / %.2f / %.2f", r.Latency.P50, r.Latency.P99, r.Latency.P999)
+		})
+		loss := rep.cell(im, "many", lossCell)
+		slowP99 := rep.cell(im, "slow", func(r *load.Result) string {
+			s := fmt.Sprintf("%.2f", r.Latency.P99)
+			if r.Lost > 0 {
+				s += fmt.Sprintf(" (lost %d)", r.Lost)
+			}
+			return s
+		})
+		fate := rep.cell(im, "slow", func(r *load.Result) string {
+			if len(r.SlowMembers) == 0 {
+				return "–"
+			}
+			return slowFate(r.SlowMembers[0])
+		})
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", im, fan, ratio, idle, lat, loss, slowP99, fate)
+	}
+	b.WriteString("\nDeliveries/s: data frames received by all reading members ÷ time from the first send to the last delivery. Loss, duplicates and reordering are counted per member and per sender.\n")
+
+	var notes []string
+	for _, r := range rep.Runs {
+		label := r.Impl + " / " + r.Scenario
+		if rep.Repeat > 1 {
+			label += fmt.Sprintf(" (run %d)", r.Rep)
+		}
+		if !r.OK {
+			notes = append(notes, fmt.Sprintf("%s failed: %s", label, r.Error))
+			continue
+		}
+		res := r.Result
+		var parts []string
+		if res.Lost > 0 && r.Scenario != "many" && r.Scenario != "slow" {
+			parts = append(parts, fmt.Sprintf("lost %s", lossCell(res)))
+		}
+		if res.Duplicates > 0 {
+			parts = append(parts, fmt.Sprintf("%d duplicates", res.Duplicates))
+		}
+		if res.Reordered > 0 {
+			parts = append(parts, fmt.Sprintf("%d reordered", res.Reordered))
+		}
+		if res.Malformed > 0 {
+			parts = append(parts, fmt.Sprintf("%d malformed frames", res.Malformed))
+		}
+		if res.Dropped > 0 {
+			parts = append(parts, fmt.Sprintf("%d reading members disconnected by the server", res.Dropped))
+		}
+		if res.TimedOut {
+			parts = append(parts, "gave up waiting for deliveries")
+		}
+		if len(parts) > 0 {
+			notes = append(notes, fmt.Sprintf("%s: %s", label, strings.Join(parts, ", ")))
+		}
+	}
+	if len(notes) > 0 {
+		b.WriteString("\nNotes:\n\n")
+		for _, n := range notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
+	b.WriteString("\nFan-out and many-senders details (latency p50 / p99 ms; CPU seconds of server / load generator while sending):\n\n")
+	b.WriteString("| design | fan-out deliveries/s, all runs | fan-out latency | fan-out CPU | many-senders CPU | slow: lost by others |\n|---|---:|---:|---:|---:|---:|\n")
+	cpu := func(r *load.Result) string {
+		return fmt.Sprintf("%.1f / %.1f", r.ServerCPUSeconds, r.LoadgenCPUSeconds)
+	}
+	for _, im := range rep.Impls {
+		ok, _ := rep.runs(im, "fanout")
+		var all []string
+		for _, r := range ok {
+			all = append(all, fmt.Sprintf("%.0f", r.Result.DeliveriesPerSec))
+		}
+		if len(all) == 0 {
+			all = []string{"–"}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", im, strings.Join(all, ", "),
+			rep.cell(im, "fanout", func(r *load.Result) string {
+				return fmt.Sprintf("%.2f / %.2f", r.Latency.P50, r.Latency.P99)
+			}),
+			rep.cell(im, "fanout", cpu), rep.cell(im, "many", cpu), rep.cell(im, "slow", lossCell))
+	}
+	return b.String()
+}
+
+// fanoutSVG draws a horizontal bar chart of fan-out deliveries/s.
+func fanoutSVG(rep *Report) string {
+	type bar struct {
+		label string
+		value float64
+		ok    bool
+	}
+	var bars []bar
+	var maxV float64
+	for _, im := range rep.Impls {
+		r := rep.find(im, "fanout")
+		if r == nil {
+			continue
+		}
+		b := bar{label: im, ok: r.OK}
+		if r.OK {
+			b.value = r.Result.DeliveriesPerSec
+		}
+		maxV = max(maxV, b.value)
+		bars = append(bars, b)
+	}
+	const (
+		left, right, top, rowH, barH = 150, 130, 50, 30, 20
+		plotW                        = 520
+	)
+	width := left + plotW + right
+	height := top + rowH*len(bars) + 30
+	var s strings.Builder
+	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="13">`+"\n",
+		width, height, width, height)
+	fmt.Fprintf(&s, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
+	title := "Fan-out: deliveries per second (higher is better)"
+	if len(rep.Scenarios) > 0 {
+		for _, sc := range rep.Scenarios {
+			if sc.Name == "fanout" {
+				title = "Deliveries/s — " + sc.Title
+			}
+		}
+	}
+	fmt.Fprintf(&s, `<text x="%d" y="24" font-size="14" font-weight="bold">%s</text>`+"\n", 10, html.EscapeString(title))
+	for i, b := range bars {
+		y := top + i*rowH
+		fmt.Fprintf(&s, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+barH-5, html.EscapeString(b.label))
+		if !b.ok {
+			fmt.Fprintf(&s, `<text x="%d" y="%d" fill="#b00">failed</text>`+"\n", left+4, y+barH-5)
+			continue
+		}
+		w := 0.0
+		if maxV > 0 {
+			w = b.value / maxV * plotW
+		}
+		fill := "#4a78b0"
+		if b.label == "chatroom" {
+			fill = "#d9822b"
+		}
+		fmt.Fprintf(&s, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", left, y, w, barH, fill)
+		fmt.Fprintf(&s, `<text x="%.1f" y="%d">%s</text>`+"\n", float64(left)+w+6, y+barH-5, thousands(b.value))
+	}
+	fmt.Fprintf(&s, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`+"\n", left, top-6, left, top+rowH*len(bars))
+	s.WriteString("</svg>\n")
+	return s.String()
+}
+
+// thousands formats v rounded, with thin-space-free comma grouping.
+func thousands(v float64) string {
+	n := int64(v + 0.5)
+	s := fmt.Sprintf("%d", n)
+	var out []byte
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}

@@ -1,0 +1,15 @@
+// Package chatroom serves the protocol with this repository's library,
+// github.com/seed014c2c51/chatroom, using its defaults.
+package chatroom
+
+import (
+	"net/http"
+
+	"github.com/seed014c2c51/chatroom"
+)
+
+// New returns a Room as the /chat handler and a function that closes it.
+func New() (http.Handler, func()) {
+	room := chatroom.New()
+	return room, func() { _ = room.Close() }
+}
