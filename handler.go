@@ -50,7 +50,7 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	hw := &hijackRecorder{ResponseWriter: w}
+	hw := &hijackRecorder{ResponseWriter: w, batches: &rm.batches}
 	aw := http.ResponseWriter(hw)
 	if !canHijack(w) {
 		aw = w // let Accept answer 501 before it writes anything
@@ -63,7 +63,7 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 	}
 	// From here on r.Context() must not be used: the connection is hijacked.
 	conn.SetReadLimit(rm.cfg.maxMessageSize)
-	m := rm.newMember(conn, hw.conn, adm)
+	m := rm.newMember(conn, hw.sock, adm)
 	rm.serve(m)
 }
 
@@ -117,7 +117,7 @@ func (rm *Room) admit(r *http.Request) (admission, int, error) {
 	return adm, 0, nil
 }
 
-func (rm *Room) newMember(conn *websocket.Conn, nc net.Conn, adm admission) *Member {
+func (rm *Room) newMember(conn *websocket.Conn, s *socket, adm admission) *Member {
 	m := &Member{
 		room:     rm,
 		nickname: adm.identity.Nickname,
@@ -126,11 +126,11 @@ func (rm *Room) newMember(conn *websocket.Conn, nc net.Conn, adm admission) *Mem
 		since:    adm.since,
 		resume:   adm.resume,
 		conn:     conn,
-		netConn:  nc,
+		sock:     s,
 		index:    -1,
-		// Probe once: a connection that refuses deadlines gets context
-		// timeouts on every write instead.
-		deadlines: nc != nil && nc.SetWriteDeadline(time.Time{}) == nil,
+		// Probe once: a connection that refuses deadlines gets a timer on
+		// every flush instead.
+		deadlines: s.SetWriteDeadline(time.Time{}) == nil,
 	}
 	if adm.authErr != nil {
 		m.refusal = cause(ErrUnauthorized, StatusUnauthorized, reasonUnauthorized, adm.authErr)
@@ -343,20 +343,28 @@ func (rm *Room) runLeaveHook(m *Member, reason error) {
 	})
 }
 
-// hijackRecorder hands the ResponseWriter to websocket.Accept and keeps the
-// net.Conn it hijacks, so that writes can carry deadlines instead of a
-// context (and its timer) per write.
+// hijackRecorder hands the ResponseWriter to websocket.Accept and gives it
+// the hijacked connection wrapped in a socket, which the member keeps.
 type hijackRecorder struct {
 	http.ResponseWriter
-	conn net.Conn
+	batches *sync.Pool
+	sock    *socket
 }
 
 // Hijack hijacks the underlying connection, also through middleware that
 // wraps the ResponseWriter and offers Unwrap.
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	h.conn = c
-	return c, brw, err
+	if err != nil {
+		return nil, nil, err
+	}
+	s, sbrw, err := newSocket(c, brw, h.batches)
+	if err != nil {
+		_ = c.Close()
+		return nil, nil, fmt.Errorf("chatroom: hijacked connection: %w", err)
+	}
+	h.sock = s
+	return s, sbrw, nil
 }
 
 // Unwrap gives http.ResponseController access to the wrapped writer.

@@ -3,7 +3,6 @@ package chatroom
 import (
 	"context"
 	"errors"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,8 +24,8 @@ type Member struct {
 	resume   bool
 	refusal  error // why the member may not join, decided before the upgrade
 	conn     *websocket.Conn
-	netConn  net.Conn // the hijacked connection; nil if unknown
-	// deadlines: netConn takes deadlines, so writes need no context timer.
+	sock     *socket // the hijacked connection under conn
+	// deadlines: sock takes deadlines, so flushes need no timer.
 	deadlines bool
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -153,7 +152,7 @@ func (m *Member) closeConn(reason error) {
 	if m.deadlines {
 		// Bounds the queue's last writes, the close frame's write and the
 		// wait for the client's answer, which the reader is blocked on.
-		_ = m.netConn.SetDeadline(time.Now().Add(m.room.cfg.closeTimeout))
+		_ = m.sock.SetDeadline(time.Now().Add(m.room.cfg.closeTimeout))
 	}
 	m.mu.Lock()
 	for m.writing {

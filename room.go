@@ -23,6 +23,7 @@ type Room struct {
 
 	readBuffers sync.Pool // *bytes.Buffer for decoding client messages
 	queues      sync.Pool // *frameQueue for members' writers
+	batches     sync.Pool // *[]byte for members' sockets while writing
 
 	// firstID is the ID of the room's first frame, taken from the clock so
 	// that a room created again numbers above the old one.
@@ -209,8 +210,8 @@ func (rm *Room) dropConnections() {
 	ms := slices.Clone(rm.members)
 	rm.mu.Unlock()
 	for _, m := range ms {
-		if m.netConn != nil {
-			_ = m.netConn.Close()
+		if m.sock != nil {
+			_ = m.sock.Close()
 		} else {
 			_ = m.conn.CloseNow()
 		}

@@ -85,7 +85,7 @@ func (m *Member) writeLoop() {
 		if err == nil && m.reason == nil && m.deadlines {
 			// Clear the deadline so that pongs and close frames the
 			// connection writes on its own later are not cut short by it.
-			_ = m.netConn.SetWriteDeadline(time.Time{})
+			_ = m.sock.SetWriteDeadline(time.Time{})
 		}
 		m.mu.Unlock()
 
@@ -104,6 +104,7 @@ func (m *Member) stopWritingLocked() {
 	// An idle member holds no queue: they go back to the room's pool.
 	m.room.putQueue(&m.queue)
 	m.room.putQueue(&m.spare)
+	m.sock.releaseBatch()
 	m.writerDone.Broadcast()
 }
 
@@ -149,47 +150,64 @@ func (rm *Room) recycleQueue(q **frameQueue) {
 }
 
 // writeBatch writes frames in order and returns how many bytes they held.
+// The socket is held meanwhile, so that the frames reach the network in as
+// few writes as maxBatch allows, usually one.
 func (m *Member) writeBatch(batch [][]byte) (int, error) {
 	n := 0
 	for _, f := range batch {
 		n += len(f)
 	}
+	s := m.sock
+	s.hold()
 	for _, f := range batch {
 		if m.abort.Load() {
+			s.discard()
 			return n, nil
 		}
-		if err := m.writeFrame(f); err != nil {
+		// This copies the frame into the held batch: it does not wait for
+		// the network.
+		if err := m.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
+			s.discard()
 			return n, err
 		}
+		if s.buffered() >= maxBatch {
+			if err := m.flush(); err != nil {
+				return n, err
+			}
+			s.hold()
+		}
 	}
-	return n, nil
+	return n, m.flush()
 }
 
-// writeFrame writes one text frame within the write timeout or, once the
-// member is closing, within the close timeout. A deadline on the hijacked
-// connection costs nothing per write; a context with a timeout, the fallback,
-// allocates a timer each time.
-func (m *Member) writeFrame(f []byte) error {
+// flush writes the held batch within the write timeout or, once the member
+// is closing, within the close timeout. A deadline on the connection costs
+// nothing per write; the fallback, a timer that closes the connection,
+// costs an allocation per flush.
+func (m *Member) flush() error {
 	closing := m.closing.Load()
 	if m.deadlines {
 		if !closing { // closeConn has set the close deadline
-			_ = m.netConn.SetWriteDeadline(time.Now().Add(m.room.cfg.writeTimeout))
+			_ = m.sock.SetWriteDeadline(time.Now().Add(m.room.cfg.writeTimeout))
 		}
-		return m.conn.Write(context.Background(), websocket.MessageText, f)
+		return m.sock.flush()
 	}
 	timeout := m.room.cfg.writeTimeout
 	if closing {
 		timeout = m.room.cfg.closeTimeout
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return m.conn.Write(ctx, websocket.MessageText, f)
+	t := time.AfterFunc(timeout, func() { _ = m.sock.Conn.Close() })
+	err := m.sock.flush()
+	if !t.Stop() {
+		return errWriteTimeout
+	}
+	return err
 }
 
 // writeFailure turns a failed write into a leave reason.
 func writeFailure(err error) error {
 	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+	if errors.Is(err, errWriteTimeout) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		return cause(ErrSlowConsumer, websocket.StatusPolicyViolation, reasonTooSlow, errWriteTimeout)
 	}
 	return cause(ErrClientClosed, 0, "", err)
