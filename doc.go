@@ -82,7 +82,8 @@
 //
 // A broadcast is encoded once and queued for every member without waiting for
 // any socket. Each member has its own queue and a writer goroutine that exists
-// only while the queue is not empty. The queue is bounded by count and bytes
+// only while the queue is not empty; it hands the connection everything queued
+// at once, and those frames reach the network in a single write. The queue is bounded by count and bytes
 // (WithSendQueue, 8192 messages and 4 MiB by default: enough for a member that
 // reads normally to survive a burst of thousands of messages), and each write
 // must finish within the write timeout (WithWriteTimeout, 10s). A member that
@@ -96,17 +97,18 @@
 //
 // # Hooks and goroutines
 //
-// Each connection is served on the goroutine net/http started for it. The
-// join, message and leave hooks (OnJoin, OnMessage, OnLeave) run on that
-// goroutine, never while a room lock is held, so a hook may block (delaying
-// only its own member) and may call any method of the Room or of a Member,
-// except that a hook must not wait for Shutdown or Close: they wait for the
-// hook.
+// A connection is upgraded and joined on the goroutine net/http started for
+// it, so the authenticator and the join hook (OnJoin) run there. ServeHTTP
+// then returns, freeing what net/http holds per request, and the member is
+// served by a goroutine of its own that the room owns: it reads the member's
+// messages and runs the message and leave hooks (OnMessage, OnLeave). No hook
+// runs while a room lock is held, so a hook may block (delaying only its own
+// member) and may call any method of the Room or of a Member, except that a
+// hook must not wait for Shutdown or Close: they wait for the hook.
 // Hooks of different members run concurrently. A panicking hook closes that
 // member's connection with 1011; it does not crash the process.
 //
-// The authenticator (WithAuthenticator) runs on the same goroutine before
-// the upgrade, and may use r.Context(). WithRoomConfig's function runs with
+// The authenticator runs before the upgrade and may use r.Context(). WithRoomConfig's function runs with
 // the Registry's lock held and must not call the Registry. A Store is called
 // with the room's lock held and must not block.
 package chatroom

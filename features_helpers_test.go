@@ -1,8 +1,10 @@
 package chatroom
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -48,6 +50,24 @@ func withJoinedSeam(fn func(*Member)) Option {
 	return func(c *config) { c.joined = fn }
 }
 
+func withFinishedSeam(fn func()) Option {
+	return func(c *config) { c.finished = fn }
+}
+
+// hijackSpy tells whether the handler it was given to hijacked the
+// connection.
+type hijackSpy struct {
+	http.ResponseWriter
+	hijacked bool
+}
+
+func (h *hijackSpy) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h.hijacked = true
+	return http.NewResponseController(h.ResponseWriter).Hijack()
+}
+
+func (h *hijackSpy) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
 // roomEvent is a join or leave seen by a testRegistry.
 type roomEvent struct {
 	room, nickname string
@@ -56,8 +76,9 @@ type roomEvent struct {
 
 // testRegistry is a Registry mounted at /rooms/{room}/chat of a ServeMux
 // behind an httptest server. Joins and leaves arrive on channels, and done
-// receives once per request the handler has finished, room bookkeeping
-// included.
+// receives once per request the registry has finished with, room bookkeeping
+// included: when the handler returns, or for an upgraded connection when its
+// goroutine ends.
 type testRegistry struct {
 	t        *testing.T
 	reg      *Registry
@@ -73,6 +94,7 @@ func newTestRegistry(t *testing.T, opts ...RegistryOption) *testRegistry {
 	tg := &testRegistry{t: t, joined: make(chan roomEvent, 1024), left: make(chan roomEvent, 1024), done: make(chan struct{}, 1024)}
 	seams := WithRoomOptions(
 		withJoinedSeam(func(m *Member) { tg.joined <- roomEvent{room: m.room.Name(), nickname: m.Nickname()} }),
+		withFinishedSeam(func() { tg.done <- struct{}{} }),
 		OnLeave(func(_ context.Context, m *Member, reason error) {
 			tg.left <- roomEvent{room: m.room.Name(), nickname: m.Nickname(), reason: reason}
 		}),
@@ -83,8 +105,11 @@ func newTestRegistry(t *testing.T, opts ...RegistryOption) *testRegistry {
 	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tg.handlers.Add(1)
 		defer tg.handlers.Done()
-		defer func() { tg.done <- struct{}{} }()
-		mux.ServeHTTP(w, r)
+		spy := &hijackSpy{ResponseWriter: w}
+		mux.ServeHTTP(spy, r)
+		if !spy.hijacked {
+			tg.done <- struct{}{}
+		}
 	}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -135,7 +160,7 @@ func (tg *testRegistry) wait(ch chan roomEvent, what string) roomEvent {
 	}
 }
 
-// waitDone waits until a request handler has returned.
+// waitDone waits until the registry has finished with a request.
 func (tg *testRegistry) waitDone() {
 	tg.t.Helper()
 	select {

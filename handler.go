@@ -18,8 +18,12 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// ServeHTTP upgrades r to a WebSocket and serves the member until it leaves.
-// Mount the room at any path; the original protocol uses /chat:
+// ServeHTTP upgrades r to a WebSocket and hands the member to a goroutine of
+// the room's, which serves it until it leaves; ServeHTTP itself returns once
+// the connection is upgraded, so that the HTTP server's per-connection state
+// (its goroutine, buffers and the request) is freed while the member stays.
+// Shutdown and Close wait for that goroutine. Mount the room at any path; the
+// original protocol uses /chat:
 //
 //	mux.Handle("/chat", room)
 //
@@ -33,12 +37,19 @@ func (rm *Room) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, ErrRoomClosed.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	defer rm.release()
 	rm.serveAcquired(w, r)
 }
 
-// serveAcquired is ServeHTTP for a connection already counted in.
+// serveAcquired is ServeHTTP for a connection already counted in. It counts
+// the connection out once it is finished: before it returns, or when the
+// member's goroutine ends.
 func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
+	upgraded, handedOff := false, false
+	defer func() {
+		if !handedOff {
+			rm.finish(upgraded)
+		}
+	}()
 	adm, status, err := rm.admit(r)
 	if err != nil {
 		msg := err.Error()
@@ -62,9 +73,28 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// From here on r.Context() must not be used: the connection is hijacked.
+	upgraded = true
 	conn.SetReadLimit(rm.cfg.maxMessageSize)
 	m := rm.newMember(conn, hw.sock, adm)
-	rm.serve(m)
+	// Joining runs here, on the HTTP server's goroutine, whose stack has
+	// already grown. The member's own goroutine only reads, so an idle
+	// member's stack stays at its smallest.
+	if !rm.admitMember(m) {
+		return
+	}
+	handedOff = true
+	go func() {
+		defer rm.finish(true)
+		rm.serve(m)
+	}()
+}
+
+// finish counts a connection out of the room.
+func (rm *Room) finish(upgraded bool) {
+	rm.release()
+	if upgraded && rm.cfg.finished != nil {
+		rm.cfg.finished()
+	}
 }
 
 // admission is what the handler decides about a request before upgrading it.
@@ -147,22 +177,28 @@ func (rm *Room) newMember(conn *websocket.Conn, s *socket, adm admission) *Membe
 	return m
 }
 
-// serve runs a member's life on its connection's goroutine: join, read until
-// it leaves, then clean up and run the leave hook.
-func (rm *Room) serve(m *Member) {
-	defer m.cancel()
+// admitMember joins m to the room and reports whether it joined. A member
+// refused is closed and cleaned up before it returns.
+func (rm *Room) admitMember(m *Member) bool {
 	if err := rm.join(m); err != nil {
 		m.stop(err)
 		m.reap()
+		m.cancel()
 		rm.cfg.log.Debug("chatroom: join refused", "member", m, "err", err)
-		return
+		return false
 	}
 	rm.cfg.log.Debug("chatroom: joined", "member", m, "ip", m.clientIP)
 	if rm.cfg.joined != nil {
 		rm.cfg.joined(m)
 	}
 	m.startKeepalive()
+	return true
+}
 
+// serve runs a joined member's life on its own goroutine: read until it
+// leaves, then clean up and run the leave hook.
+func (rm *Room) serve(m *Member) {
+	defer m.cancel()
 	m.stop(rm.readLoop(m))
 	rm.remove(m)
 	m.reap()

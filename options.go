@@ -82,6 +82,9 @@ type config struct {
 	// has been added to the room, so tests can wait for membership without
 	// polling.
 	joined func(*Member)
+	// finished is a test seam: called when an upgraded connection's
+	// goroutine ends, after the room has counted it out.
+	finished func()
 }
 
 func defaultConfig() config {
@@ -238,8 +241,9 @@ func WithNicknameFunc(fn func(r *http.Request, clientIP string) (string, error))
 	return func(c *config) { c.nicknameFunc = fn }
 }
 
-// OnJoin sets a hook that runs once for every upgraded connection, on that
-// connection's own goroutine, before the member is added to the room: the
+// OnJoin sets a hook that runs once for every upgraded connection, on the
+// goroutine net/http serves the request on, before the member is added to
+// the room and before ServeHTTP returns: the
 // member receives no broadcast and appears in no Members list until it
 // returns nil (Member.Send reaches it already, e.g. for a greeting). The hook may block (only this member waits) and may call any method of
 // the Room or the Member but wait for Shutdown or Close, which wait for hooks;
@@ -254,7 +258,7 @@ func OnJoin(fn func(ctx context.Context, m *Member) error) Option {
 }
 
 // OnLeave sets a hook that runs exactly once for every member that joined,
-// on that member's goroutine, after the member has been removed from the room
+// on that member's own goroutine, after the member has been removed from the room
 // and its connection closed. reason wraps one of the sentinel errors
 // (ErrClientClosed, ErrSlowConsumer, ErrRoomClosed, ...). The hook may block;
 // Shutdown waits for it. ctx is cancelled when Shutdown gives up or Close is
@@ -264,7 +268,8 @@ func OnLeave(fn func(ctx context.Context, m *Member, reason error)) Option {
 }
 
 // OnMessage sets a hook that sees every client message before it is
-// broadcast, on the sender's goroutine, so a member's messages reach the hook
+// broadcast, on the sender's own goroutine (the one reading its connection),
+// so a member's messages reach the hook
 // in the order sent and a slow hook delays only its sender. It returns the
 // message to broadcast: unchanged, rewritten (text or nickname), or refused
 // with an error. A refused message is dropped and the member stays connected,

@@ -148,7 +148,6 @@ func (rg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	defer rm.release()
 	rm.serveAcquired(w, r)
 }
 

@@ -37,8 +37,8 @@ type socket struct {
 // Sizes of the buffers coder/websocket keeps for a connection's life. Frames
 // bigger than these bypass them.
 const (
-	connReadBuffer  = 512
-	connWriteBuffer = 256
+	connReadBuffer  = 256
+	connWriteBuffer = 128
 )
 
 // maxBatch is how many bytes a writer gathers before it flushes; maxPooledBatch
