@@ -166,6 +166,7 @@ func (rm *Room) newMember(conn *websocket.Conn, s *socket, adm admission) *Membe
 		m.refusal = cause(ErrUnauthorized, StatusUnauthorized, reasonUnauthorized, adm.authErr)
 	}
 	m.writerDone = sync.NewCond(&m.mu)
+	m.startWriter = m.writeLoop
 	m.ctx, m.cancel = context.WithCancel(rm.ctx)
 	if rm.cfg.rateLimit > 0 {
 		m.limiter = rate.NewLimiter(rm.cfg.rateLimit, rm.cfg.rateBurst)

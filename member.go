@@ -39,12 +39,14 @@ type Member struct {
 	// closing mirrors reason != nil, for the writer.
 	closing atomic.Bool
 
-	mu          sync.Mutex  // guards the fields below; never held while calling out
-	queue       *frameQueue // frames waiting for the writer; nil while idle
-	spare       *frameQueue // the writer's last batch, reused for the next queue
-	queuedMsgs  int         // frames queued or being written
+	mu          sync.Mutex // guards the fields below; never held while calling out
+	queue       frameQueue // frames waiting for the writer; empty while idle
+	queuedMsgs  int        // frames queued or being written
 	queuedBytes int
-	writing     bool       // a writer goroutine is running
+	writing     bool // a writer goroutine is running
+	// startWriter is writeLoop as a func value made once: "go m.writeLoop()"
+	// would allocate a closure every time a writer starts.
+	startWriter func()
 	writerDone  *sync.Cond // signalled when writing becomes false
 	reason      error      // why the member leaves; nil while it is live
 	reaped      bool       // the member's goroutine is collecting the others: start no more

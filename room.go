@@ -22,7 +22,7 @@ type Room struct {
 	cancel context.CancelFunc
 
 	readBuffers sync.Pool // *bytes.Buffer for decoding client messages
-	queues      sync.Pool // *frameQueue for members' writers
+	chunks      sync.Pool // *chunk for members' queues
 	batches     sync.Pool // *[]byte for members' sockets while writing
 
 	// firstID is the ID of the room's first frame, taken from the clock so

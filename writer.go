@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -44,10 +45,7 @@ func (m *Member) enqueueFrame(frame []byte, bounded bool) bool {
 		m.leaveLocked(cause(ErrSlowConsumer, websocket.StatusPolicyViolation, reasonTooSlow, errQueueFull))
 		return false
 	}
-	if m.queue == nil {
-		m.queue = m.room.getQueue()
-	}
-	m.queue.frames = append(m.queue.frames, frame)
+	m.queue.push(frame, &m.room.chunks)
 	m.queuedMsgs++
 	m.queuedBytes += len(frame)
 	if !m.writing {
@@ -55,7 +53,7 @@ func (m *Member) enqueueFrame(frame []byte, bounded bool) bool {
 		// idle member costs no goroutine beyond its reader.
 		m.writing = true
 		m.wg.Add(1)
-		go m.writeLoop()
+		go m.startWriter()
 	}
 	return true
 }
@@ -66,22 +64,22 @@ func (m *Member) writeLoop() {
 	defer m.wg.Done()
 	for {
 		m.mu.Lock()
-		if m.queue == nil || len(m.queue.frames) == 0 || m.abort.Load() {
+		if m.queue.len == 0 || m.abort.Load() {
 			m.stopWritingLocked()
 			m.mu.Unlock()
 			return
 		}
 		batch := m.queue
-		m.queue, m.spare = m.spare, nil
+		m.queue = frameQueue{}
 		m.mu.Unlock()
 
-		n, err := m.writeBatch(batch.frames)
+		n, err := m.writeBatch(&batch)
+		count := batch.len
+		batch.release(&m.room.chunks)
 
 		m.mu.Lock()
-		m.queuedMsgs -= len(batch.frames)
+		m.queuedMsgs -= count
 		m.queuedBytes -= n
-		m.spare = batch
-		m.room.recycleQueue(&m.spare) // a full batch goes back to the pool
 		if err == nil && m.reason == nil && m.deadlines {
 			// Clear the deadline so that pongs and close frames the
 			// connection writes on its own later are not cut short by it.
@@ -101,80 +99,92 @@ func (m *Member) writeLoop() {
 
 func (m *Member) stopWritingLocked() {
 	m.writing = false
-	// An idle member holds no queue: they go back to the room's pool.
-	m.room.putQueue(&m.queue)
-	m.room.putQueue(&m.spare)
+	// An idle member holds no queue chunk and no batch buffer: they go back
+	// to the room's pools.
+	m.queue.release(&m.room.chunks)
 	m.sock.releaseBatch()
 	m.writerDone.Broadcast()
 }
 
-// frameQueue is a member's queue of encoded frames. Queues are pooled by the
-// room and held by a member only while its writer runs, so that idle members
-// cost nothing and busy ones rarely allocate.
+// frameQueue is a member's queue of encoded frames, oldest first: a list of
+// fixed-size chunks from the room's pool. Appending never copies the queue,
+// so a broadcast allocates nothing per member however far behind the member
+// is, and an idle member holds no chunk.
 type frameQueue struct {
-	frames [][]byte // oldest first
+	head, tail *chunk
+	len        int
 }
 
-// maxPooledQueue bounds the queues kept for reuse, in frames.
-const maxPooledQueue = 1024
+// chunkFrames is the number of frames in a chunk: a chunk is 1.5 KiB.
+const chunkFrames = 64
 
-func (rm *Room) getQueue() *frameQueue {
-	if q, ok := rm.queues.Get().(*frameQueue); ok {
-		return q
-	}
-	return &frameQueue{frames: make([][]byte, 0, 16)}
+type chunk struct {
+	frames [chunkFrames][]byte
+	n      int
+	next   *chunk
 }
 
-// putQueue empties *q, returns it to the pool and sets *q to nil.
-func (rm *Room) putQueue(q **frameQueue) {
-	if *q == nil {
-		return
+// push appends frame, taking a chunk from pool when the last one is full.
+func (q *frameQueue) push(frame []byte, pool *sync.Pool) {
+	if q.tail == nil || q.tail.n == chunkFrames {
+		c, ok := pool.Get().(*chunk)
+		if !ok {
+			c = new(chunk)
+		}
+		if q.tail == nil {
+			q.head = c
+		} else {
+			q.tail.next = c
+		}
+		q.tail = c
 	}
-	clear((*q).frames) // drop references to frames others may still hold
-	(*q).frames = (*q).frames[:0]
-	if cap((*q).frames) <= maxPooledQueue {
-		rm.queues.Put(*q)
-	}
-	*q = nil
+	q.tail.frames[q.tail.n] = frame
+	q.tail.n++
+	q.len++
 }
 
-// recycleQueue empties *q for reuse by the same member, or hands it back to
-// the pool if it grew too big to keep.
-func (rm *Room) recycleQueue(q **frameQueue) {
-	if cap((*q).frames) > 64 {
-		rm.putQueue(q)
-		return
+// release empties q and returns its chunks to pool.
+func (q *frameQueue) release(pool *sync.Pool) {
+	for c := q.head; c != nil; {
+		next := c.next
+		clear(c.frames[:c.n]) // drop references to frames others may still hold
+		c.n, c.next = 0, nil
+		pool.Put(c)
+		c = next
 	}
-	clear((*q).frames)
-	(*q).frames = (*q).frames[:0]
+	*q = frameQueue{}
 }
 
 // writeBatch writes frames in order and returns how many bytes they held.
 // The socket is held meanwhile, so that the frames reach the network in as
 // few writes as maxBatch allows, usually one.
-func (m *Member) writeBatch(batch [][]byte) (int, error) {
+func (m *Member) writeBatch(batch *frameQueue) (int, error) {
 	n := 0
-	for _, f := range batch {
-		n += len(f)
+	for c := batch.head; c != nil; c = c.next {
+		for _, f := range c.frames[:c.n] {
+			n += len(f)
+		}
 	}
 	s := m.sock
 	s.hold()
-	for _, f := range batch {
-		if m.abort.Load() {
-			s.discard()
-			return n, nil
-		}
-		// This copies the frame into the held batch: it does not wait for
-		// the network.
-		if err := m.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
-			s.discard()
-			return n, err
-		}
-		if s.buffered() >= maxBatch {
-			if err := m.flush(); err != nil {
+	for c := batch.head; c != nil; c = c.next {
+		for _, f := range c.frames[:c.n] {
+			if m.abort.Load() {
+				s.discard()
+				return n, nil
+			}
+			// This copies the frame into the held batch: it does not
+			// wait for the network.
+			if err := m.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
+				s.discard()
 				return n, err
 			}
-			s.hold()
+			if s.buffered() >= maxBatch {
+				if err := m.flush(); err != nil {
+					return n, err
+				}
+				s.hold()
+			}
 		}
 	}
 	return n, m.flush()
