@@ -79,7 +79,9 @@ func scenarios(quick bool) []Scenario {
 			{Name: "many", Title: "many senders: 50 members, 5 senders x 50 msg/s x 50 messages",
 				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-duration", "15s"}, Timeout: 40 * time.Second},
 			{Name: "slow", Title: "slow member: 50 members, 5 senders x 50 msg/s x 50 messages of 1 KiB, 1 never reads",
-				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-pad", "1024", "-slow", "1", "-duration", "15s", "-drain-timeout", "3s"}, Timeout: 45 * time.Second},
+				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-pad", "1024", "-slow", "1", "-duration", "15s", "-drain-timeout", "3s", "-slow-wait", "3s"}, Timeout: 45 * time.Second},
+			{Name: "steady", Title: "the slow scenario with every member reading",
+				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-pad", "1024", "-duration", "15s", "-drain-timeout", "3s"}, Timeout: 45 * time.Second},
 		}
 	}
 	// The slow member's messages carry 1 KiB of padding: 12 s at 1000 msg/s
@@ -95,13 +97,15 @@ func scenarios(quick bool) []Scenario {
 		{Name: "many", Title: "many senders: 200 members, 20 senders x 50 msg/s for 5 s",
 			Args: []string{"-members", "200", "-senders", "20", "-rate", "50", "-messages", "250", "-duration", "20s"}, Timeout: 90 * time.Second},
 		{Name: "slow", Title: "slow member: 200 members, 20 senders x 50 msg/s for " + itoa(slowSeconds) + " s, messages padded to 1 KiB, 1 member never reads (SO_RCVBUF 4 KiB)",
-			Args: []string{"-members", "200", "-senders", "20", "-rate", "50", "-messages", itoa(50 * slowSeconds), "-pad", "1024", "-slow", "1", "-duration", "40s", "-drain-timeout", "5s"}, Timeout: 120 * time.Second},
+			Args: []string{"-members", "200", "-senders", "20", "-rate", "50", "-messages", itoa(50 * slowSeconds), "-pad", "1024", "-slow", "1", "-duration", "40s", "-drain-timeout", "5s"}, Timeout: 150 * time.Second},
+		{Name: "steady", Title: "the slow scenario with every member reading: the baseline for the others' p99",
+			Args: []string{"-members", "200", "-senders", "20", "-rate", "50", "-messages", itoa(50 * slowSeconds), "-pad", "1024", "-duration", "40s", "-drain-timeout", "5s"}, Timeout: 120 * time.Second},
 	}
 }
 
 func main() {
 	implsFlag := flag.String("impls", strings.Join(servers.Names(), ","), "comma-separated designs to run")
-	scenFlag := flag.String("scenarios", "fanout,idle,many,slow", "comma-separated scenarios to run")
+	scenFlag := flag.String("scenarios", "fanout,idle,many,slow,steady", "comma-separated scenarios to run")
 	quick := flag.Bool("quick", false, "small sizes, for CI and smoke tests")
 	outDir := flag.String("out", "results", "directory for results.json, results.md and fanout.svg (results/quick with -quick)")
 	repeat := flag.Int("repeat", 1, "run every design and scenario this many times; tables show the median run")

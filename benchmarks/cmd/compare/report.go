@@ -97,13 +97,17 @@ func (rep *Report) cell(impl, scenario string, f func(*load.Result) string) stri
 }
 
 func slowFate(s load.SlowReport) string {
+	when := ""
+	if s.CutAfter > 0 {
+		when = fmt.Sprintf(" at %.1f s (its server send queue last grew at %.1f s)", s.CutAfter, s.BlockedAfter)
+	}
 	if !s.Cut {
 		return fmt.Sprintf("not cut (%s; %d msgs read after)", s.Note, s.Received)
 	}
 	if s.CloseCode != 0 {
-		return fmt.Sprintf("cut: %d %q after %d msgs", s.CloseCode, s.CloseReason, s.Received)
+		return fmt.Sprintf("cut%s: %d %q, %d msgs kept", when, s.CloseCode, s.CloseReason, s.Received)
 	}
-	return fmt.Sprintf("cut without close frame after %d msgs", s.Received)
+	return fmt.Sprintf("cut%s without close frame, %d msgs kept", when, s.Received)
 }
 
 func lossCell(r *load.Result) string {
@@ -133,7 +137,7 @@ func markdown(rep *Report) string {
 	if rep.Repeat > 1 {
 		fmt.Fprintf(&b, "\nEach cell is the median of %d runs (by the cell's main metric); failed runs are listed in the notes.\n", rep.Repeat)
 	}
-	b.WriteString("\n| design | fan-out deliveries/s | ratio vs melody | idle KiB/conn | many-senders p50 / p99 / p999 ms | many-senders loss | slow-member: others' p99 ms | slow member |\n")
+	b.WriteString("\n| design | fan-out deliveries/s | ratio vs melody | idle KiB/conn | many-senders p50 / p99 / p999 ms | many-senders loss | others' p99 ms with a slow member / without | slow member |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|\n")
 	var melody float64
 	if r := rep.find("melody", "fanout"); r != nil && r.OK {
@@ -153,6 +157,12 @@ func markdown(rep *Report) string {
 		})
 		loss := rep.cell(im, "many", lossCell)
 		slowP99 := rep.cell(im, "slow", func(r *load.Result) string {
+			s := fmt.Sprintf("%.2f", r.Latency.P99)
+			if r.Lost > 0 {
+				s += fmt.Sprintf(" (lost %d)", r.Lost)
+			}
+			return s
+		}) + " / " + rep.cell(im, "steady", func(r *load.Result) string {
 			s := fmt.Sprintf("%.2f", r.Latency.P99)
 			if r.Lost > 0 {
 				s += fmt.Sprintf(" (lost %d)", r.Lost)

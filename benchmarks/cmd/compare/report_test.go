@@ -23,7 +23,7 @@ func TestReportRendering(t *testing.T) {
 		},
 	}
 	md := markdown(rep)
-	for _, want := range []string{"| chatroom | 300000 | 2.00 |", "| naive | FAILED |", `cut: 1008 "too slow" after 12 msgs`, "naive / fanout failed: boom"} {
+	for _, want := range []string{"| chatroom | 300000 | 2.00 |", "| naive | FAILED |", `cut: 1008 "too slow", 12 msgs kept`, "naive / fanout failed: boom"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}

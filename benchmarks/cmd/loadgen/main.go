@@ -39,6 +39,7 @@ func main() {
 	flag.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 50, "dials in flight")
 	flag.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 60*time.Second, "cap on the connection phase")
 	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", 10*time.Second, "wait for deliveries after the last send")
+	flag.DurationVar(&cfg.SlowWait, "slow-wait", 15*time.Second, "after sending, wait this long for the server to cut slow members before reading from them")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
 	log.SetFlags(0)

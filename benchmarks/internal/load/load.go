@@ -44,6 +44,7 @@ type Config struct {
 	DrainTimeout       time.Duration // wait for deliveries after the last send (default 10s)
 	ServerPID          int           // read the server's VmRSS when > 0
 	SlowReadBuffer     int           // SO_RCVBUF of slow members (default 4096)
+	SlowWait           time.Duration // after sending, wait this long for slow members to be cut (default 15s)
 }
 
 // Latency holds delivery latency quantiles in milliseconds.
@@ -61,6 +62,14 @@ type SlowReport struct {
 	CloseCode   int    `json:"close_code,omitempty"` // from its close frame, if any
 	CloseReason string `json:"close_reason,omitempty"`
 	Note        string `json:"note,omitempty"`
+	// Seconds after the first send: when the member's receive queue last
+	// grew, and when the server cut the connection (0: not seen while
+	// sending; the drain afterwards may still find it cut).
+	StalledAfter float64 `json:"stalled_after_s,omitempty"`
+	// When the server's kernel send queue for the member last grew: its
+	// writes block from about then.
+	BlockedAfter float64 `json:"blocked_after_s,omitempty"`
+	CutAfter     float64 `json:"cut_after_s,omitempty"`
 }
 
 // Result is the outcome of a run.
@@ -120,6 +129,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Window <= 0 {
 		c.Window = 16
+	}
+	if c.SlowWait <= 0 {
+		c.SlowWait = 15 * time.Second
 	}
 	if c.SlowReadBuffer <= 0 {
 		c.SlowReadBuffer = 4096
@@ -209,7 +221,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err := r.barrier(ctx); err != nil {
 			return res, err
 		}
+		stopWatch := make(chan struct{})
+		for _, m := range r.members {
+			if m.slow {
+				m.watchDone = make(chan struct{})
+				go m.watchSlow(time.Now(), stopWatch)
+			}
+		}
 		r.send(ctx, res)
+		// Give the server SlowWait to cut the slow members before anything
+		// reads from them: reading would unblock its writes.
+		giveUp := time.After(cfg.SlowWait)
+		for _, m := range r.members {
+			if m.watchDone == nil {
+				continue
+			}
+			select {
+			case <-m.watchDone:
+			case <-giveUp:
+			}
+		}
+		close(stopWatch)
+		for _, m := range r.members {
+			if m.watchDone != nil {
+				<-m.watchDone
+			}
+		}
 	}
 	if cfg.Slow > 0 {
 		r.inspectSlow(res)
@@ -459,7 +496,9 @@ func (r *run) inspectSlow(res *Result) {
 		if !m.slow {
 			continue
 		}
-		res.SlowMembers = append(res.SlowMembers, m.drainSlow(deadline))
+		rep := m.drainSlow(deadline)
+		rep.StalledAfter, rep.BlockedAfter, rep.CutAfter = m.stalledAfter, m.blockedAfter, m.cutAfter
+		res.SlowMembers = append(res.SlowMembers, rep)
 	}
 }
 

@@ -46,6 +46,12 @@ type member struct {
 	reordered       int64
 	malformed       int64
 	droppedByServer bool
+
+	// Slow members: set by watchSlow, read after watchDone closes.
+	watchDone    chan struct{}
+	stalledAfter float64
+	blockedAfter float64
+	cutAfter     float64
 }
 
 func (m *member) init(cfg Config) {
