@@ -1,7 +1,18 @@
-// Command chat serves one chat room at /chat and a page to try it at /.
+// Command chat is the flagship example of package chatroom: a chat server
+// with named rooms and a single-page client.
 //
-//	go run ./examples/chat                          # http://localhost:8000/
-//	go run ./examples/chat -addr :9000 -origins localhost:3000
+//	go run ./examples/chat                     # http://localhost:8000/
+//	go run ./examples/chat -addr :9000 -history 500 -origins localhost:3000
+//
+// It serves
+//
+//	/                     the chat page (embedded: static/index.html, app.js, style.css)
+//	/rooms/{room}/chat    the page's rooms: a chatroom.Registry with presence,
+//	                      join/leave notices, error frames and history, so a
+//	                      client that reconnects with ?since=<id> gets what it missed
+//	/chat                 the tutorial's single room, speaking the default protocol
+//	                      ({"nickname","message"} and nothing else), for the
+//	                      tutorial's own front ends
 //
 // -origins lets a front end served from another origin (such as the
 // tutorial's own on port 3000) connect. SIGINT or SIGTERM shuts it down
@@ -10,25 +21,37 @@ package main
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/seed014c2c51/chatroom"
 )
 
-//go:embed index.html
-var indexHTML []byte
+// static holds the page. It is built by hand: no build step, no CDN.
+//
+//go:embed static
+var static embed.FS
+
+// Limits of the rooms the page uses.
+const (
+	maxRooms        = 1000 // rooms at once; more are refused with 503
+	ratePerSecond   = 10   // messages per member per second, on average
+	rateBurst       = 20   // and in a burst; beyond, an error frame answers
+	shutdownTimeout = 10 * time.Second
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -47,19 +70,40 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", ":8000", "address to listen on")
 	origins := fs.String("origins", "", "comma-separated origin host patterns allowed to connect, e.g. localhost:3000")
+	history := fs.Int("history", 100, "messages each room keeps for joiners and reconnecting clients (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *history < 0 {
+		return fmt.Errorf("-history %d: must not be negative", *history)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	allowed := splitList(*origins)
 
-	room := chatroom.New(chatroom.WithLogger(log), chatroom.WithOriginPatterns(splitList(*origins)...))
-	srv := &http.Server{Handler: newMux(room), ReadHeaderTimeout: 10 * time.Second}
+	// The tutorial's room: the default protocol, byte for byte.
+	tutorial := chatroom.New(chatroom.WithLogger(log), chatroom.WithOriginPatterns(allowed...))
+	// The page's rooms: every frame in the envelope (type, id, time).
+	rooms := chatroom.NewRegistry(
+		chatroom.WithMaxRooms(maxRooms),
+		chatroom.WithRoomOptions(
+			chatroom.WithLogger(log),
+			chatroom.WithOriginPatterns(allowed...),
+			chatroom.WithPresence(),    // member list, join and leave notices
+			chatroom.WithErrorFrames(), // bad input and rate limit: an error frame, not a close
+			chatroom.WithRateLimit(ratePerSecond, rateBurst),
+			chatroom.WithHistory(*history), // 0 keeps none
+		),
+	)
+	srv := &http.Server{Handler: newMux(tutorial, rooms), ReadHeaderTimeout: 10 * time.Second}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	log.Info("chat: listening", "addr", ln.Addr().String(), "page", "http://"+displayAddr(ln.Addr()))
+	log.Info("chat: listening", "addr", ln.Addr().String(), "page", "http://"+displayAddr(ln.Addr())+"/")
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -73,25 +117,71 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 
 	log.Info("chat: shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	// http.Server.Shutdown does not close WebSocket connections; the room does.
-	err = errors.Join(srv.Shutdown(shutdownCtx), room.Shutdown(shutdownCtx))
+	// http.Server.Shutdown neither closes nor waits for WebSocket
+	// connections, which it no longer tracks once upgraded: the rooms do.
+	err = srv.Shutdown(shutdownCtx)
+	var wg sync.WaitGroup
+	var tutorialErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tutorialErr = tutorial.Shutdown(shutdownCtx)
+	}()
+	err = errors.Join(err, rooms.Shutdown(shutdownCtx))
+	wg.Wait()
+	err = errors.Join(err, tutorialErr)
 	if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
 	return err
 }
 
-// newMux routes the room at /chat and the page at /.
-func newMux(room *chatroom.Room) *http.ServeMux {
+// newMux routes the page, its files, the page's rooms and the tutorial's
+// room.
+func newMux(tutorial *chatroom.Room, rooms *chatroom.Registry) *http.ServeMux {
+	files, err := fs.Sub(static, "static")
+	if err != nil {
+		panic(err) // unreachable: the directory is embedded
+	}
+	index, err := fs.ReadFile(files, "index.html")
+	if err != nil {
+		panic(err) // unreachable: the file is embedded
+	}
+	fileServer := http.FileServerFS(files)
+
 	mux := http.NewServeMux()
-	mux.Handle("/chat", room)
+	mux.Handle("/chat", tutorial)
+	mux.Handle("/rooms/{room}/chat", rooms)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		pageHeaders(w.Header())
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(indexHTML)
+		w.Write(index)
+	})
+	mux.HandleFunc("GET /static/{file}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("file") == "index.html" {
+			// FileServer would redirect it to ./; the page lives at /.
+			http.NotFound(w, r)
+			return
+		}
+		pageHeaders(w.Header())
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/" + r.PathValue("file")
+		fileServer.ServeHTTP(w, r2)
 	})
 	return mux
+}
+
+// pageHeaders sets the headers of the page and its files. The page renders
+// everything it receives as text; the policy is a second line of defence:
+// no inline script, nothing from another origin.
+func pageHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; "+
+		"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-cache")
 }
 
 func splitList(s string) []string {
