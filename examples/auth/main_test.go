@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/go-cmp/cmp"
+)
+
+const password = "open sesame"
+
+func TestLogin(t *testing.T) {
+	srv := start(t)
+	for _, tt := range []struct {
+		name, contentType, body string
+		status                  int
+		answer                  string // "": a token, checked below
+	}{
+		{"form", "application/x-www-form-urlencoded", "nickname=sei&password=open+sesame", 200, ""},
+		{"JSON", "application/json", `{"nickname":"ann","password":"open sesame"}`, 200, ""},
+		{"JSON with charset", "application/json; charset=utf-8", `{"nickname":"kai","password":"open sesame"}`, 200, ""},
+		{"wrong password", "application/x-www-form-urlencoded", "nickname=sei&password=guess", 401, "wrong password\n"},
+		{"no password", "application/json", `{"nickname":"sei"}`, 401, "wrong password\n"},
+		{"no nickname", "application/x-www-form-urlencoded", "password=open+sesame", 400, "chatroom: invalid nickname: empty\n"},
+		{"bad nickname", "application/json", `{"nickname":"a\u0007b","password":"open sesame"}`, 400, "chatroom: invalid nickname: contains control character U+0007\n"},
+		{"bad JSON", "application/json", `{"nickname":`, 400, "malformed request\n"},
+		{"bad form", "application/x-www-form-urlencoded", "nickname=%zz", 400, "malformed request\n"},
+		// net/http then waits half a second before it closes the connection.
+		{"too big", "application/json", `{"nickname":"` + strings.Repeat("x", 5000) + `"}`, 413, "request too large\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := post(t, srv.addr, tt.contentType, tt.body)
+			if status != tt.status {
+				t.Fatalf("POST /login = %d %q, want %d", status, body, tt.status)
+			}
+			if tt.answer != "" {
+				if body != tt.answer {
+					t.Errorf("POST /login = %q, want %q", body, tt.answer)
+				}
+				return
+			}
+			var got loginResponse
+			if err := json.Unmarshal([]byte(body), &got); err != nil {
+				t.Fatalf("POST /login = %q: %v", body, err)
+			}
+			if got.Token == "" || time.Until(got.Expires) < 59*time.Minute || time.Until(got.Expires) > time.Hour {
+				t.Errorf("POST /login = %+v, want a token valid for an hour", got)
+			}
+		})
+	}
+	resp, err := http.Get("http://" + srv.addr + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /login = %d, want 405", resp.StatusCode)
+	}
+}
+
+func TestChatWithToken(t *testing.T) {
+	srv := start(t)
+	seiToken := loginAs(t, srv.addr, "sei")
+	annToken := loginAs(t, srv.addr, "ann")
+
+	// A browser puts the token in the query; the nickname parameter is
+	// ignored: the token names the member.
+	sei := dial(t, srv.chatURL(url.Values{"token": {seiToken}, "nickname": {"admin"}}), nil)
+	say(t, sei, "hello")
+	expect(t, sei, `{"nickname":"sei","message":"hello"}`) // sei has joined
+	// Another client sends it in a header.
+	ann := dial(t, srv.chatURL(nil), http.Header{"Authorization": {"Bearer " + annToken}})
+	say(t, ann, "hi sei")
+	for _, c := range []*websocket.Conn{ann, sei} {
+		expect(t, c, `{"nickname":"ann","message":"hi sei"}`)
+	}
+
+	// SIGINT's path: every member receives 1001 and run returns nil.
+	srv.stop()
+	for _, c := range []*websocket.Conn{sei, ann} {
+		expectClose(t, c, websocket.StatusGoingAway, "room closed")
+	}
+	if err := srv.wait(); err != nil {
+		t.Errorf("run = %v, want nil", err)
+	}
+}
+
+func TestBadTokens(t *testing.T) {
+	keyFile := writeKey(t)
+	srv := start(t, "-key-file", keyFile)
+	key, err := loadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := (&signer{key: key, ttl: time.Hour, now: time.Now}).issue("sei")
+	p, sig, _ := strings.Cut(good, ".")
+	forged, _ := (&signer{key: []byte(strings.Repeat("k", 32)), ttl: time.Hour, now: time.Now}).issue("sei")
+	expired, _ := (&signer{key: key, ttl: time.Hour, now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}).issue("sei")
+	otherSub, _ := (&signer{key: key, ttl: time.Hour, now: time.Now}).issue("admin")
+	op, _, _ := strings.Cut(otherSub, ".")
+
+	for _, tt := range []struct{ name, token string }{
+		{"none", ""},
+		{"garbage", "garbage"},
+		{"forged", forged},
+		{"expired", expired},
+		{"swapped claims", op + "." + sig},
+		{"bad base64", p + "." + sig + "!"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// By default, as in the tutorial: accepted, then closed with 4001.
+			c := dial(t, srv.chatURL(url.Values{"token": {tt.token}}), nil)
+			expectClose(t, c, 4001, "Unauthorized")
+			c = dial(t, srv.chatURL(nil), http.Header{"Authorization": {"Bearer " + tt.token}})
+			expectClose(t, c, 4001, "Unauthorized")
+		})
+	}
+	// The signed token itself is fine.
+	c := dial(t, srv.chatURL(url.Values{"token": {good}}), nil)
+	say(t, c, "still works")
+	expect(t, c, `{"nickname":"sei","message":"still works"}`)
+}
+
+func TestHTTPUnauthorized(t *testing.T) {
+	srv := start(t, "-http-unauthorized")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, srv.chatURL(url.Values{"token": {"garbage"}}), nil)
+	if err == nil {
+		c.CloseNow()
+		t.Fatal("upgraded with a bad token")
+	}
+	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("%v, want HTTP 401", err)
+	}
+	// A good token is let in as before.
+	c = dial(t, srv.chatURL(url.Values{"token": {loginAs(t, srv.addr, "sei")}}), nil)
+	say(t, c, "in")
+	expect(t, c, `{"nickname":"sei","message":"in"}`)
+}
+
+// A member is closed when its token expires. The token below expires in one
+// to two seconds (its expiry is in whole seconds): the test waits for the
+// close, not for a clock.
+func TestSessionEndsAtExpiry(t *testing.T) {
+	keyFile := writeKey(t)
+	srv := start(t, "-key-file", keyFile)
+	key, err := loadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _ := (&signer{key: key, ttl: 2 * time.Second, now: time.Now}).issue("sei")
+	c := dial(t, srv.chatURL(url.Values{"token": {token}}), nil)
+	say(t, c, "quick")
+	expect(t, c, `{"nickname":"sei","message":"quick"}`)
+	expectClose(t, c, 4001, "token expired")
+}
+
+func TestBadFlags(t *testing.T) {
+	short := filepath.Join(t.TempDir(), "short")
+	if err := os.WriteFile(short, []byte("too short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-nope"},
+		{"extra"},
+		{"-password", ""},
+		{"-ttl", "0s"},
+		{"-key-file", short},
+		{"-key-file", filepath.Join(t.TempDir(), "missing")},
+	} {
+		if err := run(t.Context(), args, io.Discard, nil); err == nil {
+			t.Errorf("run(%q) = nil, want an error", args)
+		}
+	}
+}
+
+// server is the example running on a loopback port.
+type server struct {
+	addr string
+	stop context.CancelFunc // SIGINT
+	done chan error
+	once sync.Once
+	err  error
+}
+
+// start runs the example on 127.0.0.1 with the test's password and args,
+// and shuts it down when the test ends.
+func start(t *testing.T, args ...string) *server {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	s := &server{stop: stop, done: make(chan error, 1)}
+	ready := make(chan string, 1)
+	args = append([]string{"-addr", "127.0.0.1:0", "-password", password}, args...)
+	go func() { s.done <- run(ctx, args, io.Discard, ready) }()
+	select {
+	case s.addr = <-ready:
+	case err := <-s.done:
+		stop()
+		t.Fatalf("run: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.wait(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return s
+}
+
+// wait stops the server and returns what run returned.
+func (s *server) wait() error {
+	s.once.Do(func() {
+		s.stop()
+		s.err = <-s.done
+	})
+	return s.err
+}
+
+func (s *server) chatURL(query url.Values) string {
+	return "ws://" + s.addr + "/chat?" + query.Encode()
+}
+
+// writeKey writes a signing key to a file, as an operator would with
+// `openssl rand -hex 32 > key`.
+func writeKey(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(path, []byte(strings.Repeat("0123456789abcdef", 4)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func post(t *testing.T, addr, contentType, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+addr+"/login", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// loginAs logs in and returns the token.
+func loginAs(t *testing.T, addr, nickname string) string {
+	t.Helper()
+	status, body := post(t, addr, "application/x-www-form-urlencoded",
+		url.Values{"nickname": {nickname}, "password": {password}}.Encode())
+	var got loginResponse
+	if err := json.Unmarshal([]byte(body), &got); status != 200 || err != nil || got.Nickname != nickname {
+		t.Fatalf("login as %s = %d %q (%v)", nickname, status, body, err)
+	}
+	return got.Token
+}
+
+func dial(t *testing.T, url string, header http.Header) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: header})
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func say(t *testing.T, c *websocket.Conn, text string) {
+	t.Helper()
+	frame, err := json.Marshal(map[string]string{"message": text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, frame); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+// expect reads the next frame and compares it with want, byte for byte.
+func expect(t *testing.T, c *websocket.Conn, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, got, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("frame (-want +got):\n%s", diff)
+	}
+}
+
+func expectClose(t *testing.T, c *websocket.Conn, code websocket.StatusCode, reason string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, frame, err := c.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("read = %q, %v; want close %d %q", frame, err, code, reason)
+	}
+	want := websocket.CloseError{Code: code, Reason: reason}
+	if diff := cmp.Diff(want, ce); diff != "" {
+		t.Errorf("close (-want +got):\n%s", diff)
+	}
+}
