@@ -130,8 +130,12 @@ func TestUniqueNicknames(t *testing.T) {
 func TestErrorFramesKeepTheMember(t *testing.T) {
 	tr := newTestRoom(t, WithErrorFrames(), WithRateLimit(1000, 1000),
 		OnMessage(func(_ context.Context, _ *Member, msg Message) (Message, error) {
-			if msg.Text == "forbidden" {
+			switch msg.Text {
+			case "forbidden":
 				return msg, fmt.Errorf("no")
+			case "/ping":
+				// Answered by the hook: dropped without an error frame.
+				return msg, fmt.Errorf("answered: %w", ErrHandled)
 			}
 			return msg, nil
 		}))
@@ -141,6 +145,7 @@ func TestErrorFramesKeepTheMember(t *testing.T) {
 	c.sendRaw(websocket.MessageText, `{"message": 1}`)
 	c.sendRaw(websocket.MessageBinary, "bin")
 	c.send("forbidden")
+	c.send("/ping")
 	c.send("fine")
 	want := []Message{
 		{Type: TypeError, Code: 1007, Text: "invalid JSON"},

@@ -88,6 +88,12 @@ var (
 	// ErrInvalidRoomName wraps every room name validation failure (HTTP 400
 	// before the upgrade).
 	ErrInvalidRoomName = errors.New("chatroom: invalid room name")
+
+	// ErrHandled, returned by an OnMessage hook, drops the message as any
+	// refusal does, but tells the room the hook has dealt with it (a bot
+	// that answered a command, say): the sender gets no error frame even
+	// with WithErrorFrames.
+	ErrHandled = errors.New("chatroom: message handled by the hook")
 )
 
 // closeCause is why a member leaves together with the close frame that tells

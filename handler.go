@@ -274,7 +274,7 @@ func (rm *Room) readLoop(m *Member) error {
 					return reason
 				}
 				rm.cfg.log.Debug("chatroom: message refused", "member", m, "err", refusal)
-				if rm.cfg.errorFrames {
+				if rm.cfg.errorFrames && !errors.Is(refusal, ErrHandled) {
 					rm.reportError(m, websocket.StatusPolicyViolation, reasonMessageRefused)
 				}
 				continue

@@ -269,13 +269,16 @@ func OnLeave(fn func(ctx context.Context, m *Member, reason error)) Option {
 
 // OnMessage sets a hook that sees every client message before it is
 // broadcast, on the sender's own goroutine (the one reading its connection),
-// so a member's messages reach the hook
-// in the order sent and a slow hook delays only its sender. It returns the
-// message to broadcast: unchanged, rewritten (text or nickname), or refused
-// with an error. A refused message is dropped and the member stays connected,
-// unless the error's chain holds a websocket.CloseError: then the member is
-// closed with that status and leaves with ErrRefused. A panic closes the
-// member with 1011 and ErrHookPanic. ctx ends when the member leaves.
+// so a member's messages reach the hook in the order sent and a slow hook
+// delays only its sender. It returns the message to broadcast: unchanged,
+// rewritten (text or nickname), or refused with an error.
+//
+// A refused message is dropped and the member stays connected; with
+// WithErrorFrames it is told so by an error frame, unless the error wraps
+// ErrHandled (the hook has answered it itself). If the error's chain holds a
+// websocket.CloseError, the member is closed with that status instead and
+// leaves with ErrRefused. A panic closes the member with 1011 and
+// ErrHookPanic. ctx ends when the member leaves.
 //
 // Messages sent with Room.Broadcast do not pass through this hook.
 func OnMessage(fn func(ctx context.Context, from *Member, msg Message) (Message, error)) Option {

@@ -237,8 +237,8 @@ func (rg *Registry) Room(name string) (*Room, bool) {
 
 // RoomInfo describes a room of a Registry.
 type RoomInfo struct {
-	Name    string
-	Members int // connections that have joined
+	Name    string `json:"name"`
+	Members int    `json:"members"` // connections that have joined
 }
 
 // Rooms lists the open rooms, by name.
