@@ -1,0 +1,613 @@
+package chatroomtest_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/chatroomtest"
+)
+
+// short is the timeout of tests that check what happens when a wait fails:
+// they wait it out, so it is brief. No passing check waits for it.
+const short = 250 * time.Millisecond
+
+func msg(nickname, text string) chatroom.Message {
+	return chatroom.Message{Nickname: nickname, Text: text}
+}
+
+func TestSendAndExpect(t *testing.T) {
+	srv := chatroomtest.NewServer(t, chatroom.New())
+	ann := srv.Connect("ann")
+	bob := srv.Connect("bob")
+	if ann.Nickname() != "ann" {
+		t.Errorf("Nickname() = %q, want ann", ann.Nickname())
+	}
+
+	ann.Send(`say "hi" <b>`)
+	if !ann.Expect(msg("ann", `say "hi" <b>`)) {
+		t.Error("Expect reported a mismatch")
+	}
+	if got, want := bob.NextRaw(), `{"nickname":"ann","message":"say \"hi\" <b>"}`; got != want {
+		t.Errorf("NextRaw() = %s, want %s", got, want)
+	}
+
+	bob.Send("one")
+	bob.Send("two")
+	for _, c := range []*chatroomtest.Client{ann, bob} {
+		c.Expect(msg("bob", "one"), msg("bob", "two"))
+	}
+	ann.Send("three")
+	if got := bob.Next(); got.Nickname != "ann" || got.Text != "three" || got.Type != "" {
+		t.Errorf("Next() = %+v, want ann's three", got)
+	}
+}
+
+func TestConnectWithoutNickname(t *testing.T) {
+	srv := chatroomtest.NewServer(t, chatroom.New())
+	c := srv.Connect("")
+	c.Send("who am I?")
+	if got := c.Next().Nickname; got != "unknown_127.0.0.1" && got != "unknown_::1" {
+		t.Errorf("nickname = %q, want unknown_{loopback}", got)
+	}
+}
+
+// A mismatch is reported with Errorf as a go-cmp diff under a header that
+// names the client, and the test goes on.
+func TestExpectMismatchReportsDiff(t *testing.T) {
+	f := newFakeTB(t)
+	room := chatroom.New(chatroom.OnMessage(func(_ context.Context, _ *chatroom.Member, m chatroom.Message) (chatroom.Message, error) {
+		m.Text = strings.ToUpper(m.Text)
+		return m, nil
+	}))
+	srv := chatroomtest.NewServer(f, room)
+	ann := srv.Connect("ann")
+	bob := srv.Connect("bob")
+	ann.Send("hello")
+	ann.Send("world")
+
+	var ok bool
+	if !f.do(func() { ok = bob.Expect(msg("ann", "hello"), msg("ann", "WORLD")) }) {
+		t.Fatal("Expect called Fatalf")
+	}
+	if ok {
+		t.Error("Expect = true, want false")
+	}
+	report := f.wantFailure("Errorf", `chatroomtest: client "bob": Expect: unexpected frames (-want +got):`, "[]chatroom.Message{")
+	var minus, plus bool
+	for _, line := range strings.Split(report, "\n") {
+		minus = minus || strings.HasPrefix(line, "-") && strings.Contains(line, `"hello"`)
+		plus = plus || strings.HasPrefix(line, "+") && strings.Contains(line, `"HELLO"`)
+		if strings.Contains(line, "WORLD") && strings.ContainsAny(line[:1], "-+") {
+			t.Errorf("the diff marks the matching frame: %q", line)
+		}
+	}
+	if !minus || !plus {
+		t.Errorf("the diff lacks a -want or +got line for the text:\n%s", report)
+	}
+	t.Logf("the report reads:\n%s", report)
+
+	// The frames were consumed: the next Expect sees what comes next.
+	ann.Send("again")
+	f.do(func() { bob.Expect(msg("ann", "AGAIN")) })
+	f.wantNoFailure()
+}
+
+func TestExpectTimeout(t *testing.T) {
+	f := newFakeTB(t)
+	srv := chatroomtest.NewServer(f, chatroom.New(), chatroomtest.Timeout(short))
+	ann := srv.Connect("ann")
+	ann.Send("only one")
+
+	after := false
+	if f.do(func() { ann.Expect(msg("ann", "only one"), msg("ann", "two")); after = true }) || after {
+		t.Fatal("Expect returned after a timeout, want Fatalf")
+	}
+	f.wantFailure("Fatalf",
+		`chatroomtest: client "ann": Expect: frame 2 of 2: nothing received within 250ms`,
+		"frames received (-want +got):", `"two"`)
+
+	f.do(func() { ann.Next() })
+	f.wantFailure("Fatalf", `client "ann": Next: nothing received within 250ms`)
+	f.do(func() { ann.NextRaw() })
+	f.wantFailure("Fatalf", `client "ann": NextRaw: nothing received within 250ms`)
+}
+
+// Once the connection has ended, reads fail at once, saying how it ended.
+func TestReadAfterServerClosed(t *testing.T) {
+	f := newFakeTB(t)
+	srv := chatroomtest.NewServer(f, chatroom.New())
+	ann := srv.Connect("ann")
+	srv.Close()
+	srv.Close() // a no-op
+	const closed = `the connection was closed with status 1001 (StatusGoingAway) "room closed"`
+	f.do(func() { ann.Expect(msg("x", "y")) })
+	f.wantFailure("Fatalf", `client "ann": Expect: frame 1 of 1: `+closed)
+	f.do(func() { ann.Next() })
+	f.wantFailure("Fatalf", `client "ann": Next: `+closed)
+	f.do(func() { ann.Send("hi") })
+	f.wantFailure("Fatalf", `client "ann": Send:`)
+	f.do(func() { ann.Sync() })
+	f.wantFailure("Fatalf", `client "ann": Sync:`)
+	if !f.do(func() { ann.ExpectClose(websocket.StatusGoingAway) }) {
+		t.Error("ExpectClose failed")
+	}
+	ann.Close() // the connection has ended: nothing to do
+	f.wantNoFailure()
+
+	if _, _, err := srv.Dial("bob"); err == nil || !strings.Contains(err.Error(), "server is closed") {
+		t.Errorf("Dial after Close: %v, want an error", err)
+	}
+	f.do(func() { srv.Connect("bob") })
+	f.wantFailure("Fatalf", "chatroomtest: Connect: chatroomtest: the server is closed")
+}
+
+// A handler other than a Room: frames that are not chat messages fail Next.
+func TestUndecodableFrames(t *testing.T) {
+	f := newFakeTB(t)
+	var handlers sync.WaitGroup
+	t.Cleanup(handlers.Wait) // runs after the server has dropped the client
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		ctx := context.Background()
+		_ = conn.Write(ctx, websocket.MessageText, []byte("not JSON"))
+		_ = conn.Write(ctx, websocket.MessageBinary, []byte{1, 2})
+		_ = conn.Write(ctx, websocket.MessageBinary, []byte{3})
+		_, _, _ = conn.Read(ctx) // until the client goes
+	})
+	// The handler serves the connection in ServeHTTP: Connect must not wait
+	// for it to return.
+	srv := chatroomtest.NewServer(f, h, chatroomtest.NoJoinWait())
+	c := srv.Connect("ann")
+	f.do(func() { c.Next() })
+	f.wantFailure("Fatalf", `client "ann": Next: frame not JSON: invalid character`)
+	f.do(func() { c.NextRaw() })
+	f.wantFailure("Fatalf", `client "ann": NextRaw: received (MessageBinary frame of 2 bytes), want a text frame`)
+	f.do(func() { c.Expect(msg("a", "b")) })
+	f.wantFailure("Fatalf", `client "ann": Expect: frame 1 of 1: received (MessageBinary frame of 1 bytes), want a text frame`)
+}
+
+func TestIgnoreIDAndTime(t *testing.T) {
+	f := newFakeTB(t)
+	room := chatroom.New(chatroom.WithNotices())
+	srv := chatroomtest.NewServer(f, room)
+	strict := srv.Connect("strict")
+	lenient := srv.Connect("lenient", chatroomtest.IgnoreIDAndTime())
+
+	join := chatroom.Message{Type: chatroom.TypeJoin, Nickname: "lenient"}
+	f.do(func() { strict.Expect(chatroom.Message{Type: chatroom.TypeJoin, Nickname: "strict"}, join) })
+	f.wantFailure("Errorf", "ID:", "Time:")
+	f.do(func() { lenient.Expect(join) })
+	f.wantNoFailure()
+
+	// Compare takes any go-cmp option, in addition.
+	other := srv.Connect("other", chatroomtest.IgnoreIDAndTime(), chatroomtest.Compare(cmpopts.IgnoreFields(chatroom.Message{}, "Nickname")))
+	other.Expect(chatroom.Message{Type: chatroom.TypeJoin, Nickname: "someone"})
+	f.wantNoFailure()
+}
+
+// With chatroom.WithClock every field is reproducible.
+func TestWithClock(t *testing.T) {
+	epoch := time.Date(2026, 11, 23, 8, 0, 0, 123456789, time.UTC)
+	room := chatroom.New(chatroom.WithPresence(), chatroom.WithClock(func() time.Time { return epoch }))
+	srv := chatroomtest.NewServer(t, room)
+	ann := srv.Connect("ann")
+	first := uint64(epoch.UnixMicro()) + 1
+	stamp := epoch.Truncate(time.Millisecond) // the wire keeps milliseconds
+	ann.Expect(
+		chatroom.Message{Type: chatroom.TypeMembers, ID: first, Time: stamp, Members: []string{"ann"}},
+		chatroom.Message{Type: chatroom.TypeJoin, ID: first + 1, Time: stamp, Nickname: "ann"},
+	)
+}
+
+func TestExpectClose(t *testing.T) {
+	t.Run("match", func(t *testing.T) {
+		srv := chatroomtest.NewServer(t, chatroom.New())
+		c := srv.Connect("ann")
+		c.SendRaw(websocket.MessageText, []byte(`{"message":1}`))
+		if !c.ExpectCloseReason(websocket.StatusInvalidFramePayloadData, `expected {"message": string}`) {
+			t.Error("ExpectCloseReason = false")
+		}
+		d := srv.Connect("bob")
+		d.SendRaw(websocket.MessageBinary, []byte("hi"))
+		if !d.ExpectClose(websocket.StatusUnsupportedData) {
+			t.Error("ExpectClose = false")
+		}
+	})
+	t.Run("wrong code or reason", func(t *testing.T) {
+		f := newFakeTB(t)
+		srv := chatroomtest.NewServer(f, chatroom.New())
+		c := srv.Connect("ann")
+		c.SendRaw(websocket.MessageText, []byte("{"))
+		var ok bool
+		f.do(func() { ok = c.ExpectClose(websocket.StatusPolicyViolation) })
+		f.wantFailure("Errorf", `client "ann": ExpectClose: the connection was closed with status 1007 (StatusInvalidFramePayloadData) "invalid JSON"; want close status 1008 (StatusPolicyViolation)`)
+		if ok {
+			t.Error("ExpectClose = true, want false")
+		}
+		// The close stays: it can be checked again.
+		f.do(func() { ok = c.ExpectCloseReason(websocket.StatusInvalidFramePayloadData, "bad JSON") })
+		f.wantFailure("Errorf", `want close status 1007 (StatusInvalidFramePayloadData) "bad JSON"`)
+		f.do(func() { ok = c.ExpectClose(-1) })
+		f.wantFailure("Errorf", `want the connection to end without a close frame`)
+		if ok {
+			t.Error("ExpectClose = true, want false")
+		}
+	})
+	t.Run("frames before the close", func(t *testing.T) {
+		f := newFakeTB(t)
+		srv := chatroomtest.NewServer(f, chatroom.New())
+		c := srv.Connect("ann")
+		c.Send("hi")
+		c.SendRaw(websocket.MessageText, []byte("{"))
+		var ok bool
+		f.do(func() { ok = c.ExpectClose(websocket.StatusInvalidFramePayloadData) })
+		f.wantFailure("Errorf", `client "ann": ExpectClose: unexpected frames before the close; received 1 frame(s):`+"\n\t"+`{"nickname":"ann","message":"hi"}`)
+		if ok {
+			t.Error("ExpectClose = true, want false")
+		}
+	})
+	t.Run("still open", func(t *testing.T) {
+		f := newFakeTB(t)
+		srv := chatroomtest.NewServer(f, chatroom.New(), chatroomtest.Timeout(short))
+		c := srv.Connect("ann")
+		c.Send("hi")
+		f.do(func() { c.ExpectClose(websocket.StatusNormalClosure) })
+		f.wantFailure("Fatalf", `client "ann": ExpectClose: the connection is still open after 250ms; received 1 frame(s):`)
+	})
+	t.Run("no close frame", func(t *testing.T) {
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if conn, err := websocket.Accept(w, r, nil); err == nil {
+				_ = conn.CloseNow()
+			}
+		})
+		srv := chatroomtest.NewServer(t, h)
+		if !srv.Connect("ann").ExpectClose(-1) {
+			t.Error("ExpectClose(-1) = false")
+		}
+	})
+}
+
+func TestSendTo(t *testing.T) {
+	room := chatroom.New(chatroom.WithDirectMessages())
+	srv := chatroomtest.NewServer(t, room, chatroomtest.IgnoreIDAndTime())
+	ann := srv.Connect("ann")
+	bob := srv.Connect("bob")
+	carl := srv.Connect("carl")
+
+	ann.SendTo("bob", "psst")
+	direct := chatroom.Message{Type: chatroom.TypeDirect, Nickname: "ann", To: "bob", Text: "psst"}
+	bob.Expect(direct)
+	ann.Expect(direct)
+	ann.SendTo("dave", "hello?")
+	ann.Expect(chatroom.Message{Type: chatroom.TypeError, Text: "no such member: dave", Code: int(chatroom.StatusNoSuchMember)})
+
+	// carl received none of it: his next frame is a later broadcast.
+	ann.Sync()
+	marker := chatroom.Message{Type: chatroom.TypeSystem, Text: "marker"}
+	if err := room.Broadcast(context.Background(), marker); err != nil {
+		t.Fatal(err)
+	}
+	carl.Expect(marker)
+}
+
+// After Sync, the message hook has handled everything the client sent.
+func TestSyncWaitsForTheHook(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	room := chatroom.New(chatroom.OnMessage(func(_ context.Context, _ *chatroom.Member, m chatroom.Message) (chatroom.Message, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, m.Text)
+		return m, errors.New("kept to myself")
+	}))
+	srv := chatroomtest.NewServer(t, room)
+	ann := srv.Connect("ann")
+	for i := range 20 {
+		ann.Send(fmt.Sprint(i))
+	}
+	ann.Sync()
+	mu.Lock()
+	n := len(seen)
+	mu.Unlock()
+	if n != 20 {
+		t.Errorf("after Sync the hook has seen %d messages, want 20", n)
+	}
+}
+
+// Connect returns once the member has joined: it is counted at once, and
+// hears the very next message.
+func TestConnectWaitsForTheJoin(t *testing.T) {
+	joined := make(chan string, 100)
+	room := chatroom.New(chatroom.OnJoin(func(_ context.Context, m *chatroom.Member) error {
+		joined <- m.Nickname()
+		return nil
+	}))
+	srv := chatroomtest.NewServer(t, room)
+	first := srv.Connect("first")
+	for i := range 20 {
+		name := fmt.Sprint("c", i)
+		c := srv.Connect(name)
+		if n := room.Len(); n != i+2 {
+			t.Fatalf("after Connect(%q), Len() = %d, want %d", name, n, i+2)
+		}
+		first.Send("hi " + name)
+		c.Expect(msg("first", "hi "+name))
+		first.Expect(msg("first", "hi "+name))
+	}
+	if len(joined) != 21 {
+		t.Errorf("the join hook ran %d times, want 21", len(joined))
+	}
+}
+
+func TestNoJoinWait(t *testing.T) {
+	release := make(chan struct{})
+	room := chatroom.New(chatroom.OnJoin(func(ctx context.Context, m *chatroom.Member) error {
+		if m.Nickname() == "slow" || m.Nickname() == "stuck" {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	}))
+	f := newFakeTB(t)
+	srv := chatroomtest.NewServer(f, room)
+	var once sync.Once
+	let := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(let) // registered after NewServer: runs before the server closes
+
+	// Waiting for a hook that blocks fails after the timeout.
+	f.do(func() { srv.Connect("stuck", chatroomtest.Timeout(short)) })
+	f.wantFailure("Fatalf", `client "stuck": the handler did not return within 250ms (a join hook that blocks?`, "see NoJoinWait")
+
+	c := srv.Connect("slow", chatroomtest.NoJoinWait())
+	if n := room.Len(); n != 0 {
+		t.Errorf("Len() = %d while the join hooks block, want 0", n)
+	}
+	let()
+	c.Sync() // the room reads the member once it has joined
+	if !slices.Contains(room.Nicknames(), "slow") {
+		t.Errorf("Nicknames() = %q after the hook returned, want slow among them", room.Nicknames())
+	}
+	f.wantNoFailure()
+}
+
+func TestJoinRefused(t *testing.T) {
+	room := chatroom.New(
+		chatroom.WithUniqueNicknames(),
+		chatroom.OnJoin(func(_ context.Context, m *chatroom.Member) error {
+			if m.Nickname() == "mallory" {
+				return websocket.CloseError{Code: 4003, Reason: "banned"}
+			}
+			return nil
+		}),
+	)
+	srv := chatroomtest.NewServer(t, room)
+	srv.Connect("mallory").ExpectCloseReason(4003, "banned")
+	srv.Connect("ann")
+	srv.Connect("ann").ExpectCloseReason(chatroom.StatusNicknameTaken, "nickname taken")
+}
+
+func TestDialRefusedBeforeUpgrade(t *testing.T) {
+	room := chatroom.New(
+		chatroom.WithHTTPUnauthorized(),
+		chatroom.WithAuthenticator(func(r *http.Request) (chatroom.Identity, error) {
+			if r.URL.Query().Get("token") != "good" {
+				return chatroom.Identity{}, errors.New("bad token")
+			}
+			return chatroom.Identity{ID: "sei"}, nil
+		}),
+	)
+	f := newFakeTB(t)
+	srv := chatroomtest.NewServer(f, room)
+	c, resp, err := srv.Dial("", chatroomtest.Query("token", "bad"))
+	if c != nil || err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("Dial = %v, %v, %v; want a 401 response and an error", c, resp, err)
+	}
+	f.do(func() { srv.Connect("", chatroomtest.Query("token", "bad")) })
+	f.wantFailure("Fatalf", `chatroomtest: Connect: chatroomtest: client #2: dial ws://`, "401")
+
+	sei := srv.Connect("", chatroomtest.Query("token", "good"))
+	sei.Send("in")
+	sei.Expect(msg("sei", "in"))
+}
+
+// Options of the server apply to every client, before the client's own;
+// the kit's own header never reaches the handler.
+func TestOptionsQueryHeaderPath(t *testing.T) {
+	room := chatroom.New(chatroom.WithNicknameFunc(func(r *http.Request, _ string) (string, error) {
+		if r.Header.Get("Chatroomtest-Client") != "" {
+			return "", errors.New("the kit's header reached the handler")
+		}
+		q := r.URL.Query()
+		return fmt.Sprintf("%s/%s/%s@%s", r.Header.Get("X-User"), q.Get("team"), q.Get("nickname"), r.URL.Path), nil
+	}))
+	srv := chatroomtest.NewServer(t, room, chatroomtest.Header("X-User", "sei"), chatroomtest.Query("team", "blue"), chatroomtest.Path("/chat"))
+	c := srv.Connect("a b&c", chatroomtest.Path("/other"), chatroomtest.Query("x", "y"))
+	c.Send("hi")
+	c.Expect(msg("sei/blue/a b&c@/other", "hi"))
+	d := srv.Connect("d", chatroomtest.Timeout(-1)) // a timeout <= 0 keeps the default
+	d.Send("hi")
+	d.Expect(msg("sei/blue/d@/chat", "hi"))
+}
+
+func TestMount(t *testing.T) {
+	left := make(chan string, 10)
+	reg := chatroom.NewRegistry(chatroom.WithRoomOptions(chatroom.OnLeave(func(_ context.Context, m *chatroom.Member, reason error) {
+		left <- m.Room().Name() + ": " + m.Nickname() + ": " + fmt.Sprint(errors.Is(reason, chatroom.ErrRoomClosed))
+	})))
+	srv := chatroomtest.NewServer(t, chatroomtest.Mount("/rooms/{room}/chat", reg))
+	ann := srv.Connect("ann", chatroomtest.Path("/rooms/lobby/chat"))
+	bob := srv.Connect("bob", chatroomtest.Path("/rooms/lobby/chat"))
+	ann.Send("hi")
+	bob.Expect(msg("ann", "hi"))
+	if _, resp, err := srv.Dial("ann", chatroomtest.Path("/elsewhere")); err == nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("Dial elsewhere: %v, %v; want 404", resp, err)
+	}
+	srv.Close() // shuts the registry down through Mount
+	if got := len(left); got != 2 {
+		t.Fatalf("%d leave hooks ran, want 2", got)
+	}
+	for range 2 {
+		if got := <-left; !strings.HasSuffix(got, ": true") {
+			t.Errorf("leave: %s, want room closed", got)
+		}
+	}
+	if _, ok := chatroomtest.Mount("/", http.NotFoundHandler()).(interface {
+		Shutdown(context.Context) error
+	}); ok {
+		t.Error("Mount of a handler without Shutdown has one")
+	}
+}
+
+// The server's cleanup shuts down a room it was given, waiting for the leave
+// hooks, and leaves no goroutine behind.
+func TestCleanupShutsDownTheRoom(t *testing.T) {
+	var mu sync.Mutex
+	var reasons []error
+	room := chatroom.New(chatroom.OnLeave(func(_ context.Context, _ *chatroom.Member, reason error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reasons = append(reasons, reason)
+	}))
+	var out bytes.Buffer
+	passed := chatroomtest.Run(&out, func(t chatroomtest.TB) {
+		srv := chatroomtest.NewServer(t, room)
+		for _, name := range []string{"ann", "bob", "carl"} {
+			srv.Connect(name).Send("hi " + name)
+		}
+	})
+	if !passed || out.Len() > 0 {
+		t.Fatalf("Run = %t, output %q", passed, out.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reasons) != 3 {
+		t.Fatalf("%d leave hooks ran by the end, want 3", len(reasons))
+	}
+	for _, r := range reasons {
+		if !errors.Is(r, chatroom.ErrRoomClosed) {
+			t.Errorf("leave reason %v, want ErrRoomClosed", r)
+		}
+	}
+	if err := room.Broadcast(context.Background(), msg("x", "y")); !errors.Is(err, chatroom.ErrRoomClosed) {
+		t.Errorf("Broadcast after the cleanup: %v, want ErrRoomClosed", err)
+	}
+	checkNoReaders(t)
+}
+
+// A room whose Shutdown the handler hides stays open; its members leave
+// because the kit drops their connections.
+func TestCleanupKeepsAHiddenRoom(t *testing.T) {
+	left := make(chan error, 1)
+	room := chatroom.New(chatroom.OnLeave(func(_ context.Context, _ *chatroom.Member, reason error) { left <- reason }))
+	t.Cleanup(func() {
+		if err := room.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	var out bytes.Buffer
+	if !chatroomtest.Run(&out, func(t chatroomtest.TB) {
+		chatroomtest.NewServer(t, http.HandlerFunc(room.ServeHTTP)).Connect("ann")
+	}) {
+		t.Fatalf("Run failed: %s", out.String())
+	}
+	checkNoReaders(t)
+	select {
+	case reason := <-left:
+		if !errors.Is(reason, chatroom.ErrClientClosed) {
+			t.Errorf("leave reason %v, want ErrClientClosed", reason)
+		}
+	case <-time.After(chatroomtest.DefaultTimeout):
+		t.Fatal("the member did not leave")
+	}
+	if err := room.Broadcast(context.Background(), msg("x", "y")); err != nil {
+		t.Errorf("Broadcast after the cleanup: %v, want the room open", err)
+	}
+}
+
+func TestClientClose(t *testing.T) {
+	left := make(chan error, 1)
+	room := chatroom.New(chatroom.OnLeave(func(_ context.Context, _ *chatroom.Member, reason error) { left <- reason }))
+	f := newFakeTB(t)
+	srv := chatroomtest.NewServer(f, room)
+	ann := srv.Connect("ann")
+	ann.Send("bye")
+	ann.Expect(msg("ann", "bye"))
+	ann.Close()
+	select {
+	case reason := <-left:
+		if !errors.Is(reason, chatroom.ErrClientClosed) || websocket.CloseStatus(reason) != websocket.StatusNormalClosure {
+			t.Errorf("leave reason %v, want ErrClientClosed with status 1000", reason)
+		}
+	case <-time.After(chatroomtest.DefaultTimeout):
+		t.Fatal("the member did not leave")
+	}
+	// Reading on says what happened: the server's answer, or Close.
+	f.do(func() { ann.Next() })
+	got := f.wantFailure("Fatalf", `client "ann": Next: the c`)
+	if !strings.Contains(got, "status 1000") && !strings.Contains(got, "Client.Close") {
+		t.Errorf("Next after Close: %s", got)
+	}
+	ann.Close() // again: nothing to do
+	f.wantNoFailure()
+}
+
+// A frame over coder/websocket's default read limit of 32 KiB arrives whole.
+func TestLargeFrame(t *testing.T) {
+	srv := chatroomtest.NewServer(t, chatroom.New(chatroom.WithMaxMessageSize(1<<20)))
+	ann := srv.Connect("ann")
+	bob := srv.Connect("bob")
+	big := strings.Repeat("x", 100<<10)
+	ann.Send(big)
+	bob.Expect(msg("ann", big))
+}
+
+func TestRun(t *testing.T) {
+	var out bytes.Buffer
+	var order []string
+	passed := chatroomtest.Run(&out, func(t chatroomtest.TB) {
+		t.Helper()
+		t.Cleanup(func() {
+			order = append(order, "first registered")
+			t.Cleanup(func() { order = append(order, "registered by a cleanup") })
+		})
+		t.Cleanup(func() {
+			order = append(order, "last registered")
+			t.Fatalf("fatal in a cleanup")
+		})
+		t.Errorf("error %d", 1)
+		t.Fatalf("fatal %d", 2)
+		order = append(order, "after Fatalf")
+	})
+	if passed {
+		t.Error("Run = true after failures")
+	}
+	if diff := cmp.Diff("error 1\nfatal 2\nfatal in a cleanup\n", out.String()); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"last registered", "first registered", "registered by a cleanup"}, order); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
+	}
+	if !chatroomtest.Run(&out, func(chatroomtest.TB) {}) {
+		t.Error("Run = false for a function that passes")
+	}
+}
