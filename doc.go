@@ -105,6 +105,10 @@
 // runs while a room lock is held, so a hook may block (delaying only its own
 // member) and may call any method of the Room or of a Member, except that a
 // hook must not wait for Shutdown or Close: they wait for the hook.
+//
+// A member's goroutine handles its messages one at a time, in order, and
+// answers the client's pings only when it goes back to reading: a pong tells
+// a client that everything it sent before the ping has been handled.
 // Hooks of different members run concurrently. A panicking hook closes that
 // member's connection with 1011; it does not crash the process.
 //

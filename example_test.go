@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/chatroomtest"
 )
 
 // chat dials url, sends each text as {"message": text} and prints the next
@@ -267,19 +269,19 @@ func ExampleWithAuthenticator() {
 // With presence, a joiner first receives who is there, then everyone hears
 // of each join and leave. Every frame has a type, an id and a time.
 func ExampleWithPresence() {
-	room := chatroom.New(chatroom.WithPresence(), chatroom.WithClock(stopped))
-	defer room.Close()
-	srv := httptest.NewServer(room)
-	defer srv.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ann := connect(ctx, wsURL(srv, "/?nickname=ann"))
-	ann.print(2)
-	sei := connect(ctx, wsURL(srv, "/?nickname=sei"))
-	sei.print(2)
-	sei.conn.Close(websocket.StatusNormalClosure, "")
-	ann.print(2)
+	chatroomtest.Run(os.Stdout, func(t chatroomtest.TB) {
+		room := chatroom.New(chatroom.WithPresence(), chatroom.WithClock(stopped))
+		srv := chatroomtest.NewServer(t, room)
+		ann := srv.Connect("ann")
+		fmt.Println(ann.NextRaw())
+		fmt.Println(ann.NextRaw())
+		sei := srv.Connect("sei")
+		fmt.Println(sei.NextRaw())
+		fmt.Println(sei.NextRaw())
+		sei.Close()
+		fmt.Println(ann.NextRaw())
+		fmt.Println(ann.NextRaw())
+	})
 	// Output:
 	// {"type":"members","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","members":["ann"]}
 	// {"type":"join","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann"}
@@ -292,26 +294,21 @@ func ExampleWithPresence() {
 // A direct message reaches the recipient and the sender only; a message to
 // someone absent is answered with an error frame.
 func ExampleWithDirectMessages() {
-	room := chatroom.New(chatroom.WithDirectMessages(), chatroom.WithClock(stopped))
-	defer room.Close()
-	srv := httptest.NewServer(room)
-	defer srv.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	bob := connect(ctx, wsURL(srv, "/?nickname=bob"))
-	bob.send(`{"message":"ready"}`)
-	bob.print(1) // bob has joined
-	ann := connect(ctx, wsURL(srv, "/?nickname=ann"))
-	ann.send(`{"message":"lunch?","to":"bob"}`)
-	ann.send(`{"message":"hello?","to":"nobody"}`)
-	ann.print(2)
-	bob.print(1)
+	chatroomtest.Run(os.Stdout, func(t chatroomtest.TB) {
+		room := chatroom.New(chatroom.WithDirectMessages(), chatroom.WithClock(stopped))
+		srv := chatroomtest.NewServer(t, room)
+		bob := srv.Connect("bob") // Connect returns once bob has joined
+		ann := srv.Connect("ann")
+		ann.SendTo("bob", "lunch?")
+		ann.SendTo("nobody", "hello?")
+		fmt.Println(ann.NextRaw())
+		fmt.Println(ann.NextRaw())
+		fmt.Println(bob.NextRaw())
+	})
 	// Output:
-	// {"type":"message","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"bob","message":"ready"}
-	// {"type":"direct","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
-	// {"type":"error","id":1795420800000003,"time":"2026-11-23T08:00:00.000Z","message":"no such member: nobody","code":4404}
-	// {"type":"direct","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
+	// {"type":"direct","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
+	// {"type":"error","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","message":"no such member: nobody","code":4404}
+	// {"type":"direct","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
 }
 
 // With history a joiner receives the last messages first, and a client that
@@ -412,4 +409,23 @@ func ExampleWithErrorFrames() {
 	// {"type":"error","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","message":"expected {\"message\": string}","code":1007}
 	// {"type":"message","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"better"}
 	// closed: 4009 nickname taken
+}
+
+// Hosts test their hooks with package chatroomtest, as net/http/httptest
+// tests handlers: a room on a loopback server, named clients, and go-cmp
+// diffs on mismatch. In a test, the function given to Run is the test's body
+// and t its *testing.T.
+func Example_testing() {
+	noShouting := chatroom.OnMessage(func(_ context.Context, _ *chatroom.Member, msg chatroom.Message) (chatroom.Message, error) {
+		msg.Text = strings.ToLower(msg.Text)
+		return msg, nil
+	})
+	ok := chatroomtest.Run(os.Stdout, func(t chatroomtest.TB) {
+		srv := chatroomtest.NewServer(t, chatroom.New(noShouting))
+		ann, bob := srv.Connect("ann"), srv.Connect("bob")
+		ann.Send("HELLO")
+		bob.Expect(chatroom.Message{Nickname: "ann", Text: "hello"})
+	})
+	fmt.Println("passed:", ok)
+	// Output: passed: true
 }

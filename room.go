@@ -164,7 +164,7 @@ func (rm *Room) Len() int {
 //
 // Shutdown may be called more than once and concurrently with Close.
 func (rm *Room) Shutdown(ctx context.Context) error {
-	rm.closeMembers()
+	rm.closeMembers(roomClosed())
 	select {
 	case <-rm.idle:
 		return nil
@@ -181,14 +181,14 @@ func (rm *Room) Shutdown(ctx context.Context) error {
 // deadline to bound that wait. It always returns nil.
 func (rm *Room) Close() error {
 	rm.cancel()
-	rm.closeMembers()
+	rm.closeMembers(cause(ErrRoomClosed, 0, "", nil)) // code 0: no close frame
 	rm.dropConnections()
 	<-rm.idle
 	return nil
 }
 
 // closeMembers marks the room closed and starts closing every member.
-func (rm *Room) closeMembers() {
+func (rm *Room) closeMembers(reason error) {
 	rm.mu.Lock()
 	if !rm.closed {
 		rm.closed = true
@@ -199,7 +199,7 @@ func (rm *Room) closeMembers() {
 	ms := slices.Clone(rm.members)
 	rm.mu.Unlock()
 	for _, m := range ms {
-		m.leave(roomClosed())
+		m.leave(reason)
 	}
 }
 

@@ -91,8 +91,11 @@ func TestCloseDropsEveryone(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*client{a, b} {
-		if _, err := c.readRaw(); err == nil {
+		_, err := c.readRaw()
+		if err == nil {
 			t.Errorf("%s: read succeeded after Close", c.member.Nickname())
+		} else if code := websocket.CloseStatus(err); code != -1 {
+			t.Errorf("%s: got close status %d, want the connection dropped without a close frame", c.member.Nickname(), code)
 		}
 	}
 	for range 2 {

@@ -88,7 +88,16 @@ func (m *Member) writeLoop() {
 		m.mu.Unlock()
 
 		if err != nil {
-			m.leave(writeFailure(err))
+			if writeTimedOut(err) {
+				m.leave(cause(ErrSlowConsumer, websocket.StatusPolicyViolation, reasonTooSlow, errWriteTimeout))
+			} else {
+				// The connection is gone, most often because the client
+				// closed it. The reader reports why, with the client's
+				// close status if it sent one; a leave reason recorded
+				// here would win the race and lose that status.
+				m.abort.Store(true)
+				_ = m.conn.CloseNow()
+			}
 			m.mu.Lock()
 			m.stopWritingLocked()
 			m.mu.Unlock()
@@ -214,11 +223,8 @@ func (m *Member) flush() error {
 	return err
 }
 
-// writeFailure turns a failed write into a leave reason.
-func writeFailure(err error) error {
+// writeTimedOut reports whether a failed write ran out of time.
+func writeTimedOut(err error) bool {
 	var ne net.Error
-	if errors.Is(err, errWriteTimeout) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return cause(ErrSlowConsumer, websocket.StatusPolicyViolation, reasonTooSlow, errWriteTimeout)
-	}
-	return cause(ErrClientClosed, 0, "", err)
+	return errors.Is(err, errWriteTimeout) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
