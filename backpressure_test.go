@@ -107,8 +107,9 @@ func TestSlowConsumerIsCutAndOthersGetEverything(t *testing.T) {
 func TestWriteTimeoutCutsAMemberThatStoppedReading(t *testing.T) {
 	// A queue too big to fill, so that only the write timeout can cut the
 	// member: with the default queue, a fast machine fills 4 MiB before
-	// 100ms have passed.
-	tr := newTestRoom(t, WithWriteTimeout(100*time.Millisecond), WithSendQueue(1<<20, 1<<30), WithKeepalive(0, 0))
+	// the timeout has passed. The timeout leaves the sender, which reads
+	// (slowly, under -race), time to take a batch of 16 KiB frames.
+	tr := newTestRoom(t, WithWriteTimeout(500*time.Millisecond), WithSendQueue(1<<20, 1<<30), WithKeepalive(0, 0))
 	tr.join("stalled")
 	sender := tr.join("sender")
 	_, ev, _, _ := flood(t, tr, sender, 4000, 8)

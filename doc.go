@@ -115,4 +115,11 @@
 // The authenticator runs before the upgrade and may use r.Context(). WithRoomConfig's function runs with
 // the Registry's lock held and must not call the Registry. A Store is called
 // with the room's lock held and must not block.
+//
+// # Testing
+//
+// Package chatroomtest tests a host's hooks and options the way
+// net/http/httptest tests handlers: a room on a loopback server, named
+// clients, and go-cmp diffs of what each receives, with a timeout on every
+// wait and no sleeps.
 package chatroom

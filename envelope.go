@@ -1,6 +1,7 @@
 package chatroom
 
 import (
+	"slices"
 	"time"
 
 	"github.com/coder/websocket"
@@ -95,12 +96,18 @@ func (rm *Room) stampLocked(msg *Message) {
 	msg.Time = rm.cfg.now()
 }
 
-// encode returns the wire form of msg in the room's protocol.
+// encode returns msg in the room's protocol as a complete WebSocket text
+// frame, header included, in one allocation: encoded once, the same bytes
+// go to every member (coder/websocket has no prepared-message API).
 func (rm *Room) encode(msg Message) []byte {
+	buf := make([]byte, maxFrameHeader, maxFrameHeader+msg.encodedLen())
 	if rm.cfg.envelope {
-		return msg.appendEnvelope(make([]byte, 0, msg.envelopeLen()))
+		buf = slices.Grow(buf, msg.envelopeLen()-msg.encodedLen())
+		buf = msg.appendEnvelope(buf)
+	} else {
+		buf = msg.appendJSON(buf)
 	}
-	return msg.appendJSON(make([]byte, 0, msg.encodedLen()))
+	return textFrame(buf)
 }
 
 // errorFrame is the error frame that answers a member's bad input.

@@ -2,6 +2,8 @@ package chatroom
 
 import (
 	"bufio"
+	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -30,15 +32,19 @@ type socket struct {
 
 	mu      sync.Mutex // serialises writes to Conn; guards the fields below
 	holding bool
-	batch   *[]byte // borrowed from buffers while the member's writer runs
-	buffers *sync.Pool
+	// closeSent: the Conn has written a close frame, after which no data
+	// frame may follow. The Conn writes only control frames, each in one
+	// Write call (its buffer holds the longest), so the first byte tells.
+	closeSent bool
+	batch     *[]byte // borrowed from buffers while the member's writer runs
+	buffers   *sync.Pool
 }
 
 // Sizes of the buffers coder/websocket keeps for a connection's life. Frames
 // bigger than these bypass them.
 const (
 	connReadBuffer  = 256
-	connWriteBuffer = 128
+	connWriteBuffer = 128 // a control frame: 2-byte header, 125-byte payload
 )
 
 // maxBatch is how many bytes a writer gathers before it flushes; maxPooledBatch
@@ -82,6 +88,9 @@ func (s *socket) Read(p []byte) (int, error) {
 func (s *socket) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(p) > 0 && p[0] == 0x88 { // FIN, close
+		s.closeSent = true
+	}
 	if s.holding {
 		*s.batch = append(*s.batch, p...)
 		return len(p), nil
@@ -173,4 +182,48 @@ func (s *socket) releaseBatch() {
 		s.buffers.Put(s.batch)
 	}
 	s.batch = nil
+}
+
+// maxFrameHeader is the longest header of a frame the server sends: no mask,
+// a 64-bit length.
+const maxFrameHeader = 10
+
+// textFrame turns buf, maxFrameHeader bytes of room followed by a payload,
+// into a final unmasked text frame and returns it (RFC 6455, section 5.2).
+func textFrame(buf []byte) []byte {
+	n := len(buf) - maxFrameHeader
+	var h []byte
+	switch {
+	case n < 126:
+		h = buf[maxFrameHeader-2 : maxFrameHeader]
+		h[1] = byte(n)
+	case n <= 0xffff:
+		h = buf[maxFrameHeader-4 : maxFrameHeader]
+		h[1] = 126
+		binary.BigEndian.PutUint16(h[2:], uint16(n))
+	default:
+		h = buf[:maxFrameHeader]
+		h[1] = 127
+		binary.BigEndian.PutUint64(h[2:], uint64(n))
+	}
+	h[0] = 0x81 // FIN, text
+	return buf[maxFrameHeader-len(h):]
+}
+
+// errCloseSent refuses data frames once the Conn has sent a close frame.
+var errCloseSent = errors.New("chatroom: close frame already sent")
+
+// appendFrame adds a frame the room encoded to the held batch. The room
+// writes its data frames itself, through the socket, rather than through the
+// Conn: encoded once with their header, they cost each member a copy, not a
+// pass through the Conn's locks and buffers. The Conn still writes every
+// control frame, which the socket keeps in order with the data.
+func (s *socket) appendFrame(f []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeSent {
+		return errCloseSent
+	}
+	*s.batch = append(*s.batch, f...)
+	return nil
 }

@@ -217,3 +217,48 @@ func TestFramesSentWithTheHandshake(t *testing.T) {
 		t.Errorf("broadcast (-want +got):\n%s", diff)
 	}
 }
+
+func TestTextFrameHeaders(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 127, 0xffff, 0x10000} {
+		buf := make([]byte, maxFrameHeader, maxFrameHeader+n)
+		buf = append(buf, strings.Repeat("x", n)...)
+		f := textFrame(buf)
+		if f[0] != 0x81 {
+			t.Fatalf("n=%d: first byte %#x, want 0x81 (FIN, text)", n, f[0])
+		}
+		var got, hdr int
+		switch l := int(f[1]); {
+		case l < 126:
+			got, hdr = l, 2
+		case l == 126:
+			got, hdr = int(binary.BigEndian.Uint16(f[2:])), 4
+		default:
+			got, hdr = int(binary.BigEndian.Uint64(f[2:])), 10
+		}
+		if got != n || len(f) != hdr+n {
+			t.Errorf("n=%d: header says %d, frame is %d bytes with a %d-byte header", n, got, len(f), hdr)
+		}
+		if f[1]&0x80 != 0 {
+			t.Errorf("n=%d: a server frame must not be masked", n)
+		}
+	}
+}
+
+func TestNoDataFrameAfterTheCloseFrame(t *testing.T) {
+	rc := newRecordingConn(strings.NewReader(""))
+	s := newTestSocket(t, rc, nil)
+	s.hold()
+	if err := s.appendFrame([]byte{0x81, 1, 'a'}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = s.Write([]byte{0x88, 2, 0x03, 0xe8}) // the Conn's close frame
+	if err := s.appendFrame([]byte{0x81, 1, 'b'}); !errors.Is(err, errCloseSent) {
+		t.Errorf("appendFrame after the close frame = %v, want errCloseSent", err)
+	}
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"\x81\x01a\x88\x02\x03\xe8"}, rc.recorded()); diff != "" {
+		t.Errorf("network writes (-want +got):\n%s", diff)
+	}
+}

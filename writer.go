@@ -184,7 +184,7 @@ func (m *Member) writeBatch(batch *frameQueue) (int, error) {
 			}
 			// This copies the frame into the held batch: it does not
 			// wait for the network.
-			if err := m.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
+			if err := s.appendFrame(f); err != nil {
 				s.discard()
 				return n, err
 			}
