@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -82,7 +84,8 @@ func benchmarkBroadcast(b *testing.B, members int) {
 	// goroutines or the members' close handshakes.
 	start := make(chan struct{})
 	var wg sync.WaitGroup
-	for _, c := range conns {
+	read := make([]atomic.Int64, len(conns)) // frames each client has read
+	for i, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -97,13 +100,31 @@ func benchmarkBroadcast(b *testing.B, members int) {
 					b.Error(err)
 					return
 				}
+				read[i].Add(1)
 			}
 		}()
+	}
+	// Broadcast never waits for readers, so a loop of b.N broadcasts would
+	// overrun the members' queues and have them cut as too slow. The loop
+	// keeps at most window broadcasts ahead of the slowest client.
+	const window = 1024
+	waitForReaders := func(sent int) {
+		for i := range read {
+			for read[i].Load() < int64(sent-window) {
+				if ctx.Err() != nil {
+					b.Fatal("readers stopped keeping up")
+				}
+				runtime.Gosched()
+			}
+		}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	close(start)
-	for range b.N {
+	for n := range b.N {
+		if n%(window/4) == 0 {
+			waitForReaders(n)
+		}
 		if err := room.Broadcast(ctx, benchMessage); err != nil {
 			b.Fatal(err)
 		}
