@@ -20,11 +20,11 @@ import (
 
 // ServeHTTP upgrades r to a WebSocket, joins the member to the room and hands
 // it to a goroutine of the room's, which serves it until it leaves. ServeHTTP
-// returns once the member has joined (OnJoin has returned and the member is in
-// Members) or has been refused, so that the HTTP server's per-connection state
-// (its goroutine, buffers and the request) is freed while the member stays.
-// Shutdown and Close wait for the member's goroutine. Mount the room at any path; the
-// original protocol uses /chat:
+// returns once the member has joined (OnJoin has returned and the member is
+// in Members) or has been refused, so that the HTTP server's per-connection
+// state (its goroutine, buffers and the request) is freed while the member
+// stays. Shutdown and Close wait for the member's goroutine. Mount the room
+// at any path; the original protocol uses /chat:
 //
 //	mux.Handle("/chat", room)
 //

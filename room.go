@@ -210,11 +210,7 @@ func (rm *Room) dropConnections() {
 	ms := slices.Clone(rm.members)
 	rm.mu.Unlock()
 	for _, m := range ms {
-		if m.sock != nil {
-			_ = m.sock.Close()
-		} else {
-			_ = m.conn.CloseNow()
-		}
+		_ = m.sock.Close()
 	}
 }
 

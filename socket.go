@@ -218,12 +218,14 @@ var errCloseSent = errors.New("chatroom: close frame already sent")
 // Conn: encoded once with their header, they cost each member a copy, not a
 // pass through the Conn's locks and buffers. The Conn still writes every
 // control frame, which the socket keeps in order with the data.
-func (s *socket) appendFrame(f []byte) error {
+//
+// It returns the size of the batch, for the writer to flush at maxBatch.
+func (s *socket) appendFrame(f []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeSent {
-		return errCloseSent
+		return 0, errCloseSent
 	}
 	*s.batch = append(*s.batch, f...)
-	return nil
+	return len(*s.batch), nil
 }

@@ -248,11 +248,11 @@ func TestNoDataFrameAfterTheCloseFrame(t *testing.T) {
 	rc := newRecordingConn(strings.NewReader(""))
 	s := newTestSocket(t, rc, nil)
 	s.hold()
-	if err := s.appendFrame([]byte{0x81, 1, 'a'}); err != nil {
+	if _, err := s.appendFrame([]byte{0x81, 1, 'a'}); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = s.Write([]byte{0x88, 2, 0x03, 0xe8}) // the Conn's close frame
-	if err := s.appendFrame([]byte{0x81, 1, 'b'}); !errors.Is(err, errCloseSent) {
+	if _, err := s.appendFrame([]byte{0x81, 1, 'b'}); !errors.Is(err, errCloseSent) {
 		t.Errorf("appendFrame after the close frame = %v, want errCloseSent", err)
 	}
 	if err := s.flush(); err != nil {

@@ -73,8 +73,8 @@ func (m *Member) writeLoop() {
 		m.queue = frameQueue{}
 		m.mu.Unlock()
 
-		n, err := m.writeBatch(&batch)
-		count := batch.len
+		err := m.writeBatch(&batch)
+		count, n := batch.len, batch.bytes
 		batch.release(&m.room.chunks)
 
 		m.mu.Lock()
@@ -121,7 +121,8 @@ func (m *Member) stopWritingLocked() {
 // is, and an idle member holds no chunk.
 type frameQueue struct {
 	head, tail *chunk
-	len        int
+	len        int // frames
+	bytes      int // their total size
 }
 
 // chunkFrames is the number of frames in a chunk: a chunk is 1.5 KiB.
@@ -150,6 +151,7 @@ func (q *frameQueue) push(frame []byte, pool *sync.Pool) {
 	q.tail.frames[q.tail.n] = frame
 	q.tail.n++
 	q.len++
+	q.bytes += len(frame)
 }
 
 // release empties q and returns its chunks to pool.
@@ -164,39 +166,34 @@ func (q *frameQueue) release(pool *sync.Pool) {
 	*q = frameQueue{}
 }
 
-// writeBatch writes frames in order and returns how many bytes they held.
-// The socket is held meanwhile, so that the frames reach the network in as
-// few writes as maxBatch allows, usually one.
-func (m *Member) writeBatch(batch *frameQueue) (int, error) {
-	n := 0
-	for c := batch.head; c != nil; c = c.next {
-		for _, f := range c.frames[:c.n] {
-			n += len(f)
-		}
-	}
+// writeBatch writes the frames of batch in order. The socket is held
+// meanwhile, so that the frames reach the network in as few writes as
+// maxBatch allows, usually one.
+func (m *Member) writeBatch(batch *frameQueue) error {
 	s := m.sock
 	s.hold()
 	for c := batch.head; c != nil; c = c.next {
 		for _, f := range c.frames[:c.n] {
 			if m.abort.Load() {
 				s.discard()
-				return n, nil
+				return nil
 			}
 			// This copies the frame into the held batch: it does not
 			// wait for the network.
-			if err := s.appendFrame(f); err != nil {
+			held, err := s.appendFrame(f)
+			if err != nil {
 				s.discard()
-				return n, err
+				return err
 			}
-			if s.buffered() >= maxBatch {
+			if held >= maxBatch {
 				if err := m.flush(); err != nil {
-					return n, err
+					return err
 				}
 				s.hold()
 			}
 		}
 	}
-	return n, m.flush()
+	return m.flush()
 }
 
 // flush writes the held batch within the write timeout or, once the member

@@ -202,22 +202,8 @@ func TestBrowserNoScriptInjection(t *testing.T) {
 // itself with ?since=<the last id it saw> and shows exactly what it
 // missed: each message once, in order, with no "truncated" notice.
 func TestBrowserResumeAfterConnectionDrop(t *testing.T) {
-	b := newBrowser(t)
-	srv := startChat(t)
-	g := newGate(t, srv.addr)
-	const room = "resume"
-
-	ann := b.newTab("ann", desktop)
-	sockets := ann.webSockets(testTimeout)
-	ann.open(g.url("/"))
-	ann.join("ann", room)
-	bob := b.newTab("bob", phone)
-	bob.open(srv.url("/"))
-	bob.join("bob", room)
-	ann.waitMembers("ann", "bob")
-	bob.say("before the drop")
-	ann.waitMessage("bob", "before the drop")
-	seen := ann.lastMessageID()
+	pr := startPair(t, "resume", "before the drop")
+	g, ann, bob, sockets, seen := pr.gate, pr.ann, pr.bob, pr.sockets, pr.seen
 
 	g.setOpen(false)
 	g.drop()
@@ -260,22 +246,8 @@ func TestBrowserResumeAfterConnectionDrop(t *testing.T) {
 // notice that older history is gone: the server keeps history in memory, so
 // whatever was said while it was down, or before, is lost with it.
 func TestBrowserReconnectAfterServerRestart(t *testing.T) {
-	b := newBrowser(t)
-	srv := startChat(t)
-	g := newGate(t, srv.addr)
-	const room = "restart"
-
-	ann := b.newTab("ann", desktop)
-	sockets := ann.webSockets(testTimeout)
-	ann.open(g.url("/"))
-	ann.join("ann", room)
-	bob := b.newTab("bob", phone)
-	bob.open(srv.url("/"))
-	bob.join("bob", room)
-	ann.waitMembers("ann", "bob")
-	bob.say("before the restart")
-	ann.waitMessage("bob", "before the restart")
-	seen := ann.lastMessageID()
+	pr := startPair(t, "restart", "before the restart")
+	srv, g, ann, bob, sockets, seen := pr.srv, pr.gate, pr.ann, pr.bob, pr.sockets, pr.seen
 
 	g.setOpen(false)
 	srv.restart()
@@ -310,6 +282,36 @@ func TestBrowserReconnectAfterServerRestart(t *testing.T) {
 		t.Errorf("ann was told %d times that history was lost, want once", n)
 	}
 	checkResumed(t, sockets, seen)
+}
+
+// pair is the opening of the reconnect tests: ann's tab reaches the chat
+// through a gate the test can close, bob's directly; both have joined room,
+// and ann has seen bob's first message, whose ID is seen.
+type pair struct {
+	srv      *chatServer
+	gate     *gate
+	ann, bob *tab
+	sockets  webSockets // ann's WebSockets, as the browser records them
+	seen     uint64
+}
+
+func startPair(t *testing.T, room, first string) pair {
+	t.Helper()
+	b := newBrowser(t)
+	srv := startChat(t)
+	g := newGate(t, srv.addr)
+
+	ann := b.newTab("ann", desktop)
+	sockets := ann.webSockets(testTimeout)
+	ann.open(g.url("/"))
+	ann.join("ann", room)
+	bob := b.newTab("bob", phone)
+	bob.open(srv.url("/"))
+	bob.join("bob", room)
+	ann.waitMembers("ann", "bob")
+	bob.say(first)
+	ann.waitMessage("bob", first)
+	return pair{srv: srv, gate: g, ann: ann, bob: bob, sockets: sockets, seen: ann.lastMessageID()}
 }
 
 // checkResumed checks, from the browser's own record of the WebSockets the
