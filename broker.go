@@ -1,0 +1,107 @@
+package chatroom
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// A Broker joins the rooms of one name on several nodes (processes, usually
+// behind a load balancer) into one room: what a member sends on any node
+// reaches the members on every node (see WithBroker). This package has no
+// network broker of its own; adapters for NATS and Redis live in nested
+// modules of this repository (natsbroker, redisbroker), so that the
+// library's go.mod stays light. MemoryBroker joins rooms in one process.
+//
+// The room encodes what it publishes; a Broker only moves bytes. Adapters
+// must keep these promises, which the room's guarantees rest on (package
+// brokertest checks them):
+//
+//   - Order: publications that one goroutine publishes one after the other
+//     reach every subscriber in that order.
+//   - No delay: Publish fails at once, rather than buffering, when the broker
+//     cannot take the publication; the room then delivers it to its own
+//     members only (see WithBroker for what an outage loses).
+//   - Reconnection: Subscribe does not fail because the broker is
+//     unreachable; the adapter reconnects and subscribes again by itself for
+//     as long as the subscription is open.
+type Broker interface {
+	// Publish hands p to the broker for every node subscribed to room, this
+	// one included. It returns once the broker has accepted p, or an error
+	// if it could not. It must not modify p.Data, and may keep it.
+	Publish(ctx context.Context, room string, p Publication) error
+
+	// Subscribe starts delivering the room's publications to deliver. Once
+	// it has returned, every publication the broker accepts for room is
+	// delivered, whichever node published it, until the subscription is
+	// closed; deliver is called from one goroutine at a time, and not at all
+	// after Unsubscribe has returned. deliver does not block, and must not
+	// keep p.Data after it returns. One process may hold several
+	// subscriptions to one room; each receives every publication.
+	Subscribe(ctx context.Context, room string, deliver func(p Publication)) (Subscription, error)
+}
+
+// A Subscription is a room's subscription to a Broker.
+type Subscription interface {
+	// Unsubscribe ends the subscription. After it returns, deliver is not
+	// called again.
+	Unsubscribe() error
+}
+
+// A Publication is what nodes exchange through a Broker about one room.
+type Publication struct {
+	// ID is the number a HistoryBroker gave a kept publication: greater than
+	// every ID it gave before in the room (not necessarily by one). It is 0
+	// for publications that are not kept, and always from a plain Broker.
+	ID uint64
+	// Keep asks a HistoryBroker to number and keep the publication: the
+	// room sets it on frames that belong in the history (chat messages,
+	// server messages, join and leave notices).
+	Keep bool
+	// Data is the publication, encoded by the room. Its form is internal
+	// and may change between versions: run one version per cluster.
+	Data []byte
+}
+
+// A HistoryBroker is a Broker that numbers and keeps the room's recent kept
+// publications, so that a room's history, and a client's resume with
+// ?since=<id>, hold across the whole cluster (WithHistory). Kept
+// publications are delivered in the order of their IDs.
+//
+// An adapter should number a room's first publication, and its first after
+// the broker lost the room's data, from the clock in microseconds, so that
+// IDs from before such a loss are recognised as foreign.
+type HistoryBroker interface {
+	Broker
+
+	// History returns the room's kept publications with an ID greater than
+	// after, oldest first. complete reports whether they are all the
+	// publications numbered after that ID: false if some were dropped, or if
+	// after is not an ID of this room (greater than the last it gave, or
+	// from before its numbering began), in which case it returns everything
+	// it keeps. With after 0, complete reports whether nothing was dropped.
+	History(ctx context.Context, room string, after uint64) (pubs []Publication, complete bool, err error)
+}
+
+// A PresenceBroker is a Broker that also stores which nicknames each node
+// has in a room, each node's record expiring unless the node renews it. The
+// room seeds its view of the other nodes' members from it when it
+// subscribes, so a joiner's member list is complete at once; without it the
+// view fills from the nodes' heartbeats, within one heartbeat. Either way a
+// node that stops renewing (it crashed, or lost the broker) leaves the
+// cluster's presence when its record expires (see WithBroker).
+type PresenceBroker interface {
+	Broker
+
+	// SetPresence records that node has these nicknames in room, in the
+	// order they joined, until ttl has passed without another SetPresence
+	// for the same room and node. No nicknames removes the record.
+	SetPresence(ctx context.Context, room, node string, nicknames []string, ttl time.Duration) error
+
+	// Presence returns the nicknames of every node whose record for room
+	// has not expired, by node.
+	Presence(ctx context.Context, room string) (map[string][]string, error)
+}
+
+// ErrBrokerClosed is returned by a Broker that has been closed.
+var ErrBrokerClosed = errors.New("chatroom: broker closed")

@@ -1,0 +1,135 @@
+package chatroom
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// MemoryBroker is a HistoryBroker within one process: it joins several Rooms
+// (one per node of a simulated cluster, or one per Registry) as a network
+// broker would join nodes. Tests use it, and hosts that run several
+// registries in one process. It never loses a publication, and delivers each
+// on the publisher's goroutine before Publish returns. It is safe for
+// concurrent use; the zero value is not usable.
+type MemoryBroker struct {
+	keep int // kept publications per room
+	now  func() time.Time
+
+	mu     sync.Mutex // held while delivering, so every subscriber sees one order
+	rooms  map[string]*memoryRoom
+	closed bool
+}
+
+type memoryRoom struct {
+	subs    []*memorySubscription
+	last    uint64        // the last ID given; 0 before the first
+	base    uint64        // IDs before this one are not this room's
+	kept    []Publication // oldest first
+	dropped uint64        // the last ID dropped from kept; 0 if none
+}
+
+type memorySubscription struct {
+	b       *MemoryBroker
+	room    string
+	deliver func(Publication)
+}
+
+// NewMemoryBroker returns a broker that keeps the last keep publications of
+// each room (at least 1) for History.
+func NewMemoryBroker(keep int) *MemoryBroker {
+	return &MemoryBroker{keep: max(keep, 1), now: time.Now, rooms: make(map[string]*memoryRoom)}
+}
+
+func (b *MemoryBroker) roomLocked(name string) *memoryRoom {
+	r := b.rooms[name]
+	if r == nil {
+		base := uint64(max(b.now().UnixMicro(), 0)) + 1
+		r = &memoryRoom{base: base, last: base - 1}
+		b.rooms[name] = r
+	}
+	return r
+}
+
+// Publish implements Broker.
+func (b *MemoryBroker) Publish(ctx context.Context, room string, p Publication) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrBrokerClosed
+	}
+	r := b.roomLocked(room)
+	p.ID = 0
+	if p.Keep {
+		r.last++
+		p.ID = r.last
+		if len(r.kept) == b.keep {
+			r.dropped = r.kept[0].ID
+			r.kept = slices.Delete(r.kept, 0, 1)
+		}
+		r.kept = append(r.kept, p)
+	}
+	for _, s := range r.subs {
+		s.deliver(p)
+	}
+	return nil
+}
+
+// Subscribe implements Broker.
+func (b *MemoryBroker) Subscribe(ctx context.Context, room string, deliver func(Publication)) (Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrBrokerClosed
+	}
+	s := &memorySubscription{b: b, room: room, deliver: deliver}
+	r := b.roomLocked(room)
+	r.subs = append(r.subs, s)
+	return s, nil
+}
+
+// Unsubscribe implements Subscription.
+func (s *memorySubscription) Unsubscribe() error {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if r := s.b.rooms[s.room]; r != nil {
+		r.subs = slices.DeleteFunc(r.subs, func(o *memorySubscription) bool { return o == s })
+	}
+	return nil
+}
+
+// History implements HistoryBroker.
+func (b *MemoryBroker) History(ctx context.Context, room string, after uint64) ([]Publication, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, false, ErrBrokerClosed
+	}
+	r := b.roomLocked(room)
+	if after != 0 && (after > r.last || after+1 < r.base) {
+		return slices.Clone(r.kept), false, nil
+	}
+	first := sort.Search(len(r.kept), func(i int) bool { return r.kept[i].ID > after })
+	return slices.Clone(r.kept[first:]), after >= r.dropped, nil
+}
+
+// Close ends every subscription; Publish, Subscribe and History then return
+// ErrBrokerClosed.
+func (b *MemoryBroker) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	clear(b.rooms)
+	return nil
+}
