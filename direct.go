@@ -44,6 +44,19 @@ func (rm *Room) SendTo(ctx context.Context, nickname string, msg Message) error 
 			msg.To = nickname
 		}
 	}
+	if c := rm.cluster; c != nil {
+		rm.mu.Lock()
+		closed, present := rm.closed, c.presentLocked(nickname)
+		rm.mu.Unlock()
+		switch {
+		case closed:
+			return ErrRoomClosed
+		case !present:
+			return ErrNoSuchMember
+		}
+		c.publish(nil, nickname, msg)
+		return nil
+	}
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	if rm.closed {
@@ -61,6 +74,21 @@ func (rm *Room) SendTo(ctx context.Context, nickname string, msg Message) error 
 // connections and echoes it to the sender's, or answers the sender with an
 // error frame if the recipient is absent.
 func (rm *Room) sendDirect(from *Member, msg Message) error {
+	if c := rm.cluster; c != nil {
+		rm.mu.Lock()
+		closed, present := rm.closed, c.presentLocked(msg.To)
+		if !closed && !present {
+			rm.sendLocked(errorFrame(StatusNoSuchMember, "no such member: "+msg.To), from)
+		}
+		rm.mu.Unlock()
+		if present && !closed {
+			c.publish(from, msg.To, msg)
+		}
+		if closed {
+			return ErrRoomClosed
+		}
+		return nil
+	}
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	if rm.closed {

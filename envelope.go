@@ -91,7 +91,9 @@ func (rm *Room) stampLocked(msg *Message) {
 	if !rm.cfg.stamps() {
 		return
 	}
-	rm.seq++
+	if rm.cluster == nil || !rm.cluster.numbered() {
+		rm.seq++
+	} // else the broker numbers the room's frames: take the last one's ID
 	msg.ID = rm.seq
 	msg.Time = rm.cfg.now()
 }

@@ -202,7 +202,13 @@ func (rm *Room) admitMember(m *Member) bool {
 func (rm *Room) serve(m *Member) {
 	defer m.cancel()
 	m.stop(rm.readLoop(m))
-	rm.remove(m)
+	announce := rm.remove(m)
+	if c := rm.cluster; c != nil {
+		if announce {
+			c.publish(nil, "", Message{Type: TypeLeave, Nickname: m.nickname})
+		}
+		c.exit()
+	}
 	m.reap()
 	reason := m.leaveReason()
 	rm.cfg.log.Debug("chatroom: left", "member", m, "reason", reason)
@@ -228,7 +234,21 @@ func (rm *Room) join(m *Member) error {
 			return cause(ErrRefused, websocket.StatusPolicyViolation, reasonJoinRefused, err)
 		}
 	}
-	return rm.add(m)
+	c := rm.cluster
+	if c == nil {
+		return rm.add(m)
+	}
+	c.enter()
+	c.readHistory(m)
+	if err := rm.add(m); err != nil {
+		c.forget(m)
+		c.exit()
+		return err
+	}
+	if m.announce {
+		c.publish(nil, "", Message{Type: TypeJoin, Nickname: m.nickname})
+	}
+	return nil
 }
 
 // hookClose reports whether a hook's error asks to close the member with a

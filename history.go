@@ -49,6 +49,7 @@ func WithHistory(n int) Option {
 	return func(c *config) {
 		if n > 0 {
 			c.store = NewMemoryStore(n)
+			c.historyLen = n
 		}
 	}
 }
@@ -56,7 +57,7 @@ func WithHistory(n int) Option {
 // WithStore is WithHistory with a Store of the host's. Give each room its
 // own.
 func WithStore(s Store) Option {
-	return func(c *config) { c.store = s }
+	return func(c *config) { c.store, c.historyLen = s, 0 }
 }
 
 // replayLocked queues for the joiner m the history it has not seen. rm.mu

@@ -22,6 +22,7 @@ type Member struct {
 	identity Identity
 	since    uint64 // where the member's history resumes, if resume
 	resume   bool
+	announce bool  // a cluster's join notice is to be published; set under room.mu
 	refusal  error // why the member may not join, decided before the upgrade
 	conn     *websocket.Conn
 	sock     *socket // the hijacked connection under conn

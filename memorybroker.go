@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// MemoryBroker is a HistoryBroker within one process: it joins several Rooms
+// MemoryBroker is a HistoryBroker and PresenceBroker within one process: it joins several Rooms
 // (one per node of a simulated cluster, or one per Registry) as a network
 // broker would join nodes. Tests use it, and hosts that run several
 // registries in one process. It never loses a publication, and delivers each
@@ -29,6 +29,12 @@ type memoryRoom struct {
 	base    uint64        // IDs before this one are not this room's
 	kept    []Publication // oldest first
 	dropped uint64        // the last ID dropped from kept; 0 if none
+	nodes   map[string]memoryPresence
+}
+
+type memoryPresence struct {
+	nicks   []string
+	expires time.Time
 }
 
 type memorySubscription struct {
@@ -53,16 +59,25 @@ func (b *MemoryBroker) roomLocked(name string) *memoryRoom {
 	return r
 }
 
-// Publish implements Broker.
-func (b *MemoryBroker) Publish(ctx context.Context, room string, p Publication) error {
+// lock takes b.mu, unless ctx has ended or b is closed.
+func (b *MemoryBroker) lock(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return ErrBrokerClosed
 	}
+	return nil
+}
+
+// Publish implements Broker.
+func (b *MemoryBroker) Publish(ctx context.Context, room string, p Publication) error {
+	if err := b.lock(ctx); err != nil {
+		return err
+	}
+	defer b.mu.Unlock()
 	r := b.roomLocked(room)
 	p.ID = 0
 	if p.Keep {
@@ -82,14 +97,10 @@ func (b *MemoryBroker) Publish(ctx context.Context, room string, p Publication) 
 
 // Subscribe implements Broker.
 func (b *MemoryBroker) Subscribe(ctx context.Context, room string, deliver func(Publication)) (Subscription, error) {
-	if err := ctx.Err(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return nil, ErrBrokerClosed
-	}
 	s := &memorySubscription{b: b, room: room, deliver: deliver}
 	r := b.roomLocked(room)
 	r.subs = append(r.subs, s)
@@ -108,20 +119,50 @@ func (s *memorySubscription) Unsubscribe() error {
 
 // History implements HistoryBroker.
 func (b *MemoryBroker) History(ctx context.Context, room string, after uint64) ([]Publication, bool, error) {
-	if err := ctx.Err(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return nil, false, err
 	}
-	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return nil, false, ErrBrokerClosed
-	}
 	r := b.roomLocked(room)
 	if after != 0 && (after > r.last || after+1 < r.base) {
 		return slices.Clone(r.kept), false, nil
 	}
 	first := sort.Search(len(r.kept), func(i int) bool { return r.kept[i].ID > after })
 	return slices.Clone(r.kept[first:]), after >= r.dropped, nil
+}
+
+// SetPresence implements PresenceBroker.
+func (b *MemoryBroker) SetPresence(ctx context.Context, room, node string, nicknames []string, ttl time.Duration) error {
+	if err := b.lock(ctx); err != nil {
+		return err
+	}
+	defer b.mu.Unlock()
+	r := b.roomLocked(room)
+	if len(nicknames) == 0 {
+		delete(r.nodes, node)
+		return nil
+	}
+	if r.nodes == nil {
+		r.nodes = make(map[string]memoryPresence)
+	}
+	r.nodes[node] = memoryPresence{nicks: slices.Clone(nicknames), expires: b.now().Add(ttl)}
+	return nil
+}
+
+// Presence implements PresenceBroker.
+func (b *MemoryBroker) Presence(ctx context.Context, room string) (map[string][]string, error) {
+	if err := b.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	now := b.now()
+	nodes := make(map[string][]string)
+	for node, p := range b.roomLocked(room).nodes {
+		if now.Before(p.expires) {
+			nodes[node] = slices.Clone(p.nicks)
+		}
+	}
+	return nodes, nil
 }
 
 // Close ends every subscription; Publish, Subscribe and History then return

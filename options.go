@@ -75,6 +75,9 @@ type config struct {
 	excludeSender   bool
 	keepWhenEmpty   bool
 	store           Store
+	historyLen      int // WithHistory's n; 0 with WithStore
+	broker          Broker
+	heartbeat       time.Duration
 	authenticate    func(*http.Request) (Identity, error)
 	authHTTP        bool
 
@@ -100,6 +103,7 @@ func defaultConfig() config {
 		clientIP:       RemoteIP,
 		validate:       ValidateNickname,
 		now:            time.Now,
+		heartbeat:      DefaultHeartbeat,
 	}
 }
 

@@ -46,9 +46,20 @@ func (rm *Room) Nicknames() []string {
 	return rm.nicknamesLocked()
 }
 
-// nicknamesLocked lists the nicknames present by their first connection's
-// join order. rm.mu is held.
+// nicknamesLocked lists the nicknames present: on every node of a cluster,
+// this node's first, each by its first connection's join order. rm.mu is
+// held.
 func (rm *Room) nicknamesLocked() []string {
+	names := rm.localNicknamesLocked()
+	if rm.cluster != nil {
+		names = rm.cluster.clusterNicknamesLocked(names)
+	}
+	return names
+}
+
+// localNicknamesLocked lists the nicknames of this node's members by their
+// first connection's join order. rm.mu is held.
+func (rm *Room) localNicknamesLocked() []string {
 	names := make([]string, 0, len(rm.byNick))
 	for name := range rm.byNick {
 		names = append(names, name)

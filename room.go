@@ -32,6 +32,9 @@ type Room struct {
 	// onEmpty, set by a Registry, learns when the last connection is gone.
 	onEmpty func(*Room)
 
+	// cluster links the room to the other nodes (WithBroker); nil without.
+	cluster *cluster
+
 	mu      sync.Mutex           // guards the fields below; fan-out holds it, hooks never run under it
 	members []*Member            // in no particular order
 	byNick  map[string][]*Member // members by nickname, each list in join order
@@ -62,6 +65,9 @@ func New(opts ...Option) *Room {
 	}
 	rm.keep = rm.cfg.keepWhenEmpty
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
+	if rm.cfg.broker != nil {
+		rm.cluster = newCluster(rm)
+	}
 	return rm
 }
 
@@ -86,6 +92,13 @@ func (rm *Room) Broadcast(ctx context.Context, msg Message) error {
 // the room lock so that all members see one order. from, if not nil, is the
 // member that sent it.
 func (rm *Room) publish(from *Member, msg Message) error {
+	if rm.cluster != nil {
+		if rm.isClosed() {
+			return ErrRoomClosed
+		}
+		rm.cluster.publish(from, "", msg)
+		return nil
+	}
 	var frame []byte
 	if !rm.cfg.stamps() {
 		// Nothing to number: encode before taking the lock.
@@ -282,30 +295,43 @@ func (rm *Room) add(m *Member) error {
 		return roomClosed()
 	}
 	same := rm.byNick[m.nickname]
-	if rm.cfg.uniqueNicknames && len(same) > 0 {
+	present := len(same) > 0
+	if rm.cluster != nil {
+		present = rm.cluster.presentLocked(m.nickname)
+	}
+	if rm.cfg.uniqueNicknames && present {
 		return cause(ErrNicknameTaken, StatusNicknameTaken, reasonNicknameTaken, nil)
 	}
-	rm.replayLocked(m)
+	if rm.cluster != nil && rm.cluster.numbered() {
+		rm.cluster.replayLocked(m)
+	} else {
+		rm.replayLocked(m)
+	}
 	m.index = len(rm.members)
 	rm.members = append(rm.members, m)
 	rm.byNick[m.nickname] = append(same, m)
 	if rm.cfg.presence {
 		rm.sendLocked(Message{Type: TypeMembers, Members: rm.nicknamesLocked()}, m)
 	}
-	if rm.cfg.notices && len(same) == 0 {
-		rm.publishLocked(nil, Message{Type: TypeJoin, Nickname: m.nickname}, nil)
+	if rm.cfg.notices && !present {
+		if rm.cluster != nil {
+			m.announce = true // published by join, outside the lock
+		} else {
+			rm.publishLocked(nil, Message{Type: TypeJoin, Nickname: m.nickname}, nil)
+		}
 	}
 	return nil
 }
 
 // remove takes m out of the room; no broadcast reaches it afterwards. The
-// last connection of a nickname to leave announces it (WithNotices).
-func (rm *Room) remove(m *Member) {
+// last connection of a nickname to leave announces it (WithNotices). In a
+// cluster it reports that the leave notice is to be published.
+func (rm *Room) remove(m *Member) (announce bool) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	i := m.index
 	if i < 0 {
-		return
+		return false
 	}
 	last := len(rm.members) - 1
 	rm.members[i] = rm.members[last]
@@ -317,10 +343,15 @@ func (rm *Room) remove(m *Member) {
 	same := slices.DeleteFunc(rm.byNick[m.nickname], func(o *Member) bool { return o == m })
 	if len(same) > 0 {
 		rm.byNick[m.nickname] = same
-		return
+		return false
 	}
 	delete(rm.byNick, m.nickname)
-	if rm.cfg.notices {
-		rm.publishLocked(nil, Message{Type: TypeLeave, Nickname: m.nickname}, nil)
+	if !rm.cfg.notices {
+		return false
 	}
+	if rm.cluster != nil {
+		return !rm.cluster.presentLocked(m.nickname)
+	}
+	rm.publishLocked(nil, Message{Type: TypeLeave, Nickname: m.nickname}, nil)
+	return false
 }

@@ -1,0 +1,148 @@
+package brokertest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seed014c2c51/chatroom"
+)
+
+// errStopped is what a MemoryBackend's brokers return while it is stopped.
+var errStopped = errors.New("brokertest: backend stopped")
+
+// MemoryBackend is a Backend on one chatroom.MemoryBroker, for the rooms'
+// own tests: each node's broker can be closed on its own (a dead node), and
+// Stop makes every Publish fail until Start, as a network broker that went
+// away would.
+func MemoryBackend(t *testing.T) Backend {
+	mb := chatroom.NewMemoryBroker(1000)
+	t.Cleanup(func() { _ = mb.Close() })
+	var stopped atomic.Bool
+	return Backend{
+		Connect: func(t *testing.T) chatroom.Broker {
+			return &memoryNode{mb: mb, stopped: &stopped, subs: map[*memoryNodeSub]bool{}}
+		},
+		Stop:  func(*testing.T) { stopped.Store(true) },
+		Start: func(*testing.T) { stopped.Store(false) },
+	}
+}
+
+// memoryNode is one node's connection to a MemoryBackend.
+type memoryNode struct {
+	mb      *chatroom.MemoryBroker
+	stopped *atomic.Bool
+
+	mu     sync.Mutex
+	closed bool
+	subs   map[*memoryNodeSub]bool
+}
+
+type memoryNodeSub struct {
+	n   *memoryNode
+	sub chatroom.Subscription
+}
+
+func (n *memoryNode) check() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return chatroom.ErrBrokerClosed
+	case n.stopped.Load():
+		return errStopped
+	}
+	return nil
+}
+
+func (n *memoryNode) Publish(ctx context.Context, room string, p chatroom.Publication) error {
+	if err := n.check(); err != nil {
+		return err
+	}
+	return n.mb.Publish(ctx, room, p)
+}
+
+func (n *memoryNode) Subscribe(ctx context.Context, room string, deliver func(chatroom.Publication)) (chatroom.Subscription, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, chatroom.ErrBrokerClosed
+	}
+	sub, err := n.mb.Subscribe(ctx, room, deliver)
+	if err != nil {
+		return nil, err
+	}
+	s := &memoryNodeSub{n: n, sub: sub}
+	n.subs[s] = true
+	return s, nil
+}
+
+func (s *memoryNodeSub) Unsubscribe() error {
+	s.n.mu.Lock()
+	delete(s.n.subs, s)
+	s.n.mu.Unlock()
+	return s.sub.Unsubscribe()
+}
+
+func (n *memoryNode) History(ctx context.Context, room string, after uint64) ([]chatroom.Publication, bool, error) {
+	if err := n.check(); err != nil {
+		return nil, false, err
+	}
+	return n.mb.History(ctx, room, after)
+}
+
+func (n *memoryNode) SetPresence(ctx context.Context, room, node string, nicks []string, ttl time.Duration) error {
+	if err := n.check(); err != nil {
+		return err
+	}
+	return n.mb.SetPresence(ctx, room, node, nicks, ttl)
+}
+
+func (n *memoryNode) Presence(ctx context.Context, room string) (map[string][]string, error) {
+	if err := n.check(); err != nil {
+		return nil, err
+	}
+	return n.mb.Presence(ctx, room)
+}
+
+// Close cuts the node off, as if its process died: its subscriptions end
+// and it can publish no more.
+func (n *memoryNode) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closed = true
+	for s := range n.subs {
+		_ = s.sub.Unsubscribe()
+	}
+	clear(n.subs)
+	return nil
+}
+
+// Plain hides what b offers beyond chatroom.Broker (history, presence),
+// keeping Close: rooms then number and keep history per node and learn the
+// other nodes' members from heartbeats only.
+func Plain(b chatroom.Broker) chatroom.Broker {
+	if c, ok := b.(io.Closer); ok {
+		return plainCloser{plain{b}, c}
+	}
+	return plain{b}
+}
+
+type plain struct{ b chatroom.Broker }
+
+func (p plain) Publish(ctx context.Context, room string, pub chatroom.Publication) error {
+	return p.b.Publish(ctx, room, pub)
+}
+
+func (p plain) Subscribe(ctx context.Context, room string, deliver func(chatroom.Publication)) (chatroom.Subscription, error) {
+	return p.b.Subscribe(ctx, room, deliver)
+}
+
+type plainCloser struct {
+	plain
+	io.Closer
+}

@@ -1,0 +1,25 @@
+package chatroom_test
+
+import (
+	"testing"
+
+	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/brokertest"
+)
+
+// TestCluster runs the cluster semantics on MemoryBroker: three nodes, real
+// clients, within one process.
+func TestCluster(t *testing.T) {
+	brokertest.RunCluster(t, brokertest.MemoryBackend)
+}
+
+// TestClusterPlainBroker runs them on a broker that only moves bytes, as
+// core NATS does: per-node history, presence from heartbeats only.
+func TestClusterPlainBroker(t *testing.T) {
+	brokertest.RunCluster(t, func(t *testing.T) brokertest.Backend {
+		b := brokertest.MemoryBackend(t)
+		connect := b.Connect
+		b.Connect = func(t *testing.T) chatroom.Broker { return brokertest.Plain(connect(t)) }
+		return b
+	})
+}
