@@ -54,8 +54,9 @@ const recentKept = 256
 //     heartbeats (WithHeartbeat) and notices; a PresenceBroker also seeds
 //     it when a node subscribes. A node that stops sending heartbeats, for
 //     instance because it crashed, leaves the presence of the others within
-//     four heartbeats, each node then announcing its members' leave to its
-//     own members. Two clients that race for one nickname on two nodes may
+//     four heartbeats (of a node that subscribed after it died, within
+//     three heartbeats of subscribing), each node then announcing its
+//     members' leave to its own members. Two clients that race for one nickname on two nodes may
 //     both get it under WithUniqueNicknames.
 //
 // When the broker cannot take a publication (it is down, or does not
@@ -202,7 +203,10 @@ func (c *cluster) enter() {
 		rm.seq = max(rm.seq+1, uint64(max(rm.cfg.now().UnixMicro(), 0)))
 		rm.firstID = rm.seq + 1
 	}
-	expires := time.Now().Add(3 * c.heartbeat)
+	// A seeded node that is alive answers the query announce sends below
+	// at once; one that died recently is forgotten sooner than its record
+	// would be.
+	expires := time.Now().Add(2 * c.heartbeat)
 	for node, nicks := range seeded {
 		if node != c.node && len(nicks) > 0 {
 			c.peers[node] = &peer{nicks: nicks, expires: expires}

@@ -116,6 +116,31 @@
 // the Registry's lock held and must not call the Registry. A Store is called
 // with the room's lock held and must not block.
 //
+// # Clusters
+//
+// When one process is not enough, run several behind a load balancer (no
+// sticky sessions needed) and give each room WithBroker: rooms of the same
+// name on every node then act as one room. A Broker moves the frames
+// between the nodes; MemoryBroker does it within one process, and the
+// nested modules natsbroker (NATS, with optional JetStream history and
+// presence) and redisbroker (Redis pub/sub, Streams history, presence
+// with expiry) across machines. A node subscribes to a room only while it
+// has members there; every room frame is published once and each node
+// encodes it once for its own members.
+//
+// Every member of a room, on every node, receives each message exactly
+// once, and each sender's messages in the order it sent them. Presence
+// (member list, notices, Room.Nicknames) spans the nodes, and a node that
+// dies leaves it within four heartbeats (WithHeartbeat). With a
+// HistoryBroker the frame IDs, the history and resuming with ?since= hold
+// across nodes. While the broker is unreachable each node goes on alone:
+// its members still reach each other, and what they send then never
+// reaches the other nodes. WithBroker says what runs where; package
+// brokertest checks a broker against all of this with three nodes.
+//
+// The hooks run on the node where the member is connected; a deliver
+// callback of the broker's takes the room's lock briefly and never blocks.
+//
 // # Testing
 //
 // Package chatroomtest tests a host's hooks and options the way

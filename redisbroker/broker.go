@@ -1,0 +1,352 @@
+// Package redisbroker is a chatroom.Broker on Redis: it joins the rooms of
+// one name on several nodes through Redis pub/sub, numbers and keeps their
+// history in Redis streams (chatroom.HistoryBroker), and records which
+// nicknames each node has in a room (chatroom.PresenceBroker).
+//
+// It is a nested module, so that the chatroom library does not depend on a
+// Redis client:
+//
+//	go get github.com/seed014c2c51/chatroom/redisbroker
+//
+// The host creates and owns the go-redis client; see the README for the
+// client options that keep Publish fast when Redis is down, the keys the
+// broker uses, and what an outage loses.
+package redisbroker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/seed014c2c51/chatroom"
+)
+
+// Defaults of the options.
+const (
+	DefaultKeyPrefix           = "chatroom"
+	DefaultHistorySize         = 100
+	DefaultHistoryTTL          = 24 * time.Hour
+	DefaultTimeout             = time.Second
+	DefaultHealthCheckInterval = 5 * time.Second
+)
+
+// Broker is a chatroom.HistoryBroker and chatroom.PresenceBroker on Redis.
+// Create it with New; it is safe for concurrent use. Close it when done: it
+// owns a pub/sub connection and two goroutines from the first Subscribe on.
+type Broker struct {
+	client redis.UniversalClient
+	cfg    config
+	prefix string // escaped, with its ':'
+
+	// ctx is cancelled by Close, to abandon the reader's dial in progress.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// opMu orders the commands sent on the pub/sub connection (SUBSCRIBE,
+	// UNSUBSCRIBE, the PINGs that confirm them) with the changes of subs
+	// they follow from, so that Redis sees a room's SUBSCRIBE and
+	// UNSUBSCRIBE in the order the subscriptions came and went. It is held
+	// across network writes; mu is not, so the reader never waits for them.
+	opMu sync.Mutex
+
+	mu      sync.Mutex
+	closed  bool
+	ps      *redis.PubSub              // nil until the first Subscribe
+	subs    map[string][]*subscription // by channel; copied on write
+	waiters map[string]chan struct{}   // by PING payload; closed on its PONG
+	tokens  uint64                     // PING payloads given
+	done    chan struct{}              // closed by Close
+	wg      sync.WaitGroup             // the reader and the health checker
+	active  atomic.Uint64              // replies the reader received
+	broken  atomic.Uint64              // errors the reader received
+}
+
+// Compile-time checks that Broker implements what it promises.
+var (
+	_ chatroom.HistoryBroker  = (*Broker)(nil)
+	_ chatroom.PresenceBroker = (*Broker)(nil)
+)
+
+type config struct {
+	prefix      string
+	historySize int
+	historyTTL  time.Duration
+	timeout     time.Duration
+	healthCheck time.Duration
+}
+
+// An Option configures a Broker.
+type Option func(*config)
+
+// WithKeyPrefix sets the prefix of every key and channel the broker uses
+// (default DefaultKeyPrefix): brokers with different prefixes, on one
+// Redis, are independent. An empty prefix is allowed.
+func WithKeyPrefix(prefix string) Option {
+	return func(c *config) { c.prefix = prefix }
+}
+
+// WithHistorySize sets how many kept publications each room keeps for
+// History (default DefaultHistorySize). With 0, kept publications are still
+// numbered, so that they are delivered in order and resuming clients learn
+// what they missed, but none is kept: History returns nothing, and is
+// complete only for the last ID. A negative n counts as 0.
+func WithHistorySize(n int) Option {
+	return func(c *config) { c.historySize = max(n, 0) }
+}
+
+// WithHistoryTTL sets how long a room's numbering and history stay in Redis
+// after its last kept publication (default DefaultHistoryTTL); 0 keeps them
+// until Redis drops them. When they expire, the room's next kept
+// publication begins a new numbering, from the clock: clients resuming with
+// an older ID then learn that their history is incomplete.
+func WithHistoryTTL(d time.Duration) Option {
+	return func(c *config) { c.historyTTL = max(d, 0) }
+}
+
+// WithTimeout bounds each of the broker's calls to Redis (Publish, History,
+// SetPresence, Presence, and Subscribe's wait for Redis to confirm; default
+// DefaultTimeout), unless the caller's context ends sooner; 0 leaves them to
+// the context alone. It is what keeps Publish from blocking the room when
+// Redis is unreachable without refusing connections; for go-redis to apply
+// it to reads and writes as well as dials, set ContextTimeoutEnabled in the
+// client's options (see the README).
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) { c.timeout = max(d, 0) }
+}
+
+// WithHealthCheckInterval sets how often the broker checks its pub/sub
+// connection when nothing arrives on it (default
+// DefaultHealthCheckInterval): it sends a PING, and if neither the reply
+// nor anything else has arrived one interval later, it drops the connection
+// and subscribes again on a new one. This finds connections that died
+// without being closed (a peer that vanished, a network partition), which
+// would otherwise stop deliveries silently. 0 disables the check.
+func WithHealthCheckInterval(d time.Duration) Option {
+	return func(c *config) { c.healthCheck = max(d, 0) }
+}
+
+// New returns a broker that uses client, which the host keeps owning:
+// Close does not close it. client may be a *redis.Client, a
+// *redis.ClusterClient (each room's keys share a hash tag, so its scripts
+// run in one slot) or a *redis.Ring.
+func New(client redis.UniversalClient, opts ...Option) *Broker {
+	cfg := config{
+		prefix:      DefaultKeyPrefix,
+		historySize: DefaultHistorySize,
+		historyTTL:  DefaultHistoryTTL,
+		timeout:     DefaultTimeout,
+		healthCheck: DefaultHealthCheckInterval,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Broker{
+		client:  client,
+		cfg:     cfg,
+		prefix:  keyPrefix(cfg.prefix),
+		ctx:     ctx,
+		cancel:  cancel,
+		subs:    make(map[string][]*subscription),
+		waiters: make(map[string]chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// opContext bounds ctx by the broker's timeout.
+func (b *Broker) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if b.cfg.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, b.cfg.timeout)
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+func errClosed(op string) error {
+	return fmt.Errorf("redisbroker: %s: %w", op, chatroom.ErrBrokerClosed)
+}
+
+// Publish implements chatroom.Broker. A kept publication (p.Keep) is
+// numbered, added to the room's history and published in one Lua script;
+// one that is not kept is published with ID 0 and not stored. Publish
+// returns an error, without retrying beyond what the client's options say,
+// when Redis cannot be reached.
+func (b *Broker) Publish(ctx context.Context, room string, p chatroom.Publication) error {
+	if b.isClosed() {
+		return errClosed("publish")
+	}
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	k := keysFor(b.prefix, room)
+	var err error
+	if p.Keep {
+		ttl := b.cfg.historyTTL.Milliseconds()
+		if b.cfg.historyTTL > 0 {
+			ttl = max(ttl, 1)
+		}
+		err = publishScript.Run(ctx, b.client, []string{k.history, k.log},
+			k.channel, p.Data, b.cfg.historySize, ttl).Err()
+	} else {
+		err = b.client.Publish(ctx, k.channel, encodePayload(0, p.Data)).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
+	}
+	return nil
+}
+
+// payloadFormat is the first byte of every payload the broker publishes,
+// so that a later format can be told apart (or ignored by older nodes).
+const payloadFormat = 1
+
+// headerLen is the length of a payload's header: the format byte and the ID.
+const headerLen = 9
+
+// encodePayload returns what Publish sends for a publication that is not
+// kept; publishScript builds the same form for kept ones.
+func encodePayload(id uint64, data []byte) []byte {
+	b := make([]byte, headerLen, headerLen+len(data))
+	b[0] = payloadFormat
+	for i := 8; i >= 1; i-- {
+		b[i] = byte(id)
+		id >>= 8
+	}
+	return append(b, data...)
+}
+
+// decodePayload reverses encodePayload. Data is a copy: payload is a string.
+func decodePayload(payload string) (chatroom.Publication, bool) {
+	if len(payload) < headerLen || payload[0] != payloadFormat {
+		return chatroom.Publication{}, false
+	}
+	var id uint64
+	for i := 1; i <= 8; i++ {
+		id = id<<8 | uint64(payload[i])
+	}
+	return chatroom.Publication{ID: id, Keep: id != 0, Data: []byte(payload[headerLen:])}, true
+}
+
+// History implements chatroom.HistoryBroker, with MemoryBroker's rules for
+// complete. A room that Redis holds no numbering for (never published to
+// with Keep, expired, or lost) has no history: History returns nothing,
+// complete when after is 0, and not complete otherwise, since after cannot
+// be an ID of a numbering that has not begun.
+func (b *Broker) History(ctx context.Context, room string, after uint64) ([]chatroom.Publication, bool, error) {
+	if b.isClosed() {
+		return nil, false, errClosed("history")
+	}
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	k := keysFor(b.prefix, room)
+	next := "18446744073709551616" // after+1 when after is the greatest uint64
+	if after < math.MaxUint64 {
+		next = strconv.FormatUint(after+1, 10)
+	}
+	res, err := historyScript.Run(ctx, b.client, []string{k.history, k.log},
+		strconv.FormatUint(after, 10), next).Slice()
+	if err != nil {
+		return nil, false, fmt.Errorf("redisbroker: history of room %q: %w", room, err)
+	}
+	pubs, complete, err := parseHistory(res, after)
+	if err != nil {
+		return nil, false, fmt.Errorf("redisbroker: history of room %q: %w", room, err)
+	}
+	return pubs, complete, nil
+}
+
+// parseHistory interprets historyScript's reply.
+func parseHistory(res []any, after uint64) ([]chatroom.Publication, bool, error) {
+	if len(res) == 0 {
+		return nil, after == 0, nil
+	}
+	if len(res) < 4 || len(res)%2 != 0 {
+		return nil, false, fmt.Errorf("unexpected reply of %d elements", len(res))
+	}
+	var nums [3]uint64
+	for i := range nums {
+		s, _ := res[i].(string)
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return nil, false, fmt.Errorf("bad number in reply: %w", err)
+		}
+		nums[i] = n
+	}
+	last, base, dropped := nums[0], nums[1], nums[2]
+	logLen, _ := res[3].(int64)
+	pubs := make([]chatroom.Publication, 0, (len(res)-4)/2)
+	for i := 4; i < len(res); i += 2 {
+		sid, _ := res[i].(string)
+		data, _ := res[i+1].(string)
+		id, err := strconv.ParseUint(strings.TrimSuffix(sid, "-0"), 10, 64)
+		if err != nil {
+			return nil, false, fmt.Errorf("bad log entry ID %q: %w", sid, err)
+		}
+		pubs = append(pubs, chatroom.Publication{ID: id, Keep: true, Data: []byte(data)})
+	}
+	// The script chose the range with the same test, made on strings.
+	if after != 0 && (after > last || after+1 < base) {
+		return pubs, false, nil
+	}
+	if logLen == 0 && last >= base {
+		// Numbered, but nothing kept: history size 0, or the log was lost
+		// apart from the hash. Either way everything up to last is gone.
+		dropped = max(dropped, last)
+	}
+	return pubs, after >= dropped, nil
+}
+
+// Close ends every subscription, closes the broker's pub/sub connection and
+// waits for its goroutines to exit. Afterwards Publish, Subscribe, History,
+// SetPresence and Presence return an error wrapping
+// chatroom.ErrBrokerClosed; Unsubscribe and Close return nil. It does not
+// close the client. It must not be called from a deliver function.
+func (b *Broker) Close() error {
+	b.opMu.Lock()
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		b.opMu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.done)
+	ps := b.ps
+	var subs []*subscription
+	for _, list := range b.subs {
+		subs = append(subs, list...)
+	}
+	clear(b.subs)
+	for token, w := range b.waiters {
+		close(w)
+		delete(b.waiters, token)
+	}
+	b.mu.Unlock()
+	b.opMu.Unlock()
+
+	b.cancel()
+	var err error
+	if ps != nil {
+		// Closing the connection ends the reader's Receive.
+		if err = ps.Close(); err != nil {
+			err = fmt.Errorf("redisbroker: close: %w", err)
+		}
+	}
+	b.wg.Wait()
+	for _, s := range subs {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+	}
+	return err
+}
