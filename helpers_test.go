@@ -237,7 +237,7 @@ func ourGoroutines() []string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var ours []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "chatroom.(*Member)") || strings.Contains(g, "chatroom.(*Room)") {
+		if strings.Contains(g, "chatroom.(*Member)") || strings.Contains(g, "chatroom.(*Room)") || strings.Contains(g, "chatroom.(*cluster)") {
 			ours = append(ours, g)
 		}
 	}

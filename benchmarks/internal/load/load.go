@@ -5,6 +5,13 @@
 // every other member reads with one goroutine and a small gobwas/ws frame
 // reader. A message text is "SENDER SEQ UNIXNANO", so each receiver computes
 // latency and checks each sender's sequence for gaps, duplicates and order.
+//
+// With several URLs (the nodes of one cluster, serving one room) the
+// members are spread over them round-robin, or, with SendersFirst, the
+// senders all connect to the first URL and the other members round-robin
+// over all of them. Accounting is the same as with one URL, since member
+// and sender numbers are global; the result also splits the deliveries into
+// those within one node and those that crossed nodes.
 package load
 
 import (
@@ -16,6 +23,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,7 +37,8 @@ import (
 // Config describes one load run. Every loop it starts is bounded by
 // Messages and by Duration.
 type Config struct {
-	URL      string        // ws://127.0.0.1:PORT/chat (loopback only)
+	URL      string        // ws://127.0.0.1:PORT/chat (loopback only); several comma-separated, or use URLs
+	URLs     []string      // the nodes of one cluster; if set, URL is ignored
 	Members  int           // connections, senders and slow members included
 	Senders  int           // members that send (the first ones)
 	Slow     int           // members that never read (the last ones)
@@ -38,11 +47,16 @@ type Config struct {
 	Messages int           // messages per sender
 	Duration time.Duration // hard cap on sending plus waiting for deliveries
 	Pad      int           // bytes of padding appended to every message text
+	// SendersFirst connects every sender to the first URL, so that every
+	// delivery to a member on another URL crosses nodes. Otherwise member i
+	// connects to URL i mod len(URLs).
+	SendersFirst bool
 
 	ConnectConcurrency int           // dials in flight (default 50)
 	ConnectTimeout     time.Duration // for the whole connection phase (default 60s)
 	DrainTimeout       time.Duration // wait for deliveries after the last send (default 10s)
-	ServerPID          int           // read the server's VmRSS when > 0
+	ServerPID          int           // read the server's VmRSS and CPU time when > 0
+	BrokerPID          int           // a broker process of its own (redis-server): report its CPU time when > 0
 	SlowReadBuffer     int           // SO_RCVBUF of slow members (default 4096)
 	SlowWait           time.Duration // after sending, wait this long for slow members to be cut (default 15s)
 }
@@ -72,15 +86,29 @@ type SlowReport struct {
 	CutAfter     float64 `json:"cut_after_s,omitempty"`
 }
 
+// Split is the part of a run's deliveries that stayed within one node, or
+// crossed from the sender's node to another.
+type Split struct {
+	Expected int64   `json:"expected"` // sent × readers concerned
+	Received int64   `json:"received"` // distinct deliveries while the run lasted
+	Lost     int64   `json:"lost"`
+	Latency  Latency `json:"latency"`
+}
+
 // Result is the outcome of a run.
 type Result struct {
-	Members        int     `json:"members"`
-	Senders        int     `json:"senders"`
-	Slow           int     `json:"slow"`
-	Rate           float64 `json:"rate"`
-	Window         int     `json:"window"`
-	Messages       int     `json:"messages"`
-	Pad            int     `json:"pad,omitempty"`
+	Members  int     `json:"members"`
+	Senders  int     `json:"senders"`
+	Slow     int     `json:"slow"`
+	Rate     float64 `json:"rate"`
+	Window   int     `json:"window"`
+	Messages int     `json:"messages"`
+	Pad      int     `json:"pad,omitempty"`
+	// With several URLs: how many, where the senders were, and the members
+	// connected to each URL.
+	Nodes          int     `json:"nodes,omitempty"`
+	SendersFirst   bool    `json:"senders_first,omitempty"`
+	MembersPerNode []int   `json:"members_per_node,omitempty"`
 	Connected      int     `json:"connected"`
 	ConnectSeconds float64 `json:"connect_seconds"`
 
@@ -102,7 +130,13 @@ type Result struct {
 
 	// CPU time used from the first send to the end of the run, in seconds.
 	ServerCPUSeconds  float64 `json:"server_cpu_seconds,omitempty"`
+	BrokerCPUSeconds  float64 `json:"broker_cpu_seconds,omitempty"` // Config.BrokerPID's
 	LoadgenCPUSeconds float64 `json:"loadgen_cpu_seconds,omitempty"`
+
+	// With several URLs: deliveries to members on the sender's node, and to
+	// members on another node.
+	Local *Split `json:"local,omitempty"`
+	Cross *Split `json:"cross_node,omitempty"`
 
 	RSSBeforeKiB  int64   `json:"rss_before_kib,omitempty"`
 	RSSAfterKiB   int64   `json:"rss_after_kib,omitempty"`
@@ -146,17 +180,51 @@ func (c *Config) defaults() error {
 	case c.Senders+c.Slow > c.Members:
 		return errors.New("senders + slow must not exceed members")
 	}
-	u, err := url.Parse(c.URL)
-	if err != nil {
-		return err
+	if len(c.URLs) == 0 {
+		c.URLs = SplitURLs(c.URL)
 	}
-	if u.Scheme != "ws" {
-		return fmt.Errorf("url %q: want ws://", c.URL)
+	if len(c.URLs) == 0 {
+		return errors.New("no server URL")
 	}
-	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("url %q: host must be a loopback IP", c.URL)
+	for _, raw := range c.URLs {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return err
+		}
+		if u.Scheme != "ws" {
+			return fmt.Errorf("url %q: want ws://", raw)
+		}
+		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("url %q: host must be a loopback IP", raw)
+		}
 	}
 	return nil
+}
+
+// SplitURLs splits a comma-separated list of URLs, dropping empty entries.
+func SplitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// NodeOf returns the index in c.URLs of the URL member i connects to.
+func (c *Config) NodeOf(i int) int {
+	n := len(c.URLs)
+	switch {
+	case n <= 1:
+		return 0
+	case !c.SendersFirst:
+		return i % n
+	case i < c.Senders:
+		return 0
+	default:
+		return (i - c.Senders) % n
+	}
 }
 
 // run is the shared state of one Run.
@@ -192,6 +260,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{
 		Members: cfg.Members, Senders: cfg.Senders, Slow: cfg.Slow,
 		Rate: cfg.Rate, Window: cfg.Window, Messages: cfg.Messages, Pad: cfg.Pad,
+	}
+	if len(cfg.URLs) > 1 {
+		res.Nodes, res.SendersFirst = len(cfg.URLs), cfg.SendersFirst
+		res.MembersPerNode = make([]int, len(cfg.URLs))
+		for i := range cfg.Members {
+			res.MembersPerNode[cfg.NodeOf(i)]++
+		}
 	}
 	defer func() { res.Errors = r.errors }()
 
@@ -304,7 +379,7 @@ func (r *run) connect(ctx context.Context) error {
 			defer wg.Done()
 			defer func() { <-sem }()
 			slow := i >= cfg.Members-cfg.Slow
-			m, err := dial(ctx, cfg.URL, i, slow, cfg.SlowReadBuffer)
+			m, err := dial(ctx, cfg.URLs[cfg.NodeOf(i)], i, slow, cfg.SlowReadBuffer)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -314,6 +389,7 @@ func (r *run) connect(ctx context.Context) error {
 				cancel()
 				return
 			}
+			m.node = cfg.NodeOf(i)
 			members[i] = m
 		}(i)
 	}
@@ -427,7 +503,14 @@ func (r *run) send(ctx context.Context, res *Result) {
 		v, _ := sysutil.ProcCPUSeconds(cfg.ServerPID)
 		return v
 	}
-	serverCPU0, selfCPU0 := serverCPU(), sysutil.SelfCPUSeconds()
+	brokerCPU := func() float64 {
+		if cfg.BrokerPID <= 0 {
+			return 0
+		}
+		v, _ := sysutil.ProcCPUSeconds(cfg.BrokerPID)
+		return v
+	}
+	serverCPU0, brokerCPU0, selfCPU0 := serverCPU(), brokerCPU(), sysutil.SelfCPUSeconds()
 
 	var senders sync.WaitGroup
 	for i := 0; i < cfg.Senders && i < len(r.members); i++ {
@@ -469,6 +552,9 @@ func (r *run) send(ctx context.Context, res *Result) {
 	r.stopped.Store(true)
 	if cfg.ServerPID > 0 {
 		res.ServerCPUSeconds = serverCPU() - serverCPU0
+	}
+	if cfg.BrokerPID > 0 {
+		res.BrokerCPUSeconds = brokerCPU() - brokerCPU0
 	}
 	res.LoadgenCPUSeconds = sysutil.SelfCPUSeconds() - selfCPU0
 	if end.IsZero() {
@@ -533,11 +619,31 @@ func (r *run) closeAll() {
 // collect merges the members' counters into res.
 func (r *run) collect(res *Result) {
 	h := newHistogram()
+	var local, cross *histogram
+	if len(r.cfg.URLs) > 1 {
+		local, cross = newHistogram(), newHistogram()
+		res.Local, res.Cross = &Split{}, &Split{}
+	}
 	for _, m := range r.members {
 		if m.slow {
 			continue
 		}
 		h.merge(m.hist)
+		if cross != nil {
+			h.merge(m.cross)
+			local.merge(m.hist)
+			cross.merge(m.cross)
+			res.Local.Received += m.received - m.crossReceived
+			res.Cross.Received += m.crossReceived
+			for s := 0; s < r.cfg.Senders && s < len(r.members); s++ {
+				sent := r.members[s].sentCount.Load()
+				if r.cfg.NodeOf(s) == m.node {
+					res.Local.Expected += sent
+				} else {
+					res.Cross.Expected += sent
+				}
+			}
+		}
 		res.Received += m.received
 		res.Late += m.late
 		res.Frames += m.frames
@@ -555,8 +661,18 @@ func (r *run) collect(res *Result) {
 	if res.ElapsedSeconds > 0 {
 		res.DeliveriesPerSec = float64(res.Frames) / res.ElapsedSeconds
 	}
+	res.Latency = h.latency()
+	if cross != nil {
+		res.Local.Latency, res.Cross.Latency = local.latency(), cross.latency()
+		res.Local.Lost = max(res.Local.Expected-res.Local.Received, 0)
+		res.Cross.Lost = max(res.Cross.Expected-res.Cross.Received, 0)
+	}
+}
+
+// latency returns h's quantiles in milliseconds.
+func (h *histogram) latency() Latency {
 	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
-	res.Latency = Latency{
+	return Latency{
 		P50: ms(h.quantile(0.50)), P99: ms(h.quantile(0.99)),
 		P999: ms(h.quantile(0.999)), Max: ms(h.max),
 	}

@@ -21,6 +21,7 @@ import (
 // member is one client connection.
 type member struct {
 	id   int
+	node int // index of the URL it connected to
 	slow bool
 	conn net.Conn
 	br   *bufio.Reader
@@ -38,7 +39,9 @@ type member struct {
 	// Owned by the reader goroutine until it ends.
 	seen            [][]uint64 // per sender: bitset of sequence numbers seen
 	last            []int64    // per sender: highest sequence number seen
-	hist            *histogram
+	hist            *histogram // with several nodes: deliveries from senders on this member's node
+	cross           *histogram // with several nodes: deliveries from senders on other nodes; else nil
+	crossReceived   int64      // distinct deliveries recorded in cross
 	received        int64
 	late            int64
 	frames          int64
@@ -59,6 +62,9 @@ func (m *member) init(cfg Config) {
 		return
 	}
 	m.hist = newHistogram()
+	if len(cfg.URLs) > 1 {
+		m.cross = newHistogram()
+	}
 	m.seen = make([][]uint64, cfg.Senders)
 	m.last = make([]int64, cfg.Senders)
 	words := (cfg.Messages + 63) / 64
@@ -282,7 +288,12 @@ func (m *member) readLoop(r *run) {
 		}
 		m.received++
 		pending++
-		m.hist.record(now - ts)
+		if m.cross != nil && r.cfg.NodeOf(sender) != m.node {
+			m.crossReceived++
+			m.cross.record(now - ts)
+		} else {
+			m.hist.record(now - ts)
+		}
 		m.lastRecv.Store(now)
 		if sender == m.id && m.window != nil {
 			select {
