@@ -91,3 +91,35 @@ func toValidUTF8(s string) string {
 	_ = json.Unmarshal(b, &out)
 	return out
 }
+
+// FuzzDeliver feeds a cluster node publications as a broker might hand
+// them over, garbled or not: the node must neither panic nor take a
+// stranger's garbage for presence it cannot undo.
+func FuzzDeliver(f *testing.F) {
+	for _, s := range []string{
+		`{"n":"peer","s":1,"m":{"type":"message","nickname":"ann","message":"hi"}}`,
+		`{"n":"peer","m":{"type":"join","nickname":"ann"}}`,
+		`{"n":"peer","m":{"type":"leave","nickname":"ann"}}`,
+		`{"n":"peer","p":true,"k":["ann","bob"],"q":true}`,
+		`{"n":"peer","p":true}`,
+		`{"n":"peer","t":"ann","m":{"type":"direct","nickname":"bob","to":"ann","message":"x"}}`,
+		`{"n":"","m":{}}`, `null`, `{"n":"peer","m":null}`, `{"n":"peer","k":[null]}`,
+	} {
+		f.Add([]byte(s), uint64(0))
+		f.Add([]byte(s), uint64(42))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, id uint64) {
+		rm := New(WithBroker(NewMemoryBroker(4)), WithPresence(), WithHistory(4), WithName("lobby"))
+		c := rm.cluster
+		c.deliver(Publication{ID: id, Keep: id != 0, Data: data})
+		c.expire(time.Now().Add(time.Hour)) // every peer has expired
+		rm.mu.Lock()
+		defer rm.mu.Unlock()
+		if len(c.peers) != 0 {
+			t.Fatalf("peers left after expiry: %v", c.peers)
+		}
+		if len(c.told) != 0 {
+			t.Fatalf("nicknames still told present with no member anywhere: %v", c.told)
+		}
+	})
+}
