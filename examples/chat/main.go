@@ -6,7 +6,8 @@
 //
 // It serves
 //
-//	/                     the chat page (embedded: static/index.html, app.js, style.css)
+//	/                     the chat page (embedded, from ../internal/webchat/static:
+//	                      index.html, app.js, style.css)
 //	/rooms/{room}/chat    the page's rooms: a chatroom.Registry with presence,
 //	                      join/leave notices, error frames and history, so a
 //	                      client that reconnects with ?since=<id> gets what it missed
@@ -21,12 +22,10 @@ package main
 
 import (
 	"context"
-	"embed"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,12 +37,8 @@ import (
 	"time"
 
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/examples/internal/webchat"
 )
-
-// static holds the page. It is built by hand: no build step, no CDN.
-//
-//go:embed static
-var static embed.FS
 
 // Limits of the rooms the page uses.
 const (
@@ -141,47 +136,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 // newMux routes the page, its files, the page's rooms and the tutorial's
 // room.
 func newMux(tutorial *chatroom.Room, rooms *chatroom.Registry) *http.ServeMux {
-	files, err := fs.Sub(static, "static")
-	if err != nil {
-		panic(err) // unreachable: the directory is embedded
-	}
-	index, err := fs.ReadFile(files, "index.html")
-	if err != nil {
-		panic(err) // unreachable: the file is embedded
-	}
-	fileServer := http.FileServerFS(files)
-
 	mux := http.NewServeMux()
 	mux.Handle("/chat", tutorial)
 	mux.Handle("/rooms/{room}/chat", rooms)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		pageHeaders(w.Header())
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(index)
-	})
-	mux.HandleFunc("GET /static/{file}", func(w http.ResponseWriter, r *http.Request) {
-		if r.PathValue("file") == "index.html" {
-			// FileServer would redirect it to ./; the page lives at /.
-			http.NotFound(w, r)
-			return
-		}
-		pageHeaders(w.Header())
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = "/" + r.PathValue("file")
-		fileServer.ServeHTTP(w, r2)
-	})
+	webchat.Mount(mux)
 	return mux
-}
-
-// pageHeaders sets the headers of the page and its files. The page renders
-// everything it receives as text; the policy is a second line of defence:
-// no inline script, nothing from another origin.
-func pageHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; "+
-		"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-cache")
 }
 
 func splitList(s string) []string {
