@@ -3,9 +3,25 @@
 //
 //	chatserver -impl chatroom -addr 127.0.0.1:0
 //
-// It prints "listening HOST:PORT" as its first line on stdout and exits on
-// SIGINT, SIGTERM or when its standard input is closed (unless
-// -exit-on-stdin=false). With -cpuprofile it writes a CPU profile on exit.
+// It prints "listening HOST:PORT" on stdout and exits on SIGINT, SIGTERM or
+// when its standard input is closed (unless -exit-on-stdin=false). With
+// -cpuprofile it writes a CPU profile on exit.
+//
+// With -nodes N it serves a cluster instead: N chatroom nodes, each a Room
+// named "lobby" on its own loopback port, joined by a broker (package
+// internal/cluster):
+//
+//	chatserver -nodes 2 -broker memory   # one chatroom.MemoryBroker
+//	chatserver -nodes 2 -broker nats     # a nats-server embedded in this process, or -nats-url
+//	chatserver -nodes 2 -broker redis    # a redis-server it starts from PATH, or -redis-url
+//
+// It then prints "listening HOST:PORT,HOST:PORT,..." (node order; port P
+// in -addr gives P, P+1, ...), preceded by "broker-pid PID" when it started
+// redis-server, whose CPU time is not its own. The "listening" line ends
+// the startup report. The nodes share this process, so they share its CPU;
+// the broker hop between them is real for NATS and Redis (loopback TCP).
+// redis-server is stopped on exit, and killed by the kernel should this
+// process die first.
 package main
 
 import (
@@ -19,48 +35,110 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/seed014c2c51/chatroom/benchmarks/internal/cluster"
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/servers"
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/sysutil"
 )
 
+type options struct {
+	impl, addr, cpuprofile string
+	stdinExit              bool
+	cluster                cluster.Config
+}
+
 func main() {
-	impl := flag.String("impl", "chatroom", fmt.Sprintf("design to serve, one of %v", servers.Names()))
-	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback only)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file on exit")
-	stdinExit := flag.Bool("exit-on-stdin", true, "exit when standard input is closed")
+	var o options
+	flag.StringVar(&o.impl, "impl", "chatroom", fmt.Sprintf("design to serve, one of %v (with -nodes, only chatroom)", servers.Names()))
+	flag.StringVar(&o.addr, "addr", "127.0.0.1:0", "listen address (loopback only); with -nodes, port P gives P, P+1, ... and 0 free ports")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to this file on exit")
+	flag.BoolVar(&o.stdinExit, "exit-on-stdin", true, "exit when standard input is closed")
+	flag.IntVar(&o.cluster.Nodes, "nodes", 0, "serve a cluster of this many chatroom nodes joined by -broker (0: one server, no broker)")
+	flag.StringVar(&o.cluster.Broker, "broker", "memory", fmt.Sprintf("with -nodes: the broker, one of %v", cluster.Brokers))
+	flag.StringVar(&o.cluster.NATSURL, "nats-url", "", "with -broker nats: connect to this server (nats://127.0.0.1:PORT) instead of embedding one")
+	flag.StringVar(&o.cluster.RedisURL, "redis-url", "", "with -broker redis: connect to this server (redis://127.0.0.1:PORT) instead of starting redis-server")
+	flag.DurationVar(&o.cluster.Heartbeat, "heartbeat", 0, "with -nodes: chatroom.WithHeartbeat (0: the library's default)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("chatserver: ")
 
-	if err := run(*impl, *addr, *cpuprofile, *stdinExit); err != nil {
+	if err := run(o); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(impl, addr, cpuprofile string, stdinExit bool) error {
-	host, _, err := net.SplitHostPort(addr)
+func run(o options) error {
+	host, portStr, err := net.SplitHostPort(o.addr)
 	if err != nil {
 		return err
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("refusing non-loopback address %q", addr)
+		return fmt.Errorf("refusing non-loopback address %q", o.addr)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", o.addr, err)
+	}
+	if o.cluster.Nodes > 0 && o.impl != "chatroom" {
+		return fmt.Errorf("-nodes serves chatroom nodes only, not %q", o.impl)
 	}
 	if _, err := sysutil.RaiseFileLimit(); err != nil {
 		log.Printf("raising RLIMIT_NOFILE: %v", err)
 	}
-	handler, stop, err := servers.New(impl)
-	if err != nil {
-		return err
+
+	// What to serve, and how to stop it.
+	var handlers []http.Handler
+	var stop func()
+	if o.cluster.Nodes > 0 {
+		cl, err := cluster.Start(o.cluster)
+		if err != nil {
+			return err
+		}
+		// However run returns, the broker process goes with it.
+		defer cl.Kill()
+		if cl.BrokerPID > 0 {
+			fmt.Printf("broker-pid %d\n", cl.BrokerPID)
+		}
+		for _, h := range cl.Handlers {
+			mux := http.NewServeMux()
+			mux.Handle(servers.Path, h)
+			handlers = append(handlers, mux)
+		}
+		stop = func() {
+			if err := cl.Close(); err != nil {
+				log.Printf("closing the cluster: %v", err)
+			}
+		}
+	} else {
+		h, s, err := servers.New(o.impl)
+		if err != nil {
+			return err
+		}
+		handlers, stop = []http.Handler{h}, s
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
+
+	var lns []net.Listener
+	for i := range handlers {
+		p := 0
+		if port != 0 {
+			p = port + i
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			stopWithin(stop, 3*time.Second)
+			return err
+		}
+		lns = append(lns, ln)
 	}
-	if cpuprofile != "" {
-		f, err := os.Create(cpuprofile)
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
 		if err != nil {
 			return err
 		}
@@ -74,34 +152,51 @@ func run(impl, addr, cpuprofile string, stdinExit bool) error {
 			}
 		}()
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	fmt.Printf("listening %s\n", ln.Addr())
+	serveErr := make(chan error, len(lns))
+	var srvs []*http.Server
+	var addrs []string
+	for i, ln := range lns {
+		srv := &http.Server{Handler: handlers[i], ReadHeaderTimeout: 10 * time.Second}
+		srvs = append(srvs, srv)
+		addrs = append(addrs, ln.Addr().String())
+		go func() { serveErr <- srv.Serve(ln) }() // ends when srv is closed
+	}
+	fmt.Printf("listening %s\n", strings.Join(addrs, ","))
 
 	quit := make(chan os.Signal, 1)
 	signal.Notify(quit, syscall.SIGINT, syscall.SIGTERM)
 	stdinDone := make(chan struct{})
-	if stdinExit {
+	if o.stdinExit {
+		// Ends at EOF on stdin, or with the process.
 		go func() {
 			_, _ = io.Copy(io.Discard, os.Stdin)
 			close(stdinDone)
 		}()
 	}
+	var runErr error
 	select {
 	case <-quit:
 	case <-stdinDone:
 	case err := <-serveErr:
 		if !errors.Is(err, http.ErrServerClosed) {
-			return err
+			runErr = err
 		}
 	}
-	_ = srv.Close() // the listener; hijacked connections are the design's
+	for _, srv := range srvs {
+		_ = srv.Close() // the listener; hijacked connections are the design's
+	}
+	stopWithin(stop, 3*time.Second)
+	return runErr
+}
+
+// stopWithin runs stop, waiting for it at most d: a design may be stuck on a
+// blocked write. The process exits soon after, which ends stop if it is
+// still running.
+func stopWithin(stop func(), d time.Duration) {
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped) }()
 	select {
 	case <-stopped:
-	case <-time.After(3 * time.Second): // a design stuck on a blocked write
+	case <-time.After(d):
 	}
-	return nil
 }

@@ -11,6 +11,18 @@
 // results.json, results.md and fanout.svg to the -out directory (results,
 // or results/quick for -quick). A design
 // that fails a scenario is reported as failed; the run goes on.
+//
+// The crossnode scenario measures delivery across the nodes of a cluster
+// instead of comparing designs: it runs chatroom (if -impls has it) on one
+// node without a broker, then on -nodes nodes joined by each broker of
+// -brokers (chatserver -nodes N -broker B: the nodes share one process;
+// NATS is embedded in it, redis-server is a process of its own), with the
+// same load and every sender on the first node. -brokers takes none (one
+// node), memory, nats (core NATS), jetstream (NATS JetStream, not run by
+// default) and redis:
+//
+//	go run ./cmd/compare -impls chatroom -scenarios crossnode
+//	go run ./cmd/compare -impls chatroom -scenarios crossnode -brokers none,nats -repeat 3
 package main
 
 import (
@@ -36,17 +48,47 @@ import (
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/servers"
 )
 
-// Scenario is one load shape, run against every design.
+// Scenario is one load shape, run against every design, or, if it has
+// Variants, against chatroom in each variant.
 type Scenario struct {
-	Name    string        `json:"name"`
-	Title   string        `json:"title"`
-	Args    []string      `json:"loadgen_args"` // besides -url, -json and -server-pid
-	Timeout time.Duration `json:"timeout_ns"`   // for loadgen, connection phase included
+	Name     string        `json:"name"`
+	Title    string        `json:"title"`
+	Args     []string      `json:"loadgen_args"` // besides -url, -json, -server-pid and -broker-pid
+	Timeout  time.Duration `json:"timeout_ns"`   // for loadgen, connection phase included
+	Variants []Variant     `json:"variants,omitempty"`
 }
 
-// Run is the outcome of one design under one scenario.
+// Variant is one way of serving chatroom in a cluster scenario.
+type Variant struct {
+	Name   string `json:"name"`             // the runs' impl
+	Nodes  int    `json:"nodes"`            // chatserver -nodes; 0: one server, no broker
+	Broker string `json:"broker,omitempty"` // chatserver -broker
+}
+
+// brokerNames are the values of -brokers; "none" is chatroom on one node.
+var brokerNames = []string{"none", "memory", "nats", "jetstream", "redis"}
+
+// defaultBrokers is -brokers' default.
+const defaultBrokers = "none,memory,nats,redis"
+
+// variants returns the crossnode variants for -brokers and -nodes.
+func variants(brokers []string, nodes int) []Variant {
+	var vs []Variant
+	for _, b := range brokers {
+		if b == "none" {
+			vs = append(vs, Variant{Name: "chatroom"})
+		} else {
+			vs = append(vs, Variant{Name: fmt.Sprintf("chatroom-%s-%d", b, nodes), Nodes: nodes, Broker: b})
+		}
+	}
+	return vs
+}
+
+// Run is the outcome of one design (or variant) under one scenario.
 type Run struct {
 	Impl     string       `json:"impl"`
+	Nodes    int          `json:"nodes,omitempty"`
+	Broker   string       `json:"broker,omitempty"`
 	Scenario string       `json:"scenario"`
 	Rep      int          `json:"rep"` // 1..-repeat
 	OK       bool         `json:"ok"`
@@ -82,6 +124,8 @@ func scenarios(quick bool) []Scenario {
 				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-pad", "1024", "-slow", "1", "-duration", "15s", "-drain-timeout", "3s", "-slow-wait", "3s"}, Timeout: 45 * time.Second},
 			{Name: "steady", Title: "the slow scenario with every member reading",
 				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-pad", "1024", "-duration", "15s", "-drain-timeout", "3s"}, Timeout: 45 * time.Second},
+			{Name: "crossnode", Title: "cross-node: 50 members, 5 senders x 50 msg/s x 50 messages, senders on the first node",
+				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-duration", "15s", "-drain-timeout", "3s"}, Timeout: 30 * time.Second},
 		}
 	}
 	// The slow member's messages carry 1 KiB of padding: 12 s at 1000 msg/s
@@ -100,12 +144,18 @@ func scenarios(quick bool) []Scenario {
 			Args: []string{"-members", "200", "-senders", "20", "-rate", "50", "-messages", itoa(50 * slowSeconds), "-pad", "1024", "-slow", "1", "-duration", "40s", "-drain-timeout", "5s"}, Timeout: 150 * time.Second},
 		{Name: "steady", Title: "the slow scenario with every member reading: the baseline for the others' p99",
 			Args: []string{"-members", "200", "-senders", "20", "-rate", "50", "-messages", itoa(50 * slowSeconds), "-pad", "1024", "-duration", "40s", "-drain-timeout", "5s"}, Timeout: 120 * time.Second},
+		// The many-senders load, so that its single-node run can be set
+		// beside the many scenario's chatroom figures.
+		{Name: "crossnode", Title: "cross-node: 200 members, 20 senders x 50 msg/s for 5 s, senders on the first node",
+			Args: []string{"-members", "200", "-senders", "20", "-rate", "50", "-messages", "250", "-duration", "20s"}, Timeout: 90 * time.Second},
 	}
 }
 
 func main() {
 	implsFlag := flag.String("impls", strings.Join(servers.Names(), ","), "comma-separated designs to run")
-	scenFlag := flag.String("scenarios", "fanout,idle,many,slow,steady", "comma-separated scenarios to run")
+	scenFlag := flag.String("scenarios", "fanout,idle,many,slow,steady,crossnode", "comma-separated scenarios to run")
+	brokersFlag := flag.String("brokers", defaultBrokers, fmt.Sprintf("crossnode: comma-separated variants, of %v; none is chatroom on one node without a broker", brokerNames))
+	nodes := flag.Int("nodes", 2, "crossnode: nodes per cluster")
 	quick := flag.Bool("quick", false, "small sizes, for CI and smoke tests")
 	outDir := flag.String("out", "results", "directory for results.json, results.md and fanout.svg (results/quick with -quick)")
 	repeat := flag.Int("repeat", 1, "run every design and scenario this many times; tables show the median run")
@@ -120,12 +170,29 @@ func main() {
 			log.Fatalf("unknown design %q (have %v)", im, servers.Names())
 		}
 	}
+	brokers := splitList(*brokersFlag)
+	for _, b := range brokers {
+		if !slices.Contains(brokerNames, b) {
+			log.Fatalf("unknown broker %q (have %v)", b, brokerNames)
+		}
+	}
+	if *nodes < 1 {
+		log.Fatal("-nodes must be at least 1")
+	}
 	var scens []Scenario
 	wanted := splitList(*scenFlag)
 	for _, s := range scenarios(*quick) {
-		if slices.Contains(wanted, s.Name) {
-			scens = append(scens, s)
+		if !slices.Contains(wanted, s.Name) {
+			continue
 		}
+		if s.Name == "crossnode" {
+			// chatroom only: skipped when -impls leaves it out.
+			if !slices.Contains(impls, "chatroom") || len(brokers) == 0 {
+				continue
+			}
+			s.Variants = variants(brokers, *nodes)
+		}
+		scens = append(scens, s)
 	}
 	outSet := false
 	flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
@@ -160,24 +227,41 @@ func main() {
 		Started: started, Quick: *quick, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		Impls: impls, Scenarios: scens, Repeat: *repeat,
 	}
-	total, n := len(impls)*len(scens)**repeat, 0
-	for k := 1; k <= *repeat; k++ {
-		for _, im := range impls {
-			for _, sc := range scens {
-				if ctx.Err() != nil {
-					break
-				}
-				n++
-				fmt.Fprintf(os.Stderr, "[%2d/%d] %-18s %-7s ", n, total, im, sc.Name)
-				prof := ""
-				if *profDir != "" {
-					prof = filepath.Join(*profDir, fmt.Sprintf("%s-%s-%d.pprof", im, sc.Name, k))
-				}
-				r := runOne(ctx, bin, im, sc, prof)
-				r.Rep = k
-				rep.Runs = append(rep.Runs, r)
-				fmt.Fprintln(os.Stderr, summary(r))
+	// Every design under the ordinary scenarios, then every variant under
+	// the cluster scenarios.
+	type job struct {
+		sc Scenario
+		v  Variant
+	}
+	var jobs []job
+	for _, im := range impls {
+		for _, sc := range scens {
+			if sc.Variants == nil {
+				jobs = append(jobs, job{sc, Variant{Name: im}})
 			}
+		}
+	}
+	for _, sc := range scens {
+		for _, v := range sc.Variants {
+			jobs = append(jobs, job{sc, v})
+		}
+	}
+	total, n := len(jobs)**repeat, 0
+	for k := 1; k <= *repeat; k++ {
+		for _, j := range jobs {
+			if ctx.Err() != nil {
+				break
+			}
+			n++
+			fmt.Fprintf(os.Stderr, "[%2d/%d] %-20s %-9s ", n, total, j.v.Name, j.sc.Name)
+			prof := ""
+			if *profDir != "" {
+				prof = filepath.Join(*profDir, fmt.Sprintf("%s-%s-%d.pprof", j.v.Name, j.sc.Name, k))
+			}
+			r := runOne(ctx, bin, j.v, j.sc, prof)
+			r.Rep = k
+			rep.Runs = append(rep.Runs, r)
+			fmt.Fprintln(os.Stderr, summary(r))
 		}
 	}
 	rep.Seconds = time.Since(started).Seconds()
@@ -231,14 +315,18 @@ func moduleDir(ctx context.Context) (string, error) {
 
 // server is a running chatserver process.
 type server struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	addr  string
-	done  chan struct{}
+	cmd       *exec.Cmd
+	stdin     io.WriteCloser
+	addrs     []string // one per node
+	brokerPID int      // redis-server it started, or 0
+	done      chan struct{}
 }
 
-func startServer(ctx context.Context, bin, impl, profile string) (*server, error) {
-	args := []string{"-impl", impl, "-addr", "127.0.0.1:0"}
+func startServer(ctx context.Context, bin string, v Variant, profile string) (*server, error) {
+	args := []string{"-impl", v.Name, "-addr", "127.0.0.1:0"}
+	if v.Nodes > 0 {
+		args = []string{"-impl", "chatroom", "-nodes", strconv.Itoa(v.Nodes), "-broker", v.Broker, "-addr", "127.0.0.1:0"}
+	}
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
 	}
@@ -258,26 +346,46 @@ func startServer(ctx context.Context, bin, impl, profile string) (*server, error
 	s := &server{cmd: cmd, stdin: stdin, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 
-	line := make(chan string, 1)
+	// The startup report: "broker-pid PID" lines, then "listening
+	// ADDR[,ADDR...]". The goroutine ends when the server's stdout does,
+	// which stop ensures.
+	lines := make(chan string, 1)
 	go func() {
+		defer close(lines)
 		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			line <- sc.Text()
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-s.done: // nobody is listening any more
+				return
+			}
+			if strings.HasPrefix(sc.Text(), "listening ") {
+				break
+			}
 		}
-		close(line)
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
-	select {
-	case l, ok := <-line:
-		addr, found := strings.CutPrefix(l, "listening ")
-		if !ok || !found {
-			s.stop()
-			return nil, fmt.Errorf("chatserver did not report its address (got %q)", l)
+	timeout := time.After(10 * time.Second)
+wait:
+	for {
+		select {
+		case l, ok := <-lines:
+			if pid, found := strings.CutPrefix(l, "broker-pid "); found {
+				s.brokerPID, _ = strconv.Atoi(pid)
+				continue
+			}
+			addrs, found := strings.CutPrefix(l, "listening ")
+			if !ok || !found {
+				s.stop()
+				return nil, fmt.Errorf("chatserver did not report its address (got %q)", l)
+			}
+			s.addrs = strings.Split(addrs, ",")
+			return s, nil
+		case <-timeout:
+			break wait
+		case <-ctx.Done():
+			break wait
 		}
-		s.addr = addr
-		return s, nil
-	case <-time.After(10 * time.Second):
-	case <-ctx.Done():
 	}
 	s.stop()
 	return nil, errors.New("chatserver did not start within 10s")
@@ -301,19 +409,29 @@ func (s *server) stop() {
 	<-s.done
 }
 
-func runOne(ctx context.Context, bin, impl string, sc Scenario, profile string) (r Run) {
+func runOne(ctx context.Context, bin string, v Variant, sc Scenario, profile string) (r Run) {
 	start := time.Now()
-	r = Run{Impl: impl, Scenario: sc.Name}
+	r = Run{Impl: v.Name, Nodes: v.Nodes, Broker: v.Broker, Scenario: sc.Name}
 	defer func() { r.Seconds = time.Since(start).Seconds() }()
-	srv, err := startServer(ctx, bin, impl, profile)
+	srv, err := startServer(ctx, bin, v, profile)
 	if err != nil {
 		r.Error = err.Error()
 		return r
 	}
 	defer srv.stop()
 
-	args := append([]string{"-url", "ws://" + srv.addr + servers.Path, "-json"}, sc.Args...)
+	urls := make([]string, len(srv.addrs))
+	for i, a := range srv.addrs {
+		urls[i] = "ws://" + a + servers.Path
+	}
+	args := append([]string{"-url", strings.Join(urls, ","), "-json"}, sc.Args...)
 	args = append(args, "-server-pid", strconv.Itoa(srv.cmd.Process.Pid))
+	if sc.Variants != nil {
+		args = append(args, "-senders-first")
+	}
+	if srv.brokerPID > 0 {
+		args = append(args, "-broker-pid", strconv.Itoa(srv.brokerPID))
+	}
 	lctx, cancel := context.WithTimeout(ctx, sc.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(lctx, filepath.Join(bin, "loadgen"), args...)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -137,47 +138,49 @@ func markdown(rep *Report) string {
 	if rep.Repeat > 1 {
 		fmt.Fprintf(&b, "\nEach cell is the median of %d runs (by the cell's main metric); failed runs are listed in the notes.\n", rep.Repeat)
 	}
-	b.WriteString("\n| design | fan-out deliveries/s | ratio vs melody | idle KiB/conn | many-senders p50 / p99 / p999 ms | many-senders loss | others' p99 ms with a slow member / without | slow member |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|\n")
-	var melody float64
-	if r := rep.find("melody", "fanout"); r != nil && r.OK {
-		melody = r.Result.DeliveriesPerSec
+	if rep.ordinary() {
+		b.WriteString("\n| design | fan-out deliveries/s | ratio vs melody | idle KiB/conn | many-senders p50 / p99 / p999 ms | many-senders loss | others' p99 ms with a slow member / without | slow member |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|\n")
+		var melody float64
+		if r := rep.find("melody", "fanout"); r != nil && r.OK {
+			melody = r.Result.DeliveriesPerSec
+		}
+		for _, im := range rep.Impls {
+			fan := rep.cell(im, "fanout", func(r *load.Result) string { return fmt.Sprintf("%.0f", r.DeliveriesPerSec) })
+			ratio := rep.cell(im, "fanout", func(r *load.Result) string {
+				if melody == 0 {
+					return "–"
+				}
+				return fmt.Sprintf("%.2f", r.DeliveriesPerSec/melody)
+			})
+			idle := rep.cell(im, "idle", func(r *load.Result) string { return fmt.Sprintf("%.1f", r.RSSPerConnKiB) })
+			lat := rep.cell(im, "many", func(r *load.Result) string {
+				return fmt.Sprintf("%.2f / %.2f / %.2f", r.Latency.P50, r.Latency.P99, r.Latency.P999)
+			})
+			loss := rep.cell(im, "many", lossCell)
+			slowP99 := rep.cell(im, "slow", func(r *load.Result) string {
+				s := fmt.Sprintf("%.2f", r.Latency.P99)
+				if r.Lost > 0 {
+					s += fmt.Sprintf(" (lost %d)", r.Lost)
+				}
+				return s
+			}) + " / " + rep.cell(im, "steady", func(r *load.Result) string {
+				s := fmt.Sprintf("%.2f", r.Latency.P99)
+				if r.Lost > 0 {
+					s += fmt.Sprintf(" (lost %d)", r.Lost)
+				}
+				return s
+			})
+			fate := rep.cell(im, "slow", func(r *load.Result) string {
+				if len(r.SlowMembers) == 0 {
+					return "–"
+				}
+				return slowFate(r.SlowMembers[0])
+			})
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", im, fan, ratio, idle, lat, loss, slowP99, fate)
+		}
+		b.WriteString("\nDeliveries/s: data frames received by all reading members ÷ time from the first send to the last delivery. Loss, duplicates and reordering are counted per member and per sender.\n")
 	}
-	for _, im := range rep.Impls {
-		fan := rep.cell(im, "fanout", func(r *load.Result) string { return fmt.Sprintf("%.0f", r.DeliveriesPerSec) })
-		ratio := rep.cell(im, "fanout", func(r *load.Result) string {
-			if melody == 0 {
-				return "–"
-			}
-			return fmt.Sprintf("%.2f", r.DeliveriesPerSec/melody)
-		})
-		idle := rep.cell(im, "idle", func(r *load.Result) string { return fmt.Sprintf("%.1f", r.RSSPerConnKiB) })
-		lat := rep.cell(im, "many", func(r *load.Result) string {
-			return fmt.Sprintf("%.2f / %.2f / %.2f", r.Latency.P50, r.Latency.P99, r.Latency.P999)
-		})
-		loss := rep.cell(im, "many", lossCell)
-		slowP99 := rep.cell(im, "slow", func(r *load.Result) string {
-			s := fmt.Sprintf("%.2f", r.Latency.P99)
-			if r.Lost > 0 {
-				s += fmt.Sprintf(" (lost %d)", r.Lost)
-			}
-			return s
-		}) + " / " + rep.cell(im, "steady", func(r *load.Result) string {
-			s := fmt.Sprintf("%.2f", r.Latency.P99)
-			if r.Lost > 0 {
-				s += fmt.Sprintf(" (lost %d)", r.Lost)
-			}
-			return s
-		})
-		fate := rep.cell(im, "slow", func(r *load.Result) string {
-			if len(r.SlowMembers) == 0 {
-				return "–"
-			}
-			return slowFate(r.SlowMembers[0])
-		})
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", im, fan, ratio, idle, lat, loss, slowP99, fate)
-	}
-	b.WriteString("\nDeliveries/s: data frames received by all reading members ÷ time from the first send to the last delivery. Loss, duplicates and reordering are counted per member and per sender.\n")
 
 	var notes []string
 	for _, r := range rep.Runs {
@@ -219,27 +222,94 @@ func markdown(rep *Report) string {
 			fmt.Fprintf(&b, "- %s\n", n)
 		}
 	}
-	b.WriteString("\nFan-out and many-senders details (latency p50 / p99 ms; CPU seconds of server / load generator while sending):\n\n")
-	b.WriteString("| design | fan-out deliveries/s, all runs | fan-out latency | fan-out CPU | many-senders CPU | slow: lost by others |\n|---|---:|---:|---:|---:|---:|\n")
-	cpu := func(r *load.Result) string {
-		return fmt.Sprintf("%.1f / %.1f", r.ServerCPUSeconds, r.LoadgenCPUSeconds)
+	if rep.ordinary() {
+		b.WriteString("\nFan-out and many-senders details (latency p50 / p99 ms; CPU seconds of server / load generator while sending):\n\n")
+		b.WriteString("| design | fan-out deliveries/s, all runs | fan-out latency | fan-out CPU | many-senders CPU | slow: lost by others |\n|---|---:|---:|---:|---:|---:|\n")
+		cpu := func(r *load.Result) string {
+			return fmt.Sprintf("%.1f / %.1f", r.ServerCPUSeconds, r.LoadgenCPUSeconds)
+		}
+		for _, im := range rep.Impls {
+			ok, _ := rep.runs(im, "fanout")
+			var all []string
+			for _, r := range ok {
+				all = append(all, fmt.Sprintf("%.0f", r.Result.DeliveriesPerSec))
+			}
+			if len(all) == 0 {
+				all = []string{"–"}
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", im, strings.Join(all, ", "),
+				rep.cell(im, "fanout", func(r *load.Result) string {
+					return fmt.Sprintf("%.2f / %.2f", r.Latency.P50, r.Latency.P99)
+				}),
+				rep.cell(im, "fanout", cpu), rep.cell(im, "many", cpu), rep.cell(im, "slow", lossCell))
+		}
 	}
-	for _, im := range rep.Impls {
-		ok, _ := rep.runs(im, "fanout")
-		var all []string
-		for _, r := range ok {
-			all = append(all, fmt.Sprintf("%.0f", r.Result.DeliveriesPerSec))
+	for _, sc := range rep.Scenarios {
+		if len(sc.Variants) > 0 {
+			clusterTable(&b, rep, sc)
 		}
-		if len(all) == 0 {
-			all = []string{"–"}
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", im, strings.Join(all, ", "),
-			rep.cell(im, "fanout", func(r *load.Result) string {
-				return fmt.Sprintf("%.2f / %.2f", r.Latency.P50, r.Latency.P99)
-			}),
-			rep.cell(im, "fanout", cpu), rep.cell(im, "many", cpu), rep.cell(im, "slow", lossCell))
 	}
 	return b.String()
+}
+
+// ordinary reports whether rep has scenarios run over the designs, rather
+// than over cluster variants.
+func (rep *Report) ordinary() bool {
+	return slices.ContainsFunc(rep.Scenarios, func(s Scenario) bool { return len(s.Variants) == 0 })
+}
+
+// clusterTable renders a scenario run over cluster variants, such as
+// crossnode.
+func clusterTable(b *strings.Builder, rep *Report, sc Scenario) {
+	fmt.Fprintf(b, "\n## %s\n\n%s. chatroom on one node without a broker, and on several nodes joined by a broker. "+
+		"The nodes of a cluster share one chatserver process (and its CPU); NATS runs embedded in that process, "+
+		"redis-server as a process of its own (its CPU is the broker column). Every sender is on the first node, "+
+		"so every delivery to a member on another node crosses the broker.\n\n", sc.Name, sc.Title)
+	b.WriteString("| setup | deliveries/s | ratio vs 1 node | p50 / p99 ms | cross-node p50 / p99 ms | loss | duplicates / reordered | CPU s: server / broker / loadgen | server+broker CPU µs per delivery |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	var base float64
+	for _, v := range sc.Variants {
+		if v.Nodes == 0 {
+			if r := rep.find(v.Name, sc.Name); r != nil && r.OK {
+				base = r.Result.DeliveriesPerSec
+			}
+			break
+		}
+	}
+	for _, v := range sc.Variants {
+		setup := "1 node, no broker"
+		if v.Nodes > 0 {
+			setup = fmt.Sprintf("%d nodes, %s", v.Nodes, v.Broker)
+		}
+		cell := func(f func(*load.Result) string) string { return rep.cell(v.Name, sc.Name, f) }
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", setup,
+			cell(func(r *load.Result) string { return fmt.Sprintf("%.0f", r.DeliveriesPerSec) }),
+			cell(func(r *load.Result) string {
+				if base == 0 {
+					return "–"
+				}
+				return fmt.Sprintf("%.2f", r.DeliveriesPerSec/base)
+			}),
+			cell(func(r *load.Result) string { return fmt.Sprintf("%.2f / %.2f", r.Latency.P50, r.Latency.P99) }),
+			cell(func(r *load.Result) string {
+				if r.Cross == nil {
+					return "–"
+				}
+				return fmt.Sprintf("%.2f / %.2f", r.Cross.Latency.P50, r.Cross.Latency.P99)
+			}),
+			cell(lossCell),
+			cell(func(r *load.Result) string { return fmt.Sprintf("%d / %d", r.Duplicates, r.Reordered) }),
+			cell(func(r *load.Result) string {
+				return fmt.Sprintf("%.2f / %.2f / %.2f", r.ServerCPUSeconds, r.BrokerCPUSeconds, r.LoadgenCPUSeconds)
+			}),
+			cell(func(r *load.Result) string {
+				if r.Frames == 0 {
+					return "–"
+				}
+				return fmt.Sprintf("%.2f", (r.ServerCPUSeconds+r.BrokerCPUSeconds)/float64(r.Frames)*1e6)
+			}))
+	}
+	b.WriteString("\nCPU: seconds used from the first send to the end of the run. With a paced load, deliveries/s is the offered load as long as a setup keeps up; latency, loss and CPU per delivery tell the setups apart.\n")
 }
 
 // fanoutSVG draws a horizontal bar chart of fan-out deliveries/s.

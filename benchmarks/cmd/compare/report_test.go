@@ -51,3 +51,35 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterTable(t *testing.T) {
+	sc := Scenario{Name: "crossnode", Title: "cross-node", Variants: variants([]string{"none", "memory", "redis"}, 2)}
+	rep := &Report{
+		Started: time.Unix(0, 0), Impls: []string{"chatroom"}, Scenarios: []Scenario{sc},
+		Runs: []Run{
+			{Impl: "chatroom", Scenario: "crossnode", OK: true, Result: &load.Result{
+				DeliveriesPerSec: 200000, Frames: 1000, Expected: 1000, ServerCPUSeconds: 0.5,
+				Latency: load.Latency{P50: 1, P99: 4},
+			}},
+			{Impl: "chatroom-memory-2", Nodes: 2, Broker: "memory", Scenario: "crossnode", OK: true, Result: &load.Result{
+				DeliveriesPerSec: 100000, Frames: 1000, Expected: 1000, ServerCPUSeconds: 0.5, BrokerCPUSeconds: 0.5,
+				Latency: load.Latency{P50: 2, P99: 8}, Cross: &load.Split{Latency: load.Latency{P50: 3, P99: 9}},
+			}},
+			{Impl: "chatroom-redis-2", Nodes: 2, Broker: "redis", Scenario: "crossnode", Error: "no redis-server"},
+		},
+	}
+	md := markdown(rep)
+	for _, want := range []string{
+		"| 1 node, no broker | 200000 | 1.00 | 1.00 / 4.00 | – | 0/1000 | 0 / 0 | 0.50 / 0.00 / 0.00 | 500.00 |",
+		"| 2 nodes, memory | 100000 | 0.50 | 2.00 / 8.00 | 3.00 / 9.00 |",
+		"| 2 nodes, redis | FAILED |",
+		"chatroom-redis-2 / crossnode failed: no redis-server",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "| design | fan-out") {
+		t.Errorf("markdown has the designs' table without their scenarios:\n%s", md)
+	}
+}

@@ -104,11 +104,13 @@ type Result struct {
 	Window   int     `json:"window"`
 	Messages int     `json:"messages"`
 	Pad      int     `json:"pad,omitempty"`
+
 	// With several URLs: how many, where the senders were, and the members
 	// connected to each URL.
-	Nodes          int     `json:"nodes,omitempty"`
-	SendersFirst   bool    `json:"senders_first,omitempty"`
-	MembersPerNode []int   `json:"members_per_node,omitempty"`
+	Nodes          int   `json:"nodes,omitempty"`
+	SendersFirst   bool  `json:"senders_first,omitempty"`
+	MembersPerNode []int `json:"members_per_node,omitempty"`
+
 	Connected      int     `json:"connected"`
 	ConnectSeconds float64 `json:"connect_seconds"`
 
