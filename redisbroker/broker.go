@@ -15,6 +15,7 @@ package redisbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -37,34 +38,30 @@ const (
 )
 
 // Broker is a chatroom.HistoryBroker and chatroom.PresenceBroker on Redis.
-// Create it with New; it is safe for concurrent use. Close it when done: it
-// owns a pub/sub connection and two goroutines from the first Subscribe on.
+// Create it with New; it is safe for concurrent use. Close it when done: from
+// the first Subscribe on, it owns a pub/sub connection and three goroutines.
 type Broker struct {
 	client redis.UniversalClient
 	cfg    config
 	prefix string // escaped, with its ':'
 
-	// ctx is cancelled by Close, to abandon the reader's dial in progress.
+	// ctx is cancelled by Close, to abandon the pub/sub connection's dials
+	// and writes in progress.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// opMu orders the commands sent on the pub/sub connection (SUBSCRIBE,
-	// UNSUBSCRIBE, the PINGs that confirm them) with the changes of subs
-	// they follow from, so that Redis sees a room's SUBSCRIBE and
-	// UNSUBSCRIBE in the order the subscriptions came and went. It is held
-	// across network writes; mu is not, so the reader never waits for them.
-	opMu sync.Mutex
-
-	mu      sync.Mutex
-	closed  bool
-	ps      *redis.PubSub              // nil until the first Subscribe
-	subs    map[string][]*subscription // by channel; copied on write
-	waiters map[string]chan struct{}   // by PING payload; closed on its PONG
-	tokens  uint64                     // PING payloads given
-	done    chan struct{}              // closed by Close
-	wg      sync.WaitGroup             // the reader and the health checker
-	active  atomic.Uint64              // replies the reader received
-	broken  atomic.Uint64              // errors the reader received
+	mu     sync.Mutex
+	closed bool
+	ps     *redis.PubSub            // nil until the first Subscribe
+	chans  map[string]*channelState // the channels subscribed to, by name
+	ops    []op                     // for the writer, in order
+	wake   chan struct{}            // tells the writer about ops
+	pings  map[string]*pending      // PINGs sent, by payload
+	tokens uint64                   // PING payloads given
+	done   chan struct{}            // closed by Close
+	wg     sync.WaitGroup           // the reader, writer and health checker
+	active atomic.Uint64            // replies the reader received
+	broken atomic.Uint64            // errors the reader received
 }
 
 // Compile-time checks that Broker implements what it promises.
@@ -95,7 +92,9 @@ func WithKeyPrefix(prefix string) Option {
 // History (default DefaultHistorySize). With 0, kept publications are still
 // numbered, so that they are delivered in order and resuming clients learn
 // what they missed, but none is kept: History returns nothing, and is
-// complete only for the last ID. A negative n counts as 0.
+// complete only for the last ID. A negative n counts as 0. The nodes of a
+// cluster must agree on it: each publication trims the history to its
+// publisher's size.
 func WithHistorySize(n int) Option {
 	return func(c *config) { c.historySize = max(n, 0) }
 }
@@ -104,7 +103,8 @@ func WithHistorySize(n int) Option {
 // after its last kept publication (default DefaultHistoryTTL); 0 keeps them
 // until Redis drops them. When they expire, the room's next kept
 // publication begins a new numbering, from the clock: clients resuming with
-// an older ID then learn that their history is incomplete.
+// an older ID then learn that their history is incomplete. Each kept
+// publication sets its publisher's TTL.
 func WithHistoryTTL(d time.Duration) Option {
 	return func(c *config) { c.historyTTL = max(d, 0) }
 }
@@ -132,10 +132,16 @@ func WithHealthCheckInterval(d time.Duration) Option {
 }
 
 // New returns a broker that uses client, which the host keeps owning:
-// Close does not close it. client may be a *redis.Client, a
-// *redis.ClusterClient (each room's keys share a hash tag, so its scripts
-// run in one slot) or a *redis.Ring.
+// Close does not close it. client may be a *redis.Client (including one
+// from redis.NewFailoverClient, for Sentinel) or a *redis.ClusterClient:
+// each room's keys share a hash tag, so its scripts run in one slot, and
+// PUBLISH reaches every node of a cluster. A *redis.Ring is not supported,
+// and New panics with it: a Ring's shards do not share pub/sub, so the
+// broker's one pub/sub connection would miss the rooms of the other shards.
 func New(client redis.UniversalClient, opts ...Option) *Broker {
+	if _, ok := client.(*redis.Ring); ok {
+		panic("redisbroker: New: a *redis.Ring is not supported (its shards do not share pub/sub); use a Client or a ClusterClient")
+	}
 	cfg := config{
 		prefix:      DefaultKeyPrefix,
 		historySize: DefaultHistorySize,
@@ -148,14 +154,15 @@ func New(client redis.UniversalClient, opts ...Option) *Broker {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Broker{
-		client:  client,
-		cfg:     cfg,
-		prefix:  keyPrefix(cfg.prefix),
-		ctx:     ctx,
-		cancel:  cancel,
-		subs:    make(map[string][]*subscription),
-		waiters: make(map[string]chan struct{}),
-		done:    make(chan struct{}),
+		client: client,
+		cfg:    cfg,
+		prefix: keyPrefix(cfg.prefix),
+		ctx:    ctx,
+		cancel: cancel,
+		chans:  make(map[string]*channelState),
+		pings:  make(map[string]*pending),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
 }
 
@@ -177,18 +184,34 @@ func errClosed(op string) error {
 	return fmt.Errorf("redisbroker: %s: %w", op, chatroom.ErrBrokerClosed)
 }
 
+// ErrNotSubscribed is what Publish returns, wrapped, for a room that this
+// broker subscribes to while Redis has not confirmed that subscription on
+// the current connection: Redis is unreachable, or the broker is
+// reconnecting. Redis might accept the publication, but this node's own
+// subscriptions would not receive it; failing makes the room deliver it to
+// its own members instead (see chatroom.WithBroker).
+var ErrNotSubscribed = errors.New("redisbroker: subscription not confirmed by Redis (unreachable or reconnecting)")
+
 // Publish implements chatroom.Broker. A kept publication (p.Keep) is
 // numbered, added to the room's history and published in one Lua script;
 // one that is not kept is published with ID 0 and not stored. Publish
 // returns an error, without retrying beyond what the client's options say,
-// when Redis cannot be reached.
+// when Redis cannot be reached, and ErrNotSubscribed while this broker's
+// own subscription to the room is not confirmed.
 func (b *Broker) Publish(ctx context.Context, room string, p chatroom.Publication) error {
 	if b.isClosed() {
 		return errClosed("publish")
 	}
+	k := keysFor(b.prefix, room)
+	b.mu.Lock()
+	cs := b.chans[k.channel]
+	unconfirmed := cs != nil && !cs.ready
+	b.mu.Unlock()
+	if unconfirmed {
+		return fmt.Errorf("redisbroker: publish to room %q: %w", room, ErrNotSubscribed)
+	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
-	k := keysFor(b.prefix, room)
 	var err error
 	if p.Keep {
 		ttl := b.cfg.historyTTL.Milliseconds()
@@ -312,28 +335,28 @@ func parseHistory(res []any, after uint64) ([]chatroom.Publication, bool, error)
 // chatroom.ErrBrokerClosed; Unsubscribe and Close return nil. It does not
 // close the client. It must not be called from a deliver function.
 func (b *Broker) Close() error {
-	b.opMu.Lock()
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		b.opMu.Unlock()
 		return nil
 	}
 	b.closed = true
 	close(b.done)
 	ps := b.ps
 	var subs []*subscription
-	for _, list := range b.subs {
-		subs = append(subs, list...)
+	for _, cs := range b.chans {
+		subs = append(subs, cs.subs...)
 	}
-	clear(b.subs)
-	for token, w := range b.waiters {
-		close(w)
-		delete(b.waiters, token)
+	clear(b.chans)
+	b.ops = nil
+	for token, p := range b.pings {
+		p.release()
+		delete(b.pings, token)
 	}
 	b.mu.Unlock()
-	b.opMu.Unlock()
 
+	// Cancelling ends the dials and writes in progress, which hold the
+	// PubSub's lock that Close takes.
 	b.cancel()
 	var err error
 	if ps != nil {

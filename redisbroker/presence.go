@@ -8,18 +8,16 @@ import (
 )
 
 // SetPresence implements chatroom.PresenceBroker. Expiry is judged by the
-// Redis server's clock, so the nodes' clocks need not agree. ttl must be
-// positive unless nicknames is empty, which removes node's record.
+// Redis server's clock, so the nodes' clocks need not agree. No nicknames,
+// or a ttl that is not positive (a record that expires at once, as with
+// chatroom.MemoryBroker), removes node's record.
 func (b *Broker) SetPresence(ctx context.Context, room, node string, nicknames []string, ttl time.Duration) error {
 	if b.isClosed() {
 		return errClosed("set presence")
 	}
 	var value string
 	var ms int64
-	if len(nicknames) > 0 {
-		if ttl <= 0 {
-			return fmt.Errorf("redisbroker: set presence in room %q: ttl %v is not positive", room, ttl)
-		}
+	if len(nicknames) > 0 && ttl > 0 {
 		data, err := json.Marshal(nicknames)
 		if err != nil {
 			return fmt.Errorf("redisbroker: set presence in room %q: %w", room, err)

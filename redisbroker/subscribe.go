@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -17,46 +16,100 @@ import (
 // How this file works.
 //
 // A Broker multiplexes every room it subscribes to on one go-redis PubSub,
-// that is one connection, with a SUBSCRIBE per room (refcounted: one per
-// channel however many subscriptions it has). One goroutine, the reader,
-// receives from it and calls the subscriptions' deliver functions, so each
-// is called from one goroutine at a time, in the order Redis sent.
+// that is one connection, with one SUBSCRIBE per room however many
+// subscriptions the room has (a channelState exists while it has any).
+// Three goroutines serve it, from the first Subscribe until Close:
 //
-// Subscribe returns once Redis has processed the room's SUBSCRIBE, so that
-// every publication accepted afterwards reaches it. Redis confirms a
-// SUBSCRIBE with a message of its own, but matching confirmations to calls
-// breaks down when a room is subscribed, unsubscribed and subscribed again
-// quickly, or when the connection is replaced, since go-redis then
-// subscribes again to every channel. Instead, Subscribe sends a PING with a
-// unique payload after the SUBSCRIBE (under opMu, so after the SUBSCRIBE of
-// whichever call subscribed the channel) and waits for the reader to
-// receive its reply: Redis answers in order, so the reply means that the
-// connection it came on has the channel subscribed, either because the
-// SUBSCRIBE was sent on it, or because go-redis opened it after the channel
-// was added, and subscribed again to all of them before anything else.
+//   - The reader receives from the connection and calls the subscriptions'
+//     deliver functions, so that each is called from one goroutine at a
+//     time, in the order Redis sent.
+//   - The writer sends SUBSCRIBE, UNSUBSCRIBE and PING in the order
+//     Subscribe and Unsubscribe queued them (b.ops). They run on a
+//     goroutine of their own because go-redis holds the PubSub's lock
+//     while it connects, which takes up to the client's dial and read
+//     timeouts when Redis does not answer: Subscribe and Unsubscribe must
+//     not wait for that.
+//   - The health checker (below).
 //
-// When the connection breaks, go-redis reconnects (and subscribes again)
-// within the reader's Receive; PINGs sent on the old connection get no
-// reply, so the reader sends the waiting PINGs again on the new one. When
-// Redis cannot be reached, Subscribe returns without waiting: the channel is
-// in go-redis's set, and will be subscribed when it reconnects.
+// Confirmation. Subscribe returns once Redis has processed the room's
+// SUBSCRIBE, so that every publication accepted afterwards reaches it.
+// Redis confirms a SUBSCRIBE with a message of its own, but matching
+// confirmations to calls breaks down when a room is subscribed,
+// unsubscribed and subscribed again quickly, or when go-redis reconnects
+// and subscribes again to every channel. Instead, the broker sends a PING
+// with a unique payload after the SUBSCRIBE, and the reader waits for its
+// reply: Redis answers in order, so the reply means that the connection it
+// came on has the channel subscribed, either because the SUBSCRIBE was sent
+// on it before the PING, or because go-redis opened it after the channel
+// was added to its set, and subscribed again to the whole set before
+// anything else. The reply marks the channel ready.
 //
-// A connection can also die without being closed (a host that vanished, a
-// partition): then nothing arrives, and no error either. The health checker
-// sends a PING when nothing has arrived for an interval, and replaces the
-// PubSub when nothing arrives for the next one.
+// Reconnection. When the connection breaks, go-redis reconnects (and
+// subscribes again) within the reader's Receive, which returns the error.
+// Every channel is then no longer ready, and the reader sends a PING of its
+// own, a barrier, before receiving again: its reply makes ready every
+// channel whose SUBSCRIBE was sent before it (channelState.sent). While
+// Redis cannot be reached, the barrier fails, and the reader tries again
+// after a delay. Publish fails (ErrNotSubscribed) for a room whose channel
+// is not ready: this node would not receive the publication.
+//
+// Dead connections. A connection can also die without being closed (a
+// host that vanished, a partition): then nothing arrives, and no error
+// either. The health checker sends a PING when nothing has arrived for an
+// interval, and has the writer replace the PubSub when nothing arrives for
+// the next one; the reader, finding its PubSub closed, sends a barrier on
+// the new one.
 
 // Delays between the reader's attempts after an error, so that it does not
-// spin while Redis is unreachable; the longest is also how long a node may
-// stay unsubscribed after Redis is back.
+// spin while Redis is unreachable; the longest is also about how long a
+// node may stay unsubscribed after Redis is back.
 const (
 	minRetryDelay = 50 * time.Millisecond
 	maxRetryDelay = time.Second
 )
 
-// healthPayload is the payload of the health checker's PINGs; Subscribe's
+// healthPayload is the payload of the health checker's PINGs; the others'
 // are "redisbroker:" and a number.
 const healthPayload = "redisbroker:health"
+
+// channelState is a channel that the broker subscribes to.
+type channelState struct {
+	name  string
+	subs  []*subscription // never modified: Subscribe and Unsubscribe copy
+	sent  bool            // SUBSCRIBE sent on the current PubSub (by the writer)
+	ready bool            // confirmed on the current connection (by the reader)
+}
+
+// pending is a PING sent, or about to be, whose reply has not arrived.
+type pending struct {
+	chans []*channelState // made ready by the reply
+	done  chan struct{}   // closed on the reply, or when none is to be expected; nil once closed, or if nobody waits
+}
+
+func (p *pending) release() {
+	if p.done != nil {
+		close(p.done)
+		p.done = nil
+	}
+}
+
+// An op is a command for the writer.
+type op struct {
+	kind  opKind
+	cs    *channelState // opSubscribe
+	name  string        // opUnsubscribe
+	token string        // opPing
+	ps    *redis.PubSub // opReplace: the PubSub to replace
+}
+
+type opKind int
+
+const (
+	opSubscribe   opKind = iota // SUBSCRIBE a channel
+	opUnsubscribe               // UNSUBSCRIBE a channel
+	opPing                      // PING for a Subscribe waiting
+	opReplace                   // replace a PubSub that seems dead
+)
 
 // subscription is what Subscribe returns.
 type subscription struct {
@@ -71,11 +124,12 @@ type subscription struct {
 }
 
 // Subscribe implements chatroom.Broker. It returns once Redis has confirmed
-// the subscription, or at once without error if Redis cannot be reached:
-// the broker then subscribes by itself when Redis is back, as it does after
-// every reconnection. It waits for the confirmation at most the broker's
-// timeout (see WithTimeout), then returns the subscription all the same.
-// ctx ending while it waits makes it return ctx's error, unsubscribed.
+// the subscription, or without error as soon as it finds Redis
+// unreachable: the broker then subscribes by itself when Redis is back, as
+// it does after every reconnection. It waits for the confirmation at most
+// the broker's timeout (see WithTimeout), then returns the subscription all
+// the same. ctx ending while it waits makes it return ctx's error,
+// unsubscribed.
 //
 // deliver is called on the broker's reader goroutine: it must not block,
 // and must not call Unsubscribe or Close (which wait for deliver to return).
@@ -86,44 +140,35 @@ func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(chatro
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redisbroker: subscribe to room %q: %w", room, err)
 	}
-	ch := keysFor(b.prefix, room).channel
-	s := &subscription{b: b, channel: ch, deliver: deliver}
+	name := keysFor(b.prefix, room).channel
+	s := &subscription{b: b, channel: name, deliver: deliver}
 
-	b.opMu.Lock()
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		b.opMu.Unlock()
 		return nil, errClosed("subscribe")
 	}
 	if b.ps == nil {
 		b.startLocked()
 	}
-	ps := b.ps
-	list := b.subs[ch]
-	b.subs[ch] = append(slices.Clip(list), s)
-	b.tokens++
-	token := "redisbroker:" + strconv.FormatUint(b.tokens, 10)
-	confirmed := make(chan struct{})
-	b.waiters[token] = confirmed
-	b.mu.Unlock()
-	// The shared connection's commands get the broker's context, not the
-	// caller's: a caller giving up must not break the connection for all.
-	opCtx, cancel := b.opContext(b.ctx)
-	var err error
-	if len(list) == 0 {
-		err = subscribeChannels(opCtx, ps, ch)
+	cs := b.chans[name]
+	if cs == nil {
+		cs = &channelState{name: name}
+		b.chans[name] = cs
+		b.queueLocked(op{kind: opSubscribe, cs: cs})
 	}
-	if err == nil {
-		err = ping(opCtx, ps, token)
-	}
-	cancel()
-	b.opMu.Unlock()
-	if err != nil {
-		// Unreachable. The subscription stands: see above.
-		b.dropWaiter(token)
+	cs.subs = append(slices.Clip(cs.subs), s)
+	if cs.ready {
+		// Confirmed on this connection already, and s is in the list the
+		// reader delivers to.
+		b.mu.Unlock()
 		return s, nil
 	}
+	token := b.tokenLocked()
+	done := make(chan struct{})
+	b.pings[token] = &pending{chans: []*channelState{cs}, done: done}
+	b.queueLocked(op{kind: opPing, token: token})
+	b.mu.Unlock()
 
 	var timeout <-chan time.Time
 	if b.cfg.timeout > 0 {
@@ -132,57 +177,87 @@ func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(chatro
 		timeout = t.C
 	}
 	select {
-	case <-confirmed:
-		// Closed by the reader on the PING's reply, by the reader or the
-		// health checker when Redis became unreachable, or by Close.
+	case <-done:
+		// The reply came, Redis is unreachable, or the broker closed.
 		if b.isClosed() {
 			return nil, errClosed("subscribe")
 		}
 		return s, nil
 	case <-timeout:
-		b.dropWaiter(token)
+		// The PING stays pending: its reply still makes the channel ready.
 		return s, nil
 	case <-ctx.Done():
-		b.dropWaiter(token)
 		_ = s.Unsubscribe()
 		return nil, fmt.Errorf("redisbroker: subscribe to room %q: %w", room, ctx.Err())
 	}
 }
 
-// subscribeChannels sends SUBSCRIBE on ps. go-redis adds the channels to the
-// set it subscribes again on every new connection only after its attempt;
-// so when the write fails and go-redis reconnects at once, the new
-// connection lacks them. A second attempt subscribes them on it, or, if it
-// fails too, leaves them to the next connection, which will have them.
-func subscribeChannels(ctx context.Context, ps *redis.PubSub, channels ...string) error {
-	err := ps.Subscribe(ctx, channels...)
-	if err != nil {
-		err = ps.Subscribe(ctx, channels...)
+// Unsubscribe implements chatroom.Subscription. It waits for a call of
+// deliver in progress to return, so it must not be called from deliver. It
+// does not wait for Redis.
+func (s *subscription) Unsubscribe() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
 	}
-	return err
+	s.closed = true
+	s.mu.Unlock()
+
+	b := s.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cs := b.chans[s.channel]
+	if cs == nil {
+		return nil // Close came first
+	}
+	i := slices.Index(cs.subs, s)
+	if i < 0 {
+		return nil
+	}
+	if len(cs.subs) > 1 {
+		cs.subs = slices.Delete(slices.Clone(cs.subs), i, i+1)
+		return nil
+	}
+	delete(b.chans, s.channel)
+	b.queueLocked(op{kind: opUnsubscribe, name: s.channel})
+	return nil
 }
 
-// ping sends a PING with payload on ps. If the write fails, go-redis
-// reconnects, subscribing again to every channel, and a second PING on the
-// new connection confirms as well.
-func ping(ctx context.Context, ps *redis.PubSub, payload string) error {
-	err := ps.Ping(ctx, payload)
-	if err != nil {
-		err = ps.Ping(ctx, payload)
-	}
-	return err
-}
-
-// startLocked creates the PubSub and starts the reader and the health
-// checker, which exit when Close closes done. b.mu must be held.
+// startLocked creates the PubSub and starts the goroutines, which exit when
+// Close closes done. b.mu must be held.
 func (b *Broker) startLocked() {
 	// No channels yet: go-redis connects on first use.
 	b.ps = b.client.Subscribe(b.ctx)
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.read()
+	go b.write()
 	if b.cfg.healthCheck > 0 {
 		b.wg.Add(1)
 		go b.checkHealth()
+	}
+}
+
+// tokenLocked returns a new PING payload. b.mu must be held.
+func (b *Broker) tokenLocked() string {
+	b.tokens++
+	return "redisbroker:" + strconv.FormatUint(b.tokens, 10)
+}
+
+// queueLocked queues o for the writer. b.mu must be held.
+func (b *Broker) queueLocked(o op) {
+	b.ops = append(b.ops, o)
+	select {
+	case b.wake <- struct{}{}:
+	default: // already woken
+	}
+}
+
+func (b *Broker) queue(o op) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.queueLocked(o)
 	}
 }
 
@@ -196,39 +271,209 @@ func (b *Broker) pubSub() *redis.PubSub {
 	return b.ps
 }
 
-func (b *Broker) dropWaiter(token string) {
-	b.mu.Lock()
-	delete(b.waiters, token)
-	b.mu.Unlock()
-}
+// current reports whether cs is still the state of its channel. b.mu must
+// be held.
+func (b *Broker) currentLocked(cs *channelState) bool { return b.chans[cs.name] == cs }
 
-// releaseWaiters lets every Subscribe waiting for a confirmation return.
-func (b *Broker) releaseWaiters() {
+// pong handles the reply to the PING with payload token.
+func (b *Broker) pong(token string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for token, w := range b.waiters {
-		close(w)
-		delete(b.waiters, token)
+	p, ok := b.pings[token]
+	if !ok {
+		return
+	}
+	delete(b.pings, token)
+	for _, cs := range p.chans {
+		if b.currentLocked(cs) {
+			cs.ready = true
+		}
+	}
+	p.release()
+	// PINGs whose channels are all ready now need no reply: this settles
+	// those lost with a connection, once a barrier has covered them.
+	for t, q := range b.pings {
+		if !slices.ContainsFunc(q.chans, func(cs *channelState) bool { return b.currentLocked(cs) && !cs.ready }) {
+			q.release()
+			delete(b.pings, t)
+		}
 	}
 }
 
-// pingWaiters sends again, on ps, the PINGs that Subscribe calls wait for,
-// after the connection they were sent on was replaced; or, if Redis cannot
-// be reached, lets those calls return. b.opMu must be held.
-func (b *Broker) pingWaiters(ctx context.Context, ps *redis.PubSub) {
+// unconfirm marks every channel not ready, the connection having broken.
+func (b *Broker) unconfirm() {
 	b.mu.Lock()
-	if b.ps != ps {
+	defer b.mu.Unlock()
+	for _, cs := range b.chans {
+		cs.ready = false
+	}
+}
+
+// unreachable lets every Subscribe waiting return: Redis cannot be reached.
+// Their PINGs stay pending, settled once a barrier gets through.
+func (b *Broker) unreachable() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.pings {
+		p.release()
+	}
+}
+
+// barrier sends a PING on ps whose reply makes ready every channel whose
+// SUBSCRIBE was sent before it.
+func (b *Broker) barrier(ps *redis.PubSub) error {
+	b.mu.Lock()
+	var chans []*channelState
+	for _, cs := range b.chans {
+		if cs.sent {
+			chans = append(chans, cs)
+		}
+	}
+	token := b.tokenLocked()
+	b.pings[token] = &pending{chans: chans}
+	b.mu.Unlock()
+	ctx, cancel := b.opContext(b.ctx)
+	defer cancel()
+	err := ping(ctx, ps, token)
+	if err != nil {
+		b.mu.Lock()
+		delete(b.pings, token)
+		b.mu.Unlock()
+	}
+	return err
+}
+
+// write is the writer goroutine: it runs the queued ops until Close.
+func (b *Broker) write() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-b.wake:
+		}
+		for {
+			b.mu.Lock()
+			if b.closed || len(b.ops) == 0 {
+				b.ops = nil // lets the array go
+				b.mu.Unlock()
+				break
+			}
+			o := b.ops[0]
+			b.ops[0] = op{}
+			b.ops = b.ops[1:]
+			ps := b.ps
+			b.mu.Unlock()
+			ctx, cancel := b.opContext(b.ctx)
+			b.do(ctx, ps, o)
+			cancel()
+		}
+	}
+}
+
+// do runs o on ps.
+func (b *Broker) do(ctx context.Context, ps *redis.PubSub, o op) {
+	switch o.kind {
+	case opSubscribe:
+		cs := o.cs
+		b.mu.Lock()
+		current := b.currentLocked(cs)
+		b.mu.Unlock()
+		if !current {
+			return // unsubscribed meanwhile
+		}
+		// An error means Redis is unreachable: the channel is in
+		// go-redis's set all the same (see subscribeOn).
+		_ = subscribeOn(ctx, ps, cs.name)
+		b.mu.Lock()
+		cs.sent = true
+		b.mu.Unlock()
+	case opUnsubscribe:
+		b.mu.Lock()
+		again := b.chans[o.name] != nil
+		b.mu.Unlock()
+		if again {
+			return // subscribed again meanwhile: its SUBSCRIBE is queued
+		}
+		// go-redis drops the channel from its set before writing, so even
+		// if this fails the next connection will not subscribe to it;
+		// until then the reader drops what arrives for it.
+		_ = ps.Unsubscribe(ctx, o.name)
+	case opPing:
+		b.mu.Lock()
+		p := b.pings[o.token]
+		b.mu.Unlock()
+		if p != nil && ping(ctx, ps, o.token) != nil {
+			// Unreachable: no use waiting. The reader's barrier will
+			// settle it once Redis is back.
+			b.mu.Lock()
+			p.release()
+			b.mu.Unlock()
+		}
+	case opReplace:
+		b.replace(ctx, o.ps)
+	}
+}
+
+// subscribeOn sends SUBSCRIBE on ps. go-redis adds the channels to the set
+// it subscribes again on every new connection only after its attempt; so
+// when the write fails and go-redis reconnects at once, the new connection
+// lacks them. A second attempt subscribes them on it, or, if it fails too,
+// leaves them to the next connection, which will have them.
+func subscribeOn(ctx context.Context, ps *redis.PubSub, channels ...string) error {
+	err := ps.Subscribe(ctx, channels...)
+	if err != nil {
+		err = ps.Subscribe(ctx, channels...)
+	}
+	return err
+}
+
+// ping sends a PING with payload on ps. If the write fails, go-redis
+// reconnects, subscribing again to every channel, and a second PING on the
+// new connection serves as well.
+func ping(ctx context.Context, ps *redis.PubSub, payload string) error {
+	err := ps.Ping(ctx, payload)
+	if err != nil {
+		err = ps.Ping(ctx, payload)
+	}
+	return err
+}
+
+// replace replaces old, if it is still the current PubSub, by a new one
+// subscribed to every channel. Publications sent meanwhile are lost, as in
+// any reconnection.
+func (b *Broker) replace(ctx context.Context, old *redis.PubSub) {
+	b.mu.Lock()
+	if b.closed || b.ps != old {
 		b.mu.Unlock()
 		return
 	}
-	tokens := slices.Collect(maps.Keys(b.waiters))
-	b.mu.Unlock()
-	for _, token := range tokens {
-		if err := ps.Ping(ctx, token); err != nil {
-			b.releaseWaiters()
-			return
-		}
+	chans := make([]*channelState, 0, len(b.chans))
+	names := make([]string, 0, len(b.chans))
+	for name, cs := range b.chans {
+		chans = append(chans, cs)
+		names = append(names, name)
 	}
+	b.mu.Unlock()
+	// Subscribed before it becomes current, so that the reader's barrier
+	// on it comes after these SUBSCRIBEs. Ops queued meanwhile run on it.
+	ps := b.client.Subscribe(b.ctx)
+	if len(names) > 0 {
+		_ = subscribeOn(ctx, ps, names...)
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		_ = ps.Close()
+		return
+	}
+	b.ps = ps
+	for _, cs := range chans {
+		cs.sent = true
+	}
+	b.mu.Unlock()
+	// The reader, in Receive on old, gets an error and goes on with ps.
+	_ = old.Close()
 }
 
 // read is the reader goroutine: it receives everything that arrives on the
@@ -236,33 +481,48 @@ func (b *Broker) pingWaiters(ctx context.Context, ps *redis.PubSub) {
 func (b *Broker) read() {
 	defer b.wg.Done()
 	delay := minRetryDelay
+	// sleep waits before another attempt; false means Close came.
+	sleep := func() bool {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		delay = min(delay*2, maxRetryDelay)
+		select {
+		case <-b.done:
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	needBarrier := false
 	for {
 		ps := b.pubSub()
 		if ps == nil {
 			return
 		}
+		if needBarrier {
+			if err := b.barrier(ps); err != nil {
+				if b.pubSub() != ps {
+					continue // closed, or replaced
+				}
+				b.unreachable()
+				if !sleep() {
+					return
+				}
+				continue
+			}
+			needBarrier = false
+		}
 		msg, err := ps.Receive(b.ctx)
 		if err != nil {
+			b.unconfirm()
+			needBarrier = true
 			if b.pubSub() != ps {
-				continue // closed, or replaced by the health checker
+				continue // closed, or replaced
 			}
 			b.broken.Add(1)
-			// A broken connection has been replaced by now, or Redis is
-			// unreachable. Either way, confirm the waiting subscriptions
-			// on the new connection, or let them return.
-			b.opMu.Lock()
-			ctx, cancel := b.opContext(b.ctx)
-			b.pingWaiters(ctx, ps)
-			cancel()
-			b.opMu.Unlock()
-			t := time.NewTimer(delay)
-			select {
-			case <-b.done:
-				t.Stop()
+			if !sleep() {
 				return
-			case <-t.C:
 			}
-			delay = min(delay*2, maxRetryDelay)
 			continue
 		}
 		delay = minRetryDelay
@@ -271,12 +531,7 @@ func (b *Broker) read() {
 		case *redis.Message:
 			b.dispatch(m)
 		case *redis.Pong:
-			b.mu.Lock()
-			if w, ok := b.waiters[m.Payload]; ok {
-				close(w)
-				delete(b.waiters, m.Payload)
-			}
-			b.mu.Unlock()
+			b.pong(m.Payload)
 		}
 		// *redis.Subscription confirmations carry nothing the PINGs don't.
 	}
@@ -285,7 +540,10 @@ func (b *Broker) read() {
 // dispatch delivers a message to the subscriptions of its channel.
 func (b *Broker) dispatch(m *redis.Message) {
 	b.mu.Lock()
-	list := b.subs[m.Channel] // never modified: Subscribe and remove copy
+	var list []*subscription
+	if cs := b.chans[m.Channel]; cs != nil {
+		list = cs.subs
+	}
 	b.mu.Unlock()
 	if len(list) == 0 {
 		return
@@ -329,7 +587,7 @@ func (b *Broker) checkHealth() {
 		if pinged && a == active && e == broken {
 			// Not even the reply to the last PING arrived, and the reader
 			// saw no error: the connection is dead without being closed.
-			b.replace(ps)
+			b.queue(op{kind: opReplace, ps: ps})
 			pinged = false
 			continue
 		}
@@ -338,74 +596,4 @@ func (b *Broker) checkHealth() {
 		pinged = ps.Ping(ctx, healthPayload) == nil
 		cancel()
 	}
-}
-
-// replace closes old, which must be the current PubSub, and subscribes to
-// every channel on a new one. Publications sent meanwhile are lost, as in
-// any reconnection.
-func (b *Broker) replace(old *redis.PubSub) {
-	b.opMu.Lock()
-	defer b.opMu.Unlock()
-	b.mu.Lock()
-	if b.closed || b.ps != old {
-		b.mu.Unlock()
-		return
-	}
-	channels := slices.Collect(maps.Keys(b.subs))
-	ps := b.client.Subscribe(b.ctx)
-	b.ps = ps
-	b.mu.Unlock()
-	// The reader, in Receive on old, gets an error and goes on with ps.
-	_ = old.Close()
-	ctx, cancel := b.opContext(b.ctx)
-	defer cancel()
-	if len(channels) > 0 {
-		if err := subscribeChannels(ctx, ps, channels...); err != nil {
-			b.releaseWaiters()
-			return
-		}
-	}
-	b.pingWaiters(ctx, ps)
-}
-
-// Unsubscribe implements chatroom.Subscription. It waits for a call of
-// deliver in progress to return, so it must not be called from deliver.
-func (s *subscription) Unsubscribe() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.mu.Unlock()
-	s.b.remove(s)
-	return nil
-}
-
-// remove takes s out of its channel's subscriptions, and unsubscribes from
-// the channel when it was the last.
-func (b *Broker) remove(s *subscription) {
-	b.opMu.Lock()
-	defer b.opMu.Unlock()
-	b.mu.Lock()
-	list := b.subs[s.channel]
-	i := slices.Index(list, s)
-	if i < 0 {
-		b.mu.Unlock()
-		return // Close came first
-	}
-	if len(list) > 1 {
-		b.subs[s.channel] = slices.Delete(slices.Clone(list), i, i+1)
-		b.mu.Unlock()
-		return
-	}
-	delete(b.subs, s.channel)
-	ps := b.ps
-	b.mu.Unlock()
-	ctx, cancel := b.opContext(b.ctx)
-	defer cancel()
-	// go-redis drops the channel from its set before writing, so even if
-	// this fails the next connection will not subscribe to it; until then
-	// the reader drops what arrives for it.
-	_ = ps.Unsubscribe(ctx, s.channel)
 }

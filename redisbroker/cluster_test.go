@@ -1,0 +1,41 @@
+package redisbroker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/brokertest"
+)
+
+// TestCluster runs the library's cluster suite: three nodes, each a
+// Registry with a broker on a client of its own, and real WebSocket clients.
+// The outage test needs a redis-server of its own, to kill and restart;
+// with REDIS_URL it is skipped.
+func TestCluster(t *testing.T) {
+	brokertest.RunCluster(t, redisBackend(func(b *Broker) chatroom.Broker { return b }))
+}
+
+// TestClusterPlain runs it with the broker seen as a plain Broker, without
+// history or presence, as rooms see a broker that only moves bytes.
+func TestClusterPlain(t *testing.T) {
+	brokertest.RunCluster(t, redisBackend(func(b *Broker) chatroom.Broker { return brokertest.Plain(b) }))
+}
+
+func redisBackend(wrap func(*Broker) chatroom.Broker) func(t *testing.T) brokertest.Backend {
+	return func(t *testing.T) brokertest.Backend {
+		r := newRedis(t)
+		b := brokertest.Backend{
+			Connect: func(t *testing.T) chatroom.Broker {
+				// The suite closes the broker: for DeadNode, as the node's
+				// death, else at the end. The client closes with the test.
+				return wrap(New(r.client(t, ""), WithKeyPrefix(r.prefix), WithHealthCheckInterval(time.Second)))
+			},
+		}
+		if r.local != nil {
+			b.Stop = func(*testing.T) { r.local.kill() }
+			b.Start = func(*testing.T) { r.local.restart() }
+		}
+		return b
+	}
+}
