@@ -24,6 +24,13 @@ const brokerTimeout = 2 * time.Second
 // bridge a joiner's history, read from the broker, and the live frames.
 const recentKept = 256
 
+// maxOutbox is how many publications may wait for the broker before
+// senders wait too; maxPublishBatch is how many go to a BatchBroker at once.
+const (
+	maxOutbox       = 4096
+	maxPublishBatch = 256
+)
+
 // WithBroker joins this room to the rooms of the same name (WithName, or
 // the Registry's name) on other nodes through b, so that they act as one
 // room: a member's message, a Broadcast, a join or leave notice, a direct
@@ -37,6 +44,13 @@ const recentKept = 256
 // one publication, encoded once, and each node encodes each frame once for
 // all of its members. The hooks run on the node where the member is
 // connected: OnMessage before the message is published.
+//
+// Two goroutines of the room's run while it is subscribed, and end with the
+// subscription, or by the time Close or Shutdown return: one sends the
+// heartbeats, and one hands the publications to the broker in order. A
+// member's reader only queues its publication and goes on reading; what
+// queues while the broker answers goes out together, in one call to a
+// BatchBroker. A sender waits only while 4096 publications are queued.
 //
 // What holds cluster-wide depends on the broker (see the table in the
 // README):
@@ -128,13 +142,36 @@ type cluster struct {
 	done  chan struct{} // closed when it has stopped
 	nudge chan struct{} // asks the heartbeat loop to announce now
 
+	outMu   sync.Mutex // guards the fields below
+	outbox  []outgoing // publications for the broker, in order
+	sending bool       // a sender goroutine is running
+	outCond *sync.Cond // signalled when the outbox shrinks or sending stops
+
 	// Guarded by rm.mu.
-	peers     map[string]*peer   // other nodes' members
-	told      map[string]bool    // nicknames this node's members know are present
-	recent    []Message          // the latest kept frames, oldest first (HistoryBroker)
-	delivered map[uint64]bool    // own publications already delivered locally
-	joiners   map[*Member]replay // history read for members about to join
+	peers   map[string]*peer    // other nodes' members
+	told    map[string]bool     // nicknames this node's members know are present
+	recent  []Message           // the latest kept frames, oldest first (HistoryBroker)
+	own     map[uint64]ownState // own publications on their way, by wire.Seq
+	joiners map[*Member]replay  // history read for members about to join
 }
+
+// outgoing is a publication waiting for the broker, with what the node
+// needs to deliver it itself if the broker cannot take it.
+type outgoing struct {
+	w wire
+	p Publication
+}
+
+// ownState tracks one of the node's own publications, so that each of its
+// members receives it once, whether the broker hands it back, the node
+// delivers it itself because Publish failed, or both.
+type ownState uint8
+
+const (
+	ownPending  ownState = iota + 1 // handed to the broker
+	ownEchoed                       // the broker handed it back: delivered
+	ownFellBack                     // Publish failed: delivered by the node
+)
 
 // peer is what a node knows of another node's members.
 type peer struct {
@@ -159,9 +196,10 @@ func newCluster(rm *Room) *cluster {
 		nudge:     make(chan struct{}, 1),
 		peers:     make(map[string]*peer),
 		told:      make(map[string]bool),
-		delivered: make(map[uint64]bool),
+		own:       make(map[uint64]ownState),
 		joiners:   make(map[*Member]replay),
 	}
+	c.outCond = sync.NewCond(&c.outMu)
 	c.history, _ = c.b.(HistoryBroker)
 	c.presence, _ = c.b.(PresenceBroker)
 	return c
@@ -232,6 +270,7 @@ func (c *cluster) exit() {
 	}
 	close(c.stop)
 	<-c.done
+	c.drain() // the last leave notice goes out before the subscription ends
 	c.announce(false)
 	if err := c.sub.Unsubscribe(); err != nil {
 		c.rm.cfg.log.Warn("chatroom: broker unsubscribe failed", "room", c.rm.cfg.name, "err", err)
@@ -241,7 +280,6 @@ func (c *cluster) exit() {
 	clear(c.peers)
 	clear(c.told)
 	c.recent = c.recent[:0]
-	clear(c.delivered)
 	c.rm.mu.Unlock()
 }
 
@@ -297,8 +335,11 @@ func (c *cluster) expire(now time.Time) {
 }
 
 // publish sends msg to the whole cluster, or only to the connections of
-// nickname to; from is the member that sent it, or nil. If the broker
-// cannot take it, the node's own members receive it.
+// nickname to; from is the member that sent it, or nil. It queues the
+// publication for the room's sender goroutine and returns: a member's
+// reader goes on reading while the broker answers, and publications that
+// queue meanwhile go to the broker together. It waits only while
+// maxOutbox publications are queued.
 func (c *cluster) publish(from *Member, to string, msg Message) {
 	rm := c.rm
 	msg.Type = msg.Type.orDefault()
@@ -312,21 +353,102 @@ func (c *cluster) publish(from *Member, to string, msg Message) {
 		w.From = from.id
 	}
 	data, _ := json.Marshal(w) // cannot fail: a Message always encodes
-	p := Publication{Keep: to == "" && kept(msg.Type), Data: data}
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-	err := c.b.Publish(ctx, rm.cfg.name, p)
-	cancel()
-	if err == nil {
-		return
+	o := outgoing{w: w, p: Publication{Keep: to == "" && kept(msg.Type), Data: data}}
+
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	for len(c.outbox) >= maxOutbox {
+		c.outCond.Wait()
 	}
-	rm.cfg.log.Warn("chatroom: broker publish failed; delivering on this node only", "room", rm.cfg.name, "err", err)
+	c.outbox = append(c.outbox, o)
+	if !c.sending {
+		c.sending = true
+		go c.send()
+	}
+}
+
+// send hands the outbox to the broker, in order, until it is empty. One
+// runs per room at a time; publish starts it, and drain waits for it.
+func (c *cluster) send() {
+	for {
+		c.outMu.Lock()
+		batch := c.outbox
+		if len(batch) == 0 {
+			c.outbox = nil
+			c.sending = false
+			c.outCond.Broadcast()
+			c.outMu.Unlock()
+			return
+		}
+		if len(batch) > maxPublishBatch {
+			batch = batch[:maxPublishBatch]
+		}
+		c.outbox = c.outbox[len(batch):]
+		c.outCond.Broadcast()
+		c.outMu.Unlock()
+		c.sendBatch(batch)
+	}
+}
+
+// drain waits until the outbox is empty and no sender runs.
+func (c *cluster) drain() {
+	c.outMu.Lock()
+	for c.sending {
+		c.outCond.Wait()
+	}
+	c.outMu.Unlock()
+}
+
+// sendBatch publishes batch, and delivers to the node's own members what
+// the broker may not have taken.
+func (c *cluster) sendBatch(batch []outgoing) {
+	rm := c.rm
+	rm.mu.Lock()
+	for _, o := range batch {
+		c.own[o.w.Seq] = ownPending
+	}
+	rm.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	accepted := 0 // batch[:accepted] the broker took for sure
+	var err error
+	if bb, ok := c.b.(BatchBroker); ok && len(batch) > 1 {
+		ps := make([]Publication, len(batch))
+		for i, o := range batch {
+			ps[i] = o.p
+		}
+		if err = bb.PublishBatch(ctx, rm.cfg.name, ps); err == nil {
+			accepted = len(batch)
+		}
+	} else {
+		for _, o := range batch {
+			if err = c.b.Publish(ctx, rm.cfg.name, o.p); err != nil {
+				break
+			}
+			accepted++
+		}
+	}
+	if err != nil {
+		rm.cfg.log.Warn("chatroom: broker publish failed; delivering on this node only",
+			"room", rm.cfg.name, "publications", len(batch)-accepted, "err", err)
+	}
+
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
-	if len(c.delivered) > 4096 {
-		clear(c.delivered) // the broker has long given up on those
+	for i, o := range batch {
+		if i < accepted || c.own[o.w.Seq] == ownEchoed {
+			delete(c.own, o.w.Seq)
+			continue
+		}
+		c.own[o.w.Seq] = ownFellBack
+		c.deliverLocked(&o.w, Publication{})
 	}
-	c.delivered[w.Seq] = true
-	c.deliverLocked(&w, Publication{})
+	if len(c.own) > maxOutbox {
+		// Only fallen-back publications the broker never handed back are
+		// left here, and no other batch is on its way: forget them.
+		clear(c.own)
+	}
 }
 
 // deliver is the subscription's callback: one publication from any node,
@@ -361,9 +483,14 @@ func (c *cluster) deliver(p Publication) {
 	if w.Msg == nil {
 		return
 	}
-	if w.Node == c.node && c.delivered[w.Seq] {
-		delete(c.delivered, w.Seq)
-		return
+	if w.Node == c.node {
+		switch c.own[w.Seq] {
+		case ownPending:
+			c.own[w.Seq] = ownEchoed
+		case ownFellBack:
+			delete(c.own, w.Seq) // this node delivered it already
+			return
+		}
 	}
 	c.deliverLocked(&w, p)
 }

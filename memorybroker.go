@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// MemoryBroker is a HistoryBroker and PresenceBroker within one process: it joins several Rooms
+// MemoryBroker is a HistoryBroker, PresenceBroker and BatchBroker within one
+// process: it joins several Rooms
 // (one per node of a simulated cluster, or one per Registry) as a network
 // broker would join nodes. Tests use it, and hosts that run several
 // registries in one process. It never loses a publication, and delivers each
@@ -78,6 +79,13 @@ func (b *MemoryBroker) Publish(ctx context.Context, room string, p Publication) 
 		return err
 	}
 	defer b.mu.Unlock()
+	b.publishLocked(room, p)
+	return nil
+}
+
+// publishLocked numbers p if it is kept, keeps it, and delivers it. b.mu is
+// held.
+func (b *MemoryBroker) publishLocked(room string, p Publication) {
 	r := b.roomLocked(room)
 	p.ID = 0
 	if p.Keep {
@@ -91,6 +99,18 @@ func (b *MemoryBroker) Publish(ctx context.Context, room string, p Publication) 
 	}
 	for _, s := range r.subs {
 		s.deliver(p)
+	}
+}
+
+// PublishBatch implements BatchBroker: ps are numbered and delivered
+// together, with no other publication between them.
+func (b *MemoryBroker) PublishBatch(ctx context.Context, room string, ps []Publication) error {
+	if err := b.lock(ctx); err != nil {
+		return err
+	}
+	defer b.mu.Unlock()
+	for _, p := range ps {
+		b.publishLocked(room, p)
 	}
 	return nil
 }

@@ -180,6 +180,9 @@ func (rm *Room) Shutdown(ctx context.Context) error {
 	rm.closeMembers(roomClosed())
 	select {
 	case <-rm.idle:
+		if rm.cluster != nil {
+			rm.cluster.drain()
+		}
 		return nil
 	case <-ctx.Done():
 		rm.cancel()
@@ -197,6 +200,9 @@ func (rm *Room) Close() error {
 	rm.closeMembers(cause(ErrRoomClosed, 0, "", nil)) // code 0: no close frame
 	rm.dropConnections()
 	<-rm.idle
+	if rm.cluster != nil {
+		rm.cluster.drain()
+	}
 	return nil
 }
 
