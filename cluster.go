@@ -25,10 +25,13 @@ const brokerTimeout = 2 * time.Second
 const recentKept = 256
 
 // maxOutbox is how many publications may wait for the broker before
-// senders wait too; maxPublishBatch is how many go to a BatchBroker at once.
+// senders wait too; maxPublishBatch is how many go to a BatchBroker at once:
+// enough that a round trip to the broker is shared by many, few enough that
+// a broker keeping a bounded number per room (JetStream) is not handed more
+// than a subscriber may have to catch up with.
 const (
 	maxOutbox       = 4096
-	maxPublishBatch = 256
+	maxPublishBatch = 64
 )
 
 // WithBroker joins this room to the rooms of the same name (WithName, or

@@ -266,6 +266,17 @@ func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 // does not answer. p.ID is ignored; p.Keep only chooses the subject, so that
 // subscribers see it.
 func (b *Broker) Publish(ctx context.Context, room string, p chatroom.Publication) error {
+	return b.publish(ctx, room, []chatroom.Publication{p})
+}
+
+// PublishBatch implements chatroom.BatchBroker: it publishes ps in order
+// and then waits for one round trip, as Publish does for one, so a batch
+// costs about what one publication does. It fails as Publish does.
+func (b *Broker) PublishBatch(ctx context.Context, room string, ps []chatroom.Publication) error {
+	return b.publish(ctx, room, ps)
+}
+
+func (b *Broker) publish(ctx context.Context, room string, ps []chatroom.Publication) error {
 	if err := b.b.usable(ctx); err != nil {
 		return err
 	}
@@ -273,12 +284,14 @@ func (b *Broker) Publish(ctx context.Context, room string, p chatroom.Publicatio
 		return err
 	}
 	s := b.b.subjects(room)
-	subj := s.live
-	if p.Keep {
-		subj = s.kept
-	}
-	if err := b.b.nc.Publish(subj, p.Data); err != nil {
-		return fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
+	for _, p := range ps {
+		subj := s.live
+		if p.Keep {
+			subj = s.kept
+		}
+		if err := b.b.nc.Publish(subj, p.Data); err != nil {
+			return fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
+		}
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()

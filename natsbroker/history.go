@@ -15,16 +15,15 @@ import (
 // History implements chatroom.HistoryBroker with the semantics of
 // chatroom.MemoryBroker, stream sequences standing for IDs.
 //
-// The stream keeps History+1 kept publications per room (its
+// The stream keeps History+1+Backlog kept publications per room (its
 // MaxMsgsPerSubject), dropping the oldest, and History returns the newest
-// History of them: the extra one, when there is one, is the room's newest
-// dropped publication as far as History is concerned. So:
+// History of them: the one before those, when there is one, is the room's
+// newest dropped publication as far as History is concerned. So:
 //
 //   - with after 0, complete is true if the stream holds no more than
 //     History kept publications of the room, as then it never dropped any;
-//   - with after an ID the stream still holds for the room (the extra one
-//     included), complete is true and History returns the publications
-//     after it;
+//   - with after the ID of one of the History+1 newest kept publications,
+//     complete is true and History returns the publications after it;
 //   - with any other after, complete is false and History returns every
 //     publication it keeps: after is an ID that was dropped, or not one of
 //     this room's (another room's, one greater than the room's last, one
@@ -37,10 +36,10 @@ import (
 //
 // History reads with JetStream direct gets: one consistent read from the
 // server that answers, which, with Replicas above 1, may be a replica a
-// moment behind the leader. A call with after an ID the stream holds takes
-// one round trip and reads only what follows it; others read everything
-// the stream keeps for the room, in one more round trip for a non-zero
-// after.
+// moment behind the leader. A call with after one of the History+1 newest
+// IDs takes one round trip and reads only what follows it; others read
+// everything the stream keeps for the room (the backlog included), in one
+// more round trip for a non-zero after.
 func (b *JetStreamBroker) History(ctx context.Context, room string, after uint64) ([]chatroom.Publication, bool, error) {
 	if err := b.b.usable(ctx); err != nil {
 		return nil, false, err
@@ -69,15 +68,15 @@ func (b *JetStreamBroker) history(ctx context.Context, room string, after uint64
 	}
 	kept := b.b.subjects(room).kept
 	if after != 0 {
-		pubs, err := b.js.readKept(ctx, b.b.nc, kept, after, st.history)
+		pubs, more, err := b.js.readBatch(ctx, b.b.nc, directGetRequest{Seq: after, NextFor: kept, Batch: st.history + 1})
 		if err != nil {
 			return nil, false, err
 		}
-		if len(pubs) > 0 && pubs[0].ID == after {
+		if len(pubs) > 0 && pubs[0].ID == after && !more {
 			return pubs[1:], true, nil
 		}
 	}
-	pubs, err := b.js.readKept(ctx, b.b.nc, kept, 0, st.history)
+	pubs, err := b.js.readKept(ctx, b.b.nc, kept, 0, st.perRoom)
 	if err != nil {
 		return nil, false, err
 	}
@@ -129,29 +128,40 @@ type directGetRequest struct {
 const maxBatches = 64
 
 // readKept returns the kept publications on subject with a sequence from
-// from on, oldest first: all of them the stream holds, normally in one
-// batch of history+1.
-func (j *jsState) readKept(ctx context.Context, nc *nats.Conn, subject string, from uint64, history int) ([]chatroom.Publication, error) {
+// from on, oldest first: all of them the stream holds, in batches of batch.
+func (j *jsState) readKept(ctx context.Context, nc *nats.Conn, subject string, from uint64, batch int) ([]chatroom.Publication, error) {
 	var pubs []chatroom.Publication
-	req := directGetRequest{Seq: from, NextFor: subject, Batch: history + 1}
+	req := directGetRequest{Seq: from, NextFor: subject, Batch: batch}
 	for range maxBatches {
-		msgs, more, err := j.directGet(ctx, nc, req)
+		got, more, err := j.readBatch(ctx, nc, req)
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range msgs {
-			seq, err := strconv.ParseUint(m.Header.Get(jetstreamSequence), 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("direct get: bad sequence %q", m.Header.Get(jetstreamSequence))
-			}
-			pubs = append(pubs, chatroom.Publication{ID: seq, Keep: true, Data: m.Data})
-		}
-		if !more || len(msgs) == 0 {
+		pubs = append(pubs, got...)
+		if !more || len(got) == 0 {
 			return pubs, nil
 		}
 		req.Seq = pubs[len(pubs)-1].ID + 1
 	}
 	return nil, errors.New("direct get: too many messages")
+}
+
+// readBatch returns the kept publications one direct get returns, and
+// whether more follow.
+func (j *jsState) readBatch(ctx context.Context, nc *nats.Conn, req directGetRequest) ([]chatroom.Publication, bool, error) {
+	msgs, more, err := j.directGet(ctx, nc, req)
+	if err != nil {
+		return nil, false, err
+	}
+	pubs := make([]chatroom.Publication, 0, len(msgs))
+	for _, m := range msgs {
+		seq, err := strconv.ParseUint(m.Header.Get(jetstreamSequence), 10, 64)
+		if err != nil {
+			return nil, false, fmt.Errorf("direct get: bad sequence %q", m.Header.Get(jetstreamSequence))
+		}
+		pubs = append(pubs, chatroom.Publication{ID: seq, Keep: true, Data: m.Data})
+	}
+	return pubs, more, nil
 }
 
 // Headers of the messages a direct get returns.

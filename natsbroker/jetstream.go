@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,14 @@ import (
 
 // DefaultHistory is JetStreamConfig.History's default.
 const DefaultHistory = 100
+
+// DefaultBacklog is JetStreamConfig.Backlog's default: four of the batches
+// a room hands the broker at once (64 publications each).
+const DefaultBacklog = 256
+
+// historyKey is the stream metadata key that holds the history size, so
+// that every node reads the same one from the stream.
+const historyKey = "chatroom.history"
 
 const (
 	// liveTTL is how long the stream holds a live (not kept) publication:
@@ -52,13 +61,22 @@ const (
 // JetStreamConfig configures a JetStreamBroker's stream and presence bucket.
 // The broker creates them when it first needs them, if they do not exist;
 // once they exist their configuration, which an operator may edit, wins
-// over this one (the stream's MaxMsgsPerSubject, less one, is the history
-// size; see JetStreamBroker.History).
+// over this one: the stream's MaxMsgsPerSubject is History+1+Backlog, and
+// its metadata "chatroom.history" holds History (without it, History is
+// MaxMsgsPerSubject less one, and the backlog 0; see
+// JetStreamBroker.History).
 type JetStreamConfig struct {
 	// History is how many kept publications of each room the stream keeps
 	// for History; DefaultHistory if 0. Every joining member reads them
 	// all, so keep it near what the rooms replay (chatroom.WithHistory).
 	History int
+	// Backlog is how many more publications of each of a room's two
+	// subjects (kept, live) the stream keeps beyond History+1, so that a
+	// subscription that falls behind a burst of the room's publications
+	// still finds them: one that falls further behind never sees the
+	// oldest, which the stream deleted. DefaultBacklog if 0; negative for
+	// none. A joining member's History reads them too.
+	Backlog int
 	// Storage is where the stream and the bucket keep their data:
 	// jetstream.FileStorage (the zero value), which survives a restart of
 	// the servers, or jetstream.MemoryStorage.
@@ -120,6 +138,7 @@ type jsState struct {
 // streamState is what the broker knows of the stream.
 type streamState struct {
 	history int // kept publications per room that History returns
+	perRoom int // kept publications per room the stream holds: history+1 and the backlog
 }
 
 // NewJetStream returns a JetStreamBroker that publishes and subscribes
@@ -139,6 +158,12 @@ func NewJetStream(nc *nats.Conn, cfg JetStreamConfig, opts ...Option) (*JetStrea
 	if cfg.History == 0 {
 		cfg.History = DefaultHistory
 	}
+	switch {
+	case cfg.Backlog == 0:
+		cfg.Backlog = DefaultBacklog
+	case cfg.Backlog < 0:
+		cfg.Backlog = 0
+	}
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
 	}
@@ -148,7 +173,7 @@ func NewJetStream(nc *nats.Conn, cfg JetStreamConfig, opts ...Option) (*JetStrea
 	if cfg.PresenceBucket == "" {
 		cfg.PresenceBucket = cfg.Stream + "_PRESENCE"
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(defaultTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: %w", err)
 	}
@@ -170,8 +195,9 @@ func (j *jsState) lock(ctx context.Context) error {
 func (j *jsState) unlock() { <-j.sem }
 
 // streamConfig is the stream the broker creates. MaxMsgsPerSubject keeps
-// one more kept publication per room than History returns: the oldest one
-// kept tells History whether anything was dropped (see History).
+// one more kept publication per room than History returns, the oldest of
+// which tells History whether anything was dropped (see History), and the
+// backlog.
 func (j *jsState) streamConfig(prefix string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              j.cfg.Stream,
@@ -179,7 +205,8 @@ func (j *jsState) streamConfig(prefix string) jetstream.StreamConfig {
 		Subjects:          []string{prefix + ".room.>"},
 		Storage:           j.cfg.Storage,
 		Replicas:          j.cfg.Replicas,
-		MaxMsgsPerSubject: int64(j.cfg.History) + 1,
+		MaxMsgsPerSubject: int64(j.cfg.History + 1 + j.cfg.Backlog),
+		Metadata:          map[string]string{historyKey: strconv.Itoa(j.cfg.History)},
 		Discard:           jetstream.DiscardOld,
 		AllowMsgTTL:       true,
 		AllowDirect:       true,
@@ -227,7 +254,10 @@ func (j *jsState) ensureStream(ctx context.Context, prefix string) (*streamState
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: stream %s %w", j.cfg.Stream, err)
 	}
-	st := &streamState{history: int(cfg.MaxMsgsPerSubject) - 1}
+	st := &streamState{history: int(cfg.MaxMsgsPerSubject) - 1, perRoom: int(cfg.MaxMsgsPerSubject)}
+	if h, err := strconv.Atoi(cfg.Metadata[historyKey]); err == nil && h >= 1 && h <= st.history {
+		st.history = h
+	}
 	j.stream.Store(st)
 	return st, nil
 }
@@ -244,6 +274,15 @@ func (j *jsState) lostStream() { j.stream.Store(nil) }
 // ctx ends, or after 5 seconds if ctx has no deadline. If the stream is
 // gone, Publish creates it again.
 func (b *JetStreamBroker) Publish(ctx context.Context, room string, p chatroom.Publication) error {
+	return b.PublishBatch(ctx, room, []chatroom.Publication{p})
+}
+
+// PublishBatch implements chatroom.BatchBroker: it sends ps to the stream
+// one after the other without waiting, then waits for all their
+// acknowledgements, so a batch costs about one round trip. The stream
+// stores them in order. It fails as Publish does, and also if the stream
+// refused any of them; the others may be stored.
+func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []chatroom.Publication) error {
 	if err := b.b.usable(ctx); err != nil {
 		return err
 	}
@@ -253,23 +292,48 @@ func (b *JetStreamBroker) Publish(ctx context.Context, room string, p chatroom.P
 	ctx, cancel := b.link.bind(ctx)
 	defer cancel()
 	s := b.b.subjects(room)
-	subj, opts := s.live, []jetstream.PublishOpt{jetstream.WithMsgTTL(liveTTL)}
-	if p.Keep {
-		subj, opts = s.kept, nil
-	}
+	// No retries: a publication retried after a later one went through
+	// would be stored out of order.
+	live := []jetstream.PublishOpt{jetstream.WithMsgTTL(liveTTL), jetstream.WithRetryAttempts(0)}
+	kept := []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
+	acks := make([]jetstream.PubAckFuture, 0, len(ps))
 	for attempt := 0; ; attempt++ {
 		if _, err := b.js.ensureStream(ctx, b.b.prefix); err != nil {
 			return fmt.Errorf("natsbroker: publish to room %q: %w", room, explain(ctx, err))
 		}
-		_, err := b.js.js.Publish(ctx, subj, p.Data, opts...)
-		if attempt == 0 && errors.Is(err, jetstream.ErrNoStreamResponse) {
-			// Nothing stores the subject: the stream may be gone (a
-			// server with memory storage restarted). Look again.
+		acks = acks[:0]
+		for _, p := range ps {
+			subj, opts := s.live, live
+			if p.Keep {
+				subj, opts = s.kept, kept
+			}
+			ack, err := b.js.js.PublishAsync(subj, p.Data, opts...)
+			if err != nil {
+				return fmt.Errorf("natsbroker: publish to room %q: %w", room, explain(ctx, err))
+			}
+			acks = append(acks, ack)
+		}
+		var errs []error
+		noStream := 0
+		for _, ack := range acks {
+			select {
+			case <-ack.Ok():
+			case err := <-ack.Err():
+				if errors.Is(err, jetstream.ErrNoStreamResponse) {
+					noStream++
+				}
+				errs = append(errs, err)
+			case <-ctx.Done():
+				return fmt.Errorf("natsbroker: publish to room %q: %w", room, explain(ctx, ctx.Err()))
+			}
+		}
+		if attempt == 0 && noStream == len(acks) {
+			// The stream may be gone, as in Publish: look again.
 			b.js.lostStream()
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("natsbroker: publish to room %q: %w", room, explain(ctx, err))
+		if len(errs) > 0 {
+			return fmt.Errorf("natsbroker: publish to room %q: %w", room, errors.Join(errs...))
 		}
 		return nil
 	}
@@ -289,6 +353,13 @@ func (b *JetStreamBroker) Publish(ctx context.Context, room string, p chatroom.P
 // publication it delivered. deliver is called on the consumer's goroutine,
 // one publication at a time; it must not call Unsubscribe, which waits for
 // it.
+//
+// The stream keeps History+1+Backlog publications per subject (a room's
+// kept and its live publications are two subjects), so a subscription that
+// falls more than that behind a burst of one room's publications never
+// sees the oldest of them: the stream deleted them first. Rooms hand
+// publications over in batches of at most 64; the default backlog holds
+// four of them beyond the history.
 func (b *JetStreamBroker) Subscribe(ctx context.Context, room string, deliver func(chatroom.Publication)) (chatroom.Subscription, error) {
 	if deliver == nil {
 		return nil, errors.New("natsbroker: nil deliver")

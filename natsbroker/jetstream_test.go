@@ -185,10 +185,18 @@ func TestNilDeliver(t *testing.T) {
 // History gives the answers chatroom.MemoryBroker gives, IDs aside, for
 // every after that matters: 0, each ID published, the ID after the last,
 // and an ID from before the room's numbering.
+// With a backlog, the stream holds more than History+1 publications per
+// room; without one (-1), exactly that; with 2, part of the time more.
 func TestJetStreamHistoryMatchesMemoryBroker(t *testing.T) {
+	for _, backlog := range []int{0, -1, 2} {
+		t.Run("backlog"+strconv.Itoa(backlog), func(t *testing.T) { testHistoryMatchesMemoryBroker(t, backlog) })
+	}
+}
+
+func testHistoryMatchesMemoryBroker(t *testing.T, backlog int) {
 	const keep = 3
 	mem := chatroom.NewMemoryBroker(keep)
-	_, js, _ := jsPair(t, natsbroker.JetStreamConfig{History: keep})
+	_, js, _ := jsPair(t, natsbroker.JetStreamConfig{History: keep, Backlog: backlog})
 	memRec, _ := subscribe(t, mem, "room")
 	jsRec, _ := subscribe(t, js, "room")
 

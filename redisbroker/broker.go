@@ -199,6 +199,39 @@ var ErrNotSubscribed = errors.New("redisbroker: subscription not confirmed by Re
 // when Redis cannot be reached, and ErrNotSubscribed while this broker's
 // own subscription to the room is not confirmed.
 func (b *Broker) Publish(ctx context.Context, room string, p chatroom.Publication) error {
+	if !p.Keep {
+		return b.publish(ctx, room, func(ctx context.Context, k roomKeys) error {
+			return b.client.Publish(ctx, k.channel, encodePayload(0, p.Data)).Err()
+		})
+	}
+	return b.PublishBatch(ctx, room, []chatroom.Publication{p})
+}
+
+// PublishBatch implements chatroom.BatchBroker: ps are numbered, kept and
+// published in order by one run of the Lua script Publish uses, so that a
+// batch costs one round trip and either all of it or none of it is
+// published. It fails as Publish does.
+func (b *Broker) PublishBatch(ctx context.Context, room string, ps []chatroom.Publication) error {
+	return b.publish(ctx, room, func(ctx context.Context, k roomKeys) error {
+		ttl := b.cfg.historyTTL.Milliseconds()
+		if b.cfg.historyTTL > 0 {
+			ttl = max(ttl, 1)
+		}
+		args := make([]any, 0, 3+2*len(ps))
+		args = append(args, k.channel, b.cfg.historySize, ttl)
+		for _, p := range ps {
+			keep := "0"
+			if p.Keep {
+				keep = "1"
+			}
+			args = append(args, keep, p.Data)
+		}
+		return publishScript.Run(ctx, b.client, []string{k.history, k.log}, args...).Err()
+	})
+}
+
+// publish checks that the broker may publish to room, then runs send.
+func (b *Broker) publish(ctx context.Context, room string, send func(context.Context, roomKeys) error) error {
 	if b.isClosed() {
 		return errClosed("publish")
 	}
@@ -212,18 +245,7 @@ func (b *Broker) Publish(ctx context.Context, room string, p chatroom.Publicatio
 	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
-	var err error
-	if p.Keep {
-		ttl := b.cfg.historyTTL.Milliseconds()
-		if b.cfg.historyTTL > 0 {
-			ttl = max(ttl, 1)
-		}
-		err = publishScript.Run(ctx, b.client, []string{k.history, k.log},
-			k.channel, p.Data, b.cfg.historySize, ttl).Err()
-	} else {
-		err = b.client.Publish(ctx, k.channel, encodePayload(0, p.Data)).Err()
-	}
-	if err != nil {
+	if err := send(ctx, k); err != nil {
 		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -157,35 +156,18 @@ func TestOrder(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	var seqs [2][]string
-	for si, rec := range recs {
-		next := [2]int{}
-		var lastID uint64
-		for range len(pubs) * n {
-			p := rec.next(t)
-			seqs[si] = append(seqs[si], string(p.Data))
-			var pi, i int
-			if _, err := fmt.Sscanf(string(p.Data), "%d:%d", &pi, &i); err != nil {
-				t.Fatalf("bad data %q", p.Data)
-			}
-			if i != next[pi] {
-				t.Fatalf("subscriber %d: publisher %d's %d arrived when %d was due", si, pi, i, next[pi])
-			}
-			next[pi]++
-			if p.Keep != (i%3 != 0) || p.Keep != (p.ID != 0) {
-				t.Fatalf("subscriber %d: %q has Keep %v, ID %d", si, p.Data, p.Keep, p.ID)
-			}
-			if p.Keep {
-				if p.ID <= lastID {
-					t.Fatalf("subscriber %d: kept ID %d after %d", si, p.ID, lastID)
-				}
-				lastID = p.ID
-			}
+	lastIDs := make([]uint64, len(recs))
+	receiveInOrder(t, recs, len(pubs), n, func(si int, p chatroom.Publication, i int) {
+		if p.Keep != (i%3 != 0) || p.Keep != (p.ID != 0) {
+			t.Fatalf("subscriber %d: %q has Keep %v, ID %d", si, p.Data, p.Keep, p.ID)
 		}
-	}
-	if !slices.Equal(seqs[0], seqs[1]) {
-		t.Error("the subscribers saw different orders")
-	}
+		if p.Keep {
+			if p.ID <= lastIDs[si] {
+				t.Fatalf("subscriber %d: kept ID %d after %d", si, p.ID, lastIDs[si])
+			}
+			lastIDs[si] = p.ID
+		}
+	})
 }
 
 // TestIsolation checks that rooms, whatever their names, and brokers with

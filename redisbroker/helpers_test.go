@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -474,4 +475,35 @@ func keyExists(t *testing.T, c *redis.Client, key string) bool {
 		t.Fatalf("EXISTS %s: %v", key, err)
 	}
 	return n == 1
+}
+
+// receiveInOrder receives publishers*n publications "<publisher>:<i>" on
+// each recorder, checks that each publisher's arrive in order, and that
+// every recorder sees one order. check, if not nil, checks each one more.
+func receiveInOrder(t *testing.T, recs []*recorder, publishers, n int, check func(si int, p chatroom.Publication, i int)) {
+	t.Helper()
+	seqs := make([][]string, len(recs))
+	for si, rec := range recs {
+		next := make([]int, publishers)
+		for range publishers * n {
+			p := rec.next(t)
+			seqs[si] = append(seqs[si], string(p.Data))
+			var pi, i int
+			if _, err := fmt.Sscanf(string(p.Data), "%d:%d", &pi, &i); err != nil || pi < 0 || pi >= publishers {
+				t.Fatalf("bad data %q", p.Data)
+			}
+			if i != next[pi] {
+				t.Fatalf("subscriber %d: publisher %d's %d arrived when %d was due", si, pi, i, next[pi])
+			}
+			next[pi]++
+			if check != nil {
+				check(si, p, i)
+			}
+		}
+	}
+	for si := 1; si < len(seqs); si++ {
+		if !slices.Equal(seqs[0], seqs[si]) {
+			t.Errorf("subscribers 0 and %d saw different orders", si)
+		}
+	}
 }

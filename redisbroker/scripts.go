@@ -13,15 +13,17 @@ import "github.com/redis/go-redis/v9"
 // about the year 2255. IDs are stored and returned as decimal strings
 // (string.format('%d'), since tostring would use an exponent).
 
-// publishScript numbers, keeps and publishes a kept publication.
+// publishScript numbers, keeps and publishes a batch of publications of
+// one room, in order.
 //
 // KEYS[1] the room's history hash: last (the last ID given), base (the
 // first ID of the current numbering) and dropped (the greatest ID dropped
 // from the log; 0 if none).
 // KEYS[2] the room's log: a stream of the kept publications, entry ID
 // "<id>-0", field d holding the data.
-// ARGV[1] the channel, ARGV[2] the data, ARGV[3] the history size (0: keep
-// nothing), ARGV[4] the TTL of both keys in milliseconds (0: none).
+// ARGV[1] the channel, ARGV[2] the history size (0: keep nothing), ARGV[3]
+// the TTL of both keys in milliseconds (0: none), then for each
+// publication two arguments: "1" if it is kept ("0" if not), and its data.
 //
 // A room without a history hash (never published to, expired, or lost by
 // Redis) begins a new numbering from the server's clock, so that IDs of an
@@ -29,44 +31,66 @@ import "github.com/redis/go-redis/v9"
 // ID is then the greater of the last ID plus one and the clock: it follows
 // the clock, so that even when a failover loses the last writes, the IDs
 // given afterwards are (clocks permitting) above the lost ones instead of
-// reusing them.
+// reusing them. A publication that is not kept is published with ID 0 and
+// touches no key.
 //
 // The payload published is a format byte (1), the ID as 8 bytes big-endian,
 // then the data (see decodePayload). Since the script runs atomically,
 // Redis delivers the room's kept publications in the order of their IDs.
 //
-// It returns the ID.
+// It returns the last ID given, or "0" if none was kept.
 var publishScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local m = redis.call('HMGET', KEYS[1], 'last', 'base')
-local last, base
-if m[1] then
-  last, base = tonumber(m[1]), tonumber(m[2])
-else
-  redis.call('DEL', KEYS[2])
-  base, last = now, now - 1
-  redis.call('HSET', KEYS[1], 'base', string.format('%d', base), 'dropped', '0')
-end
-local id = math.max(last + 1, now)
-local sid = string.format('%d', id)
-local size = tonumber(ARGV[3])
-if size > 0 then
-  local n = redis.call('XLEN', KEYS[2])
-  if n >= size then
-    local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', n - size + 1)
-    redis.call('HSET', KEYS[1], 'dropped', string.match(old[#old][1], '^%d+'))
-  elseif n == 0 and last >= base then
-    -- Numbered before, yet the log is empty: it was evicted or expired
-    -- apart from the hash. Everything up to last is lost.
-    redis.call('HSET', KEYS[1], 'dropped', string.format('%d', last))
+local size, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local function publish(id, data)
+  local b = {}
+  local n = id
+  for i = 8, 1, -1 do
+    b[i] = n % 256
+    n = math.floor(n / 256)
   end
-  redis.call('XADD', KEYS[2], 'MAXLEN', size, sid .. '-0', 'd', ARGV[2])
-else
-  redis.call('HSET', KEYS[1], 'dropped', sid)
+  redis.call('PUBLISH', ARGV[1], '\1' .. string.char(unpack(b)) .. data)
+end
+local last, base, sid
+for a = 4, #ARGV, 2 do
+  if ARGV[a] ~= '1' then
+    publish(0, ARGV[a + 1])
+  else
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    if not last then
+      local m = redis.call('HMGET', KEYS[1], 'last', 'base')
+      if m[1] then
+        last, base = tonumber(m[1]), tonumber(m[2])
+      else
+        redis.call('DEL', KEYS[2])
+        base, last = now, now - 1
+        redis.call('HSET', KEYS[1], 'base', string.format('%d', base), 'dropped', '0')
+      end
+    end
+    local id = math.max(last + 1, now)
+    sid = string.format('%d', id)
+    if size > 0 then
+      local n = redis.call('XLEN', KEYS[2])
+      if n >= size then
+        local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', n - size + 1)
+        redis.call('HSET', KEYS[1], 'dropped', string.match(old[#old][1], '^%d+'))
+      elseif n == 0 and last >= base then
+        -- Numbered before, yet the log is empty: it was evicted or expired
+        -- apart from the hash. Everything up to last is lost.
+        redis.call('HSET', KEYS[1], 'dropped', string.format('%d', last))
+      end
+      redis.call('XADD', KEYS[2], 'MAXLEN', size, sid .. '-0', 'd', ARGV[a + 1])
+    else
+      redis.call('HSET', KEYS[1], 'dropped', sid)
+    end
+    last = id
+    publish(id, ARGV[a + 1])
+  end
+end
+if not sid then
+  return '0'
 end
 redis.call('HSET', KEYS[1], 'last', sid)
-local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
@@ -74,13 +98,6 @@ else
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
 end
-local b = {}
-local n = id
-for i = 8, 1, -1 do
-  b[i] = n % 256
-  n = math.floor(n / 256)
-end
-redis.call('PUBLISH', ARGV[1], '\1' .. string.char(unpack(b)) .. ARGV[2])
 return sid
 `)
 
