@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 )
 
@@ -121,5 +122,105 @@ func TestClusterDirectToAbsent(t *testing.T) {
 	}
 	if m := ann.readMsg(); m.Type != TypeDirect || m.Text != "psst" || m.To != "ann" {
 		t.Errorf("got %+v, want the direct message", m)
+	}
+}
+
+// flakyBatchBroker is a BatchBroker over a MemoryBroker that takes the
+// part of a batch before its first "lost" publication and then fails, and
+// takes a whole batch with a "taken" one and fails all the same. A batch
+// with a publication saying "hold" sends its length to held, then waits in
+// the broker until hold is closed.
+type flakyBatchBroker struct {
+	mb   *MemoryBroker
+	held chan int
+	hold chan struct{}
+}
+
+func (b flakyBatchBroker) Publish(ctx context.Context, room string, p Publication) error {
+	return b.PublishBatch(ctx, room, []Publication{p})
+}
+
+func (b flakyBatchBroker) PublishBatch(ctx context.Context, room string, ps []Publication) error {
+	taken := false
+	for i, p := range ps {
+		switch {
+		case bytes.Contains(p.Data, []byte(`"message":"hold`)):
+			b.held <- len(ps)
+			<-b.hold
+		case bytes.Contains(p.Data, []byte(`"message":"lost`)):
+			if i > 0 {
+				_ = b.mb.PublishBatch(ctx, room, ps[:i])
+			}
+			return errFlaky
+		case bytes.Contains(p.Data, []byte(`"message":"taken`)):
+			taken = true
+		}
+	}
+	if err := b.mb.PublishBatch(ctx, room, ps); err != nil {
+		return err
+	}
+	if taken {
+		return errFlaky
+	}
+	return nil
+}
+
+func (b flakyBatchBroker) Subscribe(ctx context.Context, room string, deliver func(Publication)) (Subscription, error) {
+	return b.mb.Subscribe(ctx, room, deliver)
+}
+
+// Publications queued while the broker is busy go to it as one batch; when
+// the batch fails, each member of the sender's node still receives each of
+// them once, in order: those the broker took from the broker, the others
+// from the node.
+func TestClusterFailedBatchDeliveredOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		batch []string
+	}{
+		{"part taken", []string{"a", "b", "lost 1", "c", "d"}},
+		{"all taken", []string{"a", "taken 1", "b", "c"}},
+		{"none taken", []string{"lost 1", "a", "b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := flakyBatchBroker{mb: NewMemoryBroker(10), held: make(chan int, 1), hold: make(chan struct{})}
+			tr := newTestRoom(t, WithBroker(b), WithName("lobby"))
+			ann := tr.join("ann")
+			bob := tr.join("bob")
+			ann.send("hold")
+			for _, text := range tc.batch {
+				ann.send(text)
+			}
+			// Wait for the rest to queue up behind the batch with "hold".
+			rest := len(tc.batch) - (<-b.held - 1)
+			c := tr.room.cluster
+			for {
+				c.outMu.Lock()
+				n := len(c.outbox)
+				c.outMu.Unlock()
+				if n >= rest {
+					break
+				}
+				if t.Context().Err() != nil {
+					t.Fatal("the batch did not queue up")
+				}
+				runtime.Gosched()
+			}
+			close(b.hold)
+			want := append([]string{"hold"}, tc.batch...)
+			for _, c := range []*client{ann, bob} {
+				for _, text := range want {
+					if got := c.read(); got != frame("ann", text) {
+						t.Fatalf("%s: got %s, want %s", c.member.Nickname(), got, frame("ann", text))
+					}
+				}
+			}
+			ann.send("after")
+			for _, c := range []*client{ann, bob} {
+				if got := c.read(); got != frame("ann", "after") {
+					t.Fatalf("%s: got %s, want the next message, after", c.member.Nickname(), got)
+				}
+			}
+		})
 	}
 }
