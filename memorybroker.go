@@ -75,12 +75,7 @@ func (b *MemoryBroker) lock(ctx context.Context) error {
 
 // Publish implements Broker.
 func (b *MemoryBroker) Publish(ctx context.Context, room string, p Publication) error {
-	if err := b.lock(ctx); err != nil {
-		return err
-	}
-	defer b.mu.Unlock()
-	b.publishLocked(room, p)
-	return nil
+	return b.PublishBatch(ctx, room, []Publication{p})
 }
 
 // publishLocked numbers p if it is kept, keeps it, and delivers it. b.mu is

@@ -76,7 +76,7 @@ func (b *JetStreamBroker) history(ctx context.Context, room string, after uint64
 			return pubs[1:], true, nil
 		}
 	}
-	pubs, err := b.js.readKept(ctx, b.b.nc, kept, 0, st.perRoom)
+	pubs, err := b.js.readKept(ctx, b.b.nc, kept, st.perRoom)
 	if err != nil {
 		return nil, false, err
 	}
@@ -127,11 +127,11 @@ type directGetRequest struct {
 // limits).
 const maxBatches = 64
 
-// readKept returns the kept publications on subject with a sequence from
-// from on, oldest first: all of them the stream holds, in batches of batch.
-func (j *jsState) readKept(ctx context.Context, nc *nats.Conn, subject string, from uint64, batch int) ([]chatroom.Publication, error) {
+// readKept returns the kept publications on subject, oldest first: all of
+// them the stream holds, in batches of batch.
+func (j *jsState) readKept(ctx context.Context, nc *nats.Conn, subject string, batch int) ([]chatroom.Publication, error) {
 	var pubs []chatroom.Publication
-	req := directGetRequest{Seq: from, NextFor: subject, Batch: batch}
+	req := directGetRequest{NextFor: subject, Batch: batch}
 	for range maxBatches {
 		got, more, err := j.readBatch(ctx, nc, req)
 		if err != nil {

@@ -80,26 +80,17 @@ func TestPublishBatchOrder(t *testing.T) {
 	subscribe(t, pubs[0], "o", recs[0])
 	subscribe(t, r.broker(t), "o", recs[1])
 	const n = 1000
-	errs := make(chan error, len(pubs))
-	for pi, b := range pubs {
-		go func() {
-			for i, size := 0, 1; i < n; size = size%64 + 1 {
-				var ps []chatroom.Publication
-				for ; len(ps) < size && i < n; i++ {
-					ps = append(ps, chatroom.Publication{Keep: i%3 != 0, Data: fmt.Appendf(nil, "%d:%d", pi, i)})
-				}
-				if err := b.PublishBatch(context.Background(), "o", ps); err != nil {
-					errs <- err
-					return
-				}
+	concurrently(t, len(pubs), func(pi int) error {
+		for i, size := 0, 1; i < n; size = size%64 + 1 {
+			var ps []chatroom.Publication
+			for ; len(ps) < size && i < n; i++ {
+				ps = append(ps, chatroom.Publication{Keep: i%3 != 0, Data: fmt.Appendf(nil, "%d:%d", pi, i)})
 			}
-			errs <- nil
-		}()
-	}
-	for range pubs {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+			if err := pubs[pi].PublishBatch(context.Background(), "o", ps); err != nil {
+				return err
+			}
 		}
-	}
+		return nil
+	})
 	receiveInOrder(t, recs, len(pubs), n, nil)
 }

@@ -136,26 +136,15 @@ func TestOrder(t *testing.T) {
 		subscribe(t, b, "order", recs[i])
 	}
 	const n = 1000
-	var wg sync.WaitGroup
-	errs := make(chan error, len(pubs))
-	for pi, b := range pubs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range n {
-				p := chatroom.Publication{Keep: i%3 != 0, Data: fmt.Appendf(nil, "%d:%d", pi, i)}
-				if err := b.Publish(context.Background(), "order", p); err != nil {
-					errs <- err
-					return
-				}
+	concurrently(t, len(pubs), func(pi int) error {
+		for i := range n {
+			p := chatroom.Publication{Keep: i%3 != 0, Data: fmt.Appendf(nil, "%d:%d", pi, i)}
+			if err := pubs[pi].Publish(context.Background(), "order", p); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	lastIDs := make([]uint64, len(recs))
 	receiveInOrder(t, recs, len(pubs), n, func(si int, p chatroom.Publication, i int) {
 		if p.Keep != (i%3 != 0) || p.Keep != (p.ID != 0) {

@@ -507,3 +507,22 @@ func receiveInOrder(t *testing.T, recs []*recorder, publishers, n int, check fun
 		}
 	}
 }
+
+// concurrently runs publish(0) to publish(n-1) on goroutines of their own,
+// waits for them all, and fails the test with the first error.
+func concurrently(t *testing.T, n int, publish func(i int) error) {
+	t.Helper()
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- publish(i) }()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		t.Fatal(first)
+	}
+}

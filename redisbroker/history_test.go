@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -183,28 +182,20 @@ func TestKeptOrder(t *testing.T) {
 	b := r.broker(t, WithHistorySize(nodes*each))
 	rec := newRecorder()
 	subscribe(t, b, "k", rec)
-	var wg sync.WaitGroup
-	errs := make(chan error, nodes)
-	for i := range nodes {
-		// The publisher's size applies: nodes must agree on it.
-		n := r.broker(t, WithHistorySize(nodes*each))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range each {
-				p := chatroom.Publication{Keep: true, Data: []byte(strconv.Itoa(i*each + j))}
-				if err := n.Publish(context.Background(), "k", p); err != nil {
-					errs <- err
-					return
-				}
+	// The publisher's size applies: nodes must agree on it.
+	var publishers []*Broker
+	for range nodes {
+		publishers = append(publishers, r.broker(t, WithHistorySize(nodes*each)))
+	}
+	concurrently(t, nodes, func(i int) error {
+		for j := range each {
+			p := chatroom.Publication{Keep: true, Data: []byte(strconv.Itoa(i*each + j))}
+			if err := publishers[i].Publish(context.Background(), "k", p); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	var delivered []uint64
 	for range nodes * each {
 		p := rec.next(t)
