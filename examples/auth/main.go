@@ -8,7 +8,8 @@
 // It serves
 //
 //	POST /login    a form or JSON body with "nickname" and "password"; answers
-//	               {"token":"…","nickname":"sei","expires":"2026-11-23T09:00:00Z"}
+//	               {"token":"…","nickname":"sei","expires":"2026-11-23T09:00:00Z"},
+//	               or 429 Too Many Requests to a client over its login rate
 //	GET  /chat     the room (WebSocket); the token goes in the "token" query
 //	               parameter (browsers cannot set headers on a WebSocket) or,
 //	               for other clients, in an "Authorization: Bearer" header
@@ -16,6 +17,26 @@
 // There is no user database: anyone who knows the one shared demo password
 // (-password) may log in under any valid nickname. A real application
 // checks its users there, and only there: the rest does not change.
+//
+// # Login throttle
+//
+// Every POST /login is counted against its client's address, before the body
+// is read and so before the password is checked: a burst of 5 attempts
+// (-login-burst), then one a second (-login-interval). Beyond that the
+// answer is 429 Too Many Requests, with a Retry-After header (in whole
+// seconds) and a plain-text reason, and the password is not checked: a
+// program that could have had 10,000 guesses checked in a second has one
+// checked. An IPv6 client is counted by its /64 network, which a single
+// subscriber commonly has whole. The throttle belongs to the server (one per
+// run) and its memory is bounded: a client that has not tried for the time
+// its burst takes to refill is forgotten, and at most 10,000 clients are
+// tracked; while that many have all tried recently, a new client is refused
+// with 429 too. Behind a reverse proxy every client has the proxy's address,
+// so they would share one budget: count them by the address the proxy
+// reports instead (as chatroom.WithClientIP does for the rooms), and trust
+// that only from the proxy. The HTTP server's timeouts and header limit are
+// those of examples/internal/serve (-read-timeout bounds a login's body
+// too).
 //
 // A token is base64url(JSON claims) "." base64url(HMAC-SHA256 of the first
 // part), signed with a key of the server's: a random one per process unless
@@ -51,16 +72,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/examples/internal/serve"
 )
 
 const (
@@ -89,6 +113,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	ttl := fs.Duration("ttl", time.Hour, "how long a token is valid")
 	keyFile := fs.String("key-file", "", "file holding the token signing key, at least 32 bytes (default: a random key per process)")
 	httpUnauthorized := fs.Bool("http-unauthorized", false, "refuse bad tokens with HTTP 401 instead of closing with 4001")
+	loginBurst := fs.Int("login-burst", defaultLoginBurst, "login attempts a client address may make at once")
+	loginInterval := fs.Duration("login-interval", defaultLoginInterval, "how often a client address may try to log in once its burst is spent")
+	limits := serve.Defaults()
+	limits.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,6 +127,13 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return errors.New("-password must not be empty")
 	case *ttl < time.Second:
 		return fmt.Errorf("-ttl %v: must be at least a second", *ttl)
+	case *loginBurst < 1:
+		return fmt.Errorf("-login-burst %d: must be at least 1", *loginBurst)
+	case *loginInterval <= 0:
+		return fmt.Errorf("-login-interval %v: must be positive", *loginInterval)
+	}
+	if err := limits.Validate(); err != nil {
+		return err
 	}
 	key, err := loadKey(*keyFile)
 	if err != nil {
@@ -118,9 +153,15 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	room := chatroom.New(opts...)
 
 	mux := http.NewServeMux()
-	mux.Handle("POST /login", login(tokens, *password))
+	mux.Handle("POST /login", &loginHandler{
+		tokens:   tokens,
+		password: *password,
+		throttle: newLoginThrottle(*loginInterval, *loginBurst, maxLoginClients, time.Now),
+		clientIP: chatroom.RemoteIP,
+		log:      log,
+	})
 	mux.Handle("GET /chat", room)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := limits.Server(mux, log)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -297,40 +338,57 @@ type loginResponse struct {
 	Expires  time.Time `json:"expires"`
 }
 
-// login answers POST /login with a token: 400 for a malformed body or an
-// invalid nickname, 401 for a wrong password, 413 for a body over 4 KiB.
-func login(tokens *signer, password string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
-		var req loginRequest
-		var err error
-		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
-			err = json.NewDecoder(r.Body).Decode(&req)
-		} else if err = r.ParseForm(); err == nil {
-			req.Nickname, req.Password = r.PostForm.Get("nickname"), r.PostForm.Get("password")
-		}
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
-			return
-		case err != nil:
-			http.Error(w, "malformed request", http.StatusBadRequest)
-			return
-		}
-		// The room checks the token's nickname too; checking it here tells
-		// the user now rather than at the WebSocket.
-		if err := chatroom.ValidateNickname(req.Nickname); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if subtle.ConstantTimeCompare([]byte(req.Password), []byte(password)) != 1 {
-			http.Error(w, "wrong password", http.StatusUnauthorized)
-			return
-		}
-		token, expires := tokens.issue(req.Nickname)
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(loginResponse{Token: token, Nickname: req.Nickname, Expires: expires.UTC()})
-	})
+// loginHandler answers POST /login with a token: 429 for a client over its
+// login rate, 400 for a malformed body or an invalid nickname, 401 for a
+// wrong password, 413 for a body over 4 KiB.
+type loginHandler struct {
+	tokens   *signer
+	password string
+	throttle *loginThrottle
+	clientIP func(*http.Request) string // the address a client's attempts count against
+	log      *slog.Logger
+}
+
+func (h *loginHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Before anything else, the body included: a refused attempt costs
+	// the server as little as it can.
+	ip := h.clientIP(r)
+	if wait, err := h.throttle.allow(clientKey(ip)); err != nil {
+		secs := max(1, int(math.Ceil(wait.Seconds())))
+		h.log.Debug("auth: login throttled", "ip", ip, "reason", err, "retry_after", secs)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		http.Error(w, fmt.Sprintf("%v; try again in %d s", err, secs), http.StatusTooManyRequests)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	var req loginRequest
+	var err error
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
+		err = json.NewDecoder(r.Body).Decode(&req)
+	} else if err = r.ParseForm(); err == nil {
+		req.Nickname, req.Password = r.PostForm.Get("nickname"), r.PostForm.Get("password")
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+		return
+	case err != nil:
+		http.Error(w, "malformed request", http.StatusBadRequest)
+		return
+	}
+	// The room checks the token's nickname too; checking it here tells
+	// the user now rather than at the WebSocket.
+	if err := chatroom.ValidateNickname(req.Nickname); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(req.Password), []byte(h.password)) != 1 {
+		http.Error(w, "wrong password", http.StatusUnauthorized)
+		return
+	}
+	token, expires := h.tokens.issue(req.Nickname)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(loginResponse{Token: token, Nickname: req.Nickname, Expires: expires.UTC()})
 }

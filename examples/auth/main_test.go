@@ -16,12 +16,13 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
+	"github.com/seed014c2c51/chatroom/examples/internal/serve/servetest"
 )
 
 const password = "open sesame"
 
 func TestLogin(t *testing.T) {
-	srv := start(t)
+	srv := start(t, "-login-burst", "100") // a dozen logins at once: see TestLoginThrottle
 	for _, tt := range []struct {
 		name, contentType, body string
 		status                  int
@@ -167,6 +168,27 @@ func TestSessionEndsAtExpiry(t *testing.T) {
 	expectClose(t, c, 4001, "token expired")
 }
 
+// The server closes idle keep-alive connections after -idle-timeout, while
+// a member outlives -read-timeout and -write-timeout: those bound ordinary
+// requests, such as a login's body, not WebSockets.
+func TestTimeouts(t *testing.T) {
+	limits := servetest.Short()
+	srv := start(t, servetest.Args(limits)...)
+	joinedAt := time.Now()
+	sei := dial(t, srv.chatURL(url.Values{"token": {loginAs(t, srv.addr, "sei")}}), nil)
+	say(t, sei, "hello")
+	expect(t, sei, `{"nickname":"sei","message":"hello"}`)
+
+	// GET /login: 405, and the connection is kept.
+	t.Log(servetest.ExpectIdleClosed(t, srv.addr, "/login", 200, limits.IdleTimeout))
+
+	if alive := time.Since(joinedAt); alive <= limits.ReadTimeout || alive <= limits.WriteTimeout {
+		t.Fatalf("waited %v, not longer than the read and write timeouts", alive)
+	}
+	say(t, sei, "still here")
+	expect(t, sei, `{"nickname":"sei","message":"still here"}`)
+}
+
 func TestBadFlags(t *testing.T) {
 	short := filepath.Join(t.TempDir(), "short")
 	if err := os.WriteFile(short, []byte("too short\n"), 0o600); err != nil {
@@ -179,6 +201,9 @@ func TestBadFlags(t *testing.T) {
 		{"-ttl", "0s"},
 		{"-key-file", short},
 		{"-key-file", filepath.Join(t.TempDir(), "missing")},
+		{"-login-burst", "0"},
+		{"-login-interval", "0s"},
+		{"-idle-timeout", "0s"},
 	} {
 		if err := run(t.Context(), args, io.Discard, nil); err == nil {
 			t.Errorf("run(%q) = nil, want an error", args)

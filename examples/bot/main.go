@@ -43,6 +43,11 @@
 // With -announce, the bot also reminds the room of /help at that interval,
 // from a goroutine of its own, with Room.Broadcast.
 //
+// The HTTP server's timeouts and header limit are those of
+// examples/internal/serve (-read-header-timeout, -read-timeout,
+// -write-timeout, -idle-timeout, -max-header-bytes); they bound ordinary
+// requests and idle keep-alive connections, not WebSockets.
+//
 // SIGINT or SIGTERM shuts the server down gracefully: members receive close
 // status 1001.
 package main
@@ -63,6 +68,7 @@ import (
 	"time"
 
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/examples/internal/serve"
 )
 
 const (
@@ -87,6 +93,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", ":8003", "address to listen on")
 	announce := fs.Duration("announce", 0, "how often the bot reminds the room of /help (0: never)")
+	limits := serve.Defaults()
+	limits.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -95,6 +103,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	if *announce < 0 {
 		return fmt.Errorf("-announce %v: must not be negative", *announce)
+	}
+	if err := limits.Validate(); err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
@@ -108,7 +119,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	)
 	mux := http.NewServeMux()
 	mux.Handle("GET /chat", room)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := limits.Server(mux, log)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

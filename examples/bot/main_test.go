@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/examples/internal/serve/servetest"
 )
 
 func TestCommands(t *testing.T) {
@@ -104,8 +105,27 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
+// The server closes idle keep-alive connections after -idle-timeout, while
+// a member outlives -read-timeout and -write-timeout: those bound ordinary
+// requests, not WebSockets.
+func TestTimeouts(t *testing.T) {
+	limits := servetest.Short()
+	srv := start(t, servetest.Args(limits)...)
+	joinedAt := time.Now()
+	sei := join(t, srv, "sei")
+
+	// GET /chat without an upgrade: 426, and the connection is kept.
+	t.Log(servetest.ExpectIdleClosed(t, srv.addr, "/chat", 200, limits.IdleTimeout))
+
+	if alive := time.Since(joinedAt); alive <= limits.ReadTimeout || alive <= limits.WriteTimeout {
+		t.Fatalf("waited %v, not longer than the read and write timeouts", alive)
+	}
+	sei.say("/echo still here")
+	sei.expect(fromBot("sei", "still here"))
+}
+
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-announce", "-1s"}} {
+	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-announce", "-1s"}, {"-write-timeout", "0s"}} {
 		if err := run(t.Context(), args, io.Discard, nil); err == nil {
 			t.Errorf("run(%q) = nil, want an error", args)
 		}

@@ -9,15 +9,20 @@
 //	/                     the chat page (embedded, from ../internal/webchat/static:
 //	                      index.html, app.js, style.css)
 //	/rooms/{room}/chat    the page's rooms: a chatroom.Registry with presence,
-//	                      join/leave notices, error frames and history, so a
-//	                      client that reconnects with ?since=<id> gets what it missed
+//	                      join/leave notices, error frames, unique nicknames
+//	                      (4009 "nickname taken") and history, so a client that
+//	                      reconnects with ?since=<id> gets what it missed
 //	/chat                 the tutorial's single room, speaking the default protocol
 //	                      ({"nickname","message"} and nothing else), for the
 //	                      tutorial's own front ends
 //
 // -origins lets a front end served from another origin (such as the
-// tutorial's own on port 3000) connect. SIGINT or SIGTERM shuts it down
-// gracefully: members receive close status 1001.
+// tutorial's own on port 3000) connect. The HTTP server's timeouts and
+// header limit are those of examples/internal/serve (-read-header-timeout,
+// -read-timeout, -write-timeout, -idle-timeout, -max-header-bytes); they
+// bound ordinary requests and idle keep-alive connections, not WebSockets.
+// SIGINT or SIGTERM shuts it down gracefully: members receive close status
+// 1001.
 package main
 
 import (
@@ -37,6 +42,7 @@ import (
 	"time"
 
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/examples/internal/serve"
 	"github.com/seed014c2c51/chatroom/examples/internal/webchat"
 )
 
@@ -66,6 +72,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	addr := fs.String("addr", ":8000", "address to listen on")
 	origins := fs.String("origins", "", "comma-separated origin host patterns allowed to connect, e.g. localhost:3000")
 	history := fs.Int("history", 100, "messages each room keeps for joiners and reconnecting clients (0: none)")
+	limits := serve.Defaults()
+	limits.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,6 +82,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	if *history < 0 {
 		return fmt.Errorf("-history %d: must not be negative", *history)
+	}
+	if err := limits.Validate(); err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	allowed := splitList(*origins)
@@ -86,13 +97,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		chatroom.WithRoomOptions(
 			chatroom.WithLogger(log),
 			chatroom.WithOriginPatterns(allowed...),
-			chatroom.WithPresence(),    // member list, join and leave notices
-			chatroom.WithErrorFrames(), // bad input and rate limit: an error frame, not a close
+			chatroom.WithPresence(),        // member list, join and leave notices
+			chatroom.WithUniqueNicknames(), // one "sei" per room, in any case: 4009 for another
+			chatroom.WithErrorFrames(),     // bad input and rate limit: an error frame, not a close
 			chatroom.WithRateLimit(ratePerSecond, rateBurst),
 			chatroom.WithHistory(*history), // 0 keeps none
 		),
 	)
-	srv := &http.Server{Handler: newMux(tutorial, rooms), ReadHeaderTimeout: 10 * time.Second}
+	srv := limits.Server(newMux(tutorial, rooms), log)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

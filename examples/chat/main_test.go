@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/examples/internal/serve/servetest"
 )
 
 // timeout bounds every dial, read and write, and the server's shutdown.
@@ -271,7 +272,7 @@ func TestRoomChat(t *testing.T) {
 	ann := s.join(t, "lobby", "ann", "")
 	want(t, ann, members("ann"), joined("ann"))
 	bob := s.join(t, "lobby", "bob", "")
-	want(t, bob, joined("ann"), members("ann", "bob"), joined("bob")) // the history, then the list
+	want(t, bob, members("ann", "bob"), joined("bob")) // the list, then its join
 	want(t, ann, joined("bob"))
 
 	const japanese = "こんにちは、世界 🌏🎉 日本語もOK"
@@ -325,7 +326,7 @@ func TestHistoryResume(t *testing.T) {
 	ann := s.join(t, "lobby", "ann", "")
 	want(t, ann, members("ann"), joined("ann"))
 	bob := s.join(t, "lobby", "bob", "")
-	want(t, bob, joined("ann"), members("ann", "bob"), joined("bob")) // the history, then the list
+	want(t, bob, members("ann", "bob"), joined("bob")) // the list (notices are not history)
 	want(t, ann, joined("bob"))
 
 	send(t, ann, "one")
@@ -342,24 +343,21 @@ func TestHistoryResume(t *testing.T) {
 	// Bob resumes: exactly what he missed, with the IDs ann saw, then the
 	// member list and his join.
 	bob = s.join(t, "lobby", "bob", strconv.FormatUint(last, 10))
-	got := want(t, bob, left("bob"), message("ann", "two"), message("ann", "three 🍣"), members("ann", "bob"), joined("bob"))
-	if diff := cmp.Diff(missed, got[1:3]); diff != "" {
+	got := want(t, bob, message("ann", "two"), message("ann", "three 🍣"), members("ann", "bob"), joined("bob"))
+	if diff := cmp.Diff(missed, got[0:2]); diff != "" {
 		t.Errorf("replayed frames differ from the live ones (-live +replayed):\n%s", diff)
 	}
 	want(t, ann, joined("bob"))
 
 	// A newcomer gets the whole history; a client that resumes from an ID
 	// this room never gave (a server restart) is told that some is gone.
-	history := []chatroom.Message{
-		joined("ann"), joined("bob"), message("ann", "one"), left("bob"),
-		message("ann", "two"), message("ann", "three 🍣"), joined("bob"),
-	}
+	history := []chatroom.Message{message("ann", "one"), message("ann", "two"), message("ann", "three 🍣")}
 	cat := s.join(t, "lobby", "cat", "")
 	want(t, cat, append(history, members("ann", "bob", "cat"), joined("cat"))...)
 	dan := s.join(t, "lobby", "dan", "1")
 	truncated := chatroom.Message{Type: chatroom.TypeTruncated}
 	want(t, dan, append(append([]chatroom.Message{truncated}, history...),
-		joined("cat"), members("ann", "bob", "cat", "dan"), joined("dan"))...)
+		members("ann", "bob", "cat", "dan"), joined("dan"))...)
 }
 
 func TestHistoryFlag(t *testing.T) {
@@ -414,8 +412,32 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
+// The server closes idle keep-alive connections after -idle-timeout, while
+// members of both kinds of room outlive -read-timeout and -write-timeout:
+// those bound ordinary requests, not WebSockets.
+func TestTimeouts(t *testing.T) {
+	limits := servetest.Short()
+	s := start(t, servetest.Args(limits)...)
+	joinedAt := time.Now()
+	ann := s.join(t, "lobby", "ann", "")
+	want(t, ann, members("ann"), joined("ann"))
+	tut := s.dial(t, "/chat?nickname=tut")
+
+	t.Log(servetest.ExpectIdleClosed(t, s.addr, "/", 200, limits.IdleTimeout))
+
+	if alive := time.Since(joinedAt); alive <= limits.ReadTimeout || alive <= limits.WriteTimeout {
+		t.Fatalf("waited %v, not longer than the read and write timeouts", alive)
+	}
+	send(t, ann, "still here")
+	want(t, ann, message("ann", "still here"))
+	send(t, tut, "me too")
+	if got := string(readRaw(t, tut)); got != `{"nickname":"tut","message":"me too"}` {
+		t.Errorf("/chat read %s", got)
+	}
+}
+
 func TestBadArguments(t *testing.T) {
-	for _, args := range [][]string{{"-nope"}, {"-history", "-1"}, {"-history", "many"}, {"extra"}} {
+	for _, args := range [][]string{{"-nope"}, {"-history", "-1"}, {"-history", "many"}, {"extra"}, {"-idle-timeout", "0s"}, {"-max-header-bytes", "-1"}} {
 		if err := run(context.Background(), args, io.Discard, nil); err == nil {
 			t.Errorf("run accepted %q", args)
 		}

@@ -10,7 +10,10 @@
 // JetStream, so the rooms' history, frame IDs and presence are the
 // cluster's: reload a tab on the other node and it resumes where it was.
 //
-// Flags: -addrs (the nodes' addresses, comma-separated), -history.
+// Flags: -addrs (the nodes' addresses, comma-separated), -history, and the
+// HTTP server's limits of examples/internal/serve (-read-header-timeout,
+// -read-timeout, -write-timeout, -idle-timeout, -max-header-bytes), which
+// bound ordinary requests and idle keep-alive connections, not WebSockets.
 // SIGINT or SIGTERM shuts everything down gracefully.
 package main
 
@@ -32,6 +35,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/examples/internal/serve"
 	"github.com/seed014c2c51/chatroom/examples/internal/webchat"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
@@ -54,6 +58,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- []st
 	fs.SetOutput(stderr)
 	addrs := fs.String("addrs", ":8011,:8012", "comma-separated addresses of the nodes, one node each")
 	history := fs.Int("history", 100, "messages each room keeps for joiners and reconnecting clients")
+	limits := serve.Defaults()
+	limits.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,6 +68,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- []st
 	}
 	if *history < 1 {
 		return fmt.Errorf("-history %d: must be at least 1", *history)
+	}
+	if err := limits.Validate(); err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
@@ -87,7 +96,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- []st
 		}
 	}()
 	for i, addr := range strings.Split(*addrs, ",") {
-		n, err := startNode(fmt.Sprintf("node%d", i+1), strings.TrimSpace(addr), ns.ClientURL(), *history, log)
+		n, err := startNode(fmt.Sprintf("node%d", i+1), strings.TrimSpace(addr), ns.ClientURL(), *history, limits, log)
 		if err != nil {
 			return err
 		}
@@ -157,7 +166,7 @@ type node struct {
 	ln     net.Listener
 }
 
-func startNode(name, addr, natsURL string, history int, log *slog.Logger) (*node, error) {
+func startNode(name, addr, natsURL string, history int, limits serve.Limits, log *slog.Logger) (*node, error) {
 	log = log.With("node", name)
 	nc, err := nats.Connect(natsURL, append(natsbroker.ConnectOptions(), nats.Name(name))...)
 	if err != nil {
@@ -189,7 +198,7 @@ func startNode(name, addr, natsURL string, history int, log *slog.Logger) (*node
 		nc:     nc,
 		broker: b,
 		rooms:  rooms,
-		srv:    &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		srv:    limits.Server(mux, log),
 		ln:     ln,
 	}, nil
 }

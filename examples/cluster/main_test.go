@@ -10,18 +10,20 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/examples/internal/serve/servetest"
 )
 
 const testTimeout = 20 * time.Second
 
-// startCluster runs the example on free loopback ports and returns the
-// nodes' addresses; it stops when the test ends.
-func startCluster(t *testing.T) []string {
+// startCluster runs the example on free loopback ports, with args, and
+// returns the nodes' addresses; it stops when the test ends.
+func startCluster(t *testing.T, args ...string) []string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan []string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addrs", "127.0.0.1:0,127.0.0.1:0"}, io.Discard, ready) }()
+	args = append([]string{"-addrs", "127.0.0.1:0,127.0.0.1:0"}, args...)
+	go func() { done <- run(ctx, args, io.Discard, ready) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -113,5 +115,45 @@ func TestMessageCrossesNodes(t *testing.T) {
 	got = bob.next(chatroom.TypeMessage, chatroom.TypeTruncated)
 	if got.Type != chatroom.TypeMessage || got.Text != "while bob was away" {
 		t.Fatalf("bob, resuming on node 1, got %+v, want what he missed", got)
+	}
+}
+
+// Every node closes idle keep-alive connections after -idle-timeout, while
+// members outlive -read-timeout and -write-timeout: those bound ordinary
+// requests, not WebSockets.
+func TestTimeouts(t *testing.T) {
+	limits := servetest.Short()
+	addrs := startCluster(t, servetest.Args(limits)...)
+	joinedAt := time.Now()
+	ann := dial(t, addrs[0], "lobby", "ann", "")
+	bob := dial(t, addrs[1], "lobby", "bob", "")
+	for m := ann.next(chatroom.TypeJoin); m.Nickname != "bob"; m = ann.next(chatroom.TypeJoin) {
+	}
+
+	for _, addr := range addrs {
+		t.Log(addr, servetest.ExpectIdleClosed(t, addr, "/", 200, limits.IdleTimeout))
+	}
+
+	if alive := time.Since(joinedAt); alive <= limits.ReadTimeout || alive <= limits.WriteTimeout {
+		t.Fatalf("waited %v, not longer than the read and write timeouts", alive)
+	}
+	ann.send("still here")
+	if got := bob.next(chatroom.TypeMessage); got.Nickname != "ann" || got.Text != "still here" {
+		t.Fatalf("bob got %+v", got)
+	}
+	bob.send("me too")
+	// ann sees the room's order: her own message, then bob's answer to it.
+	for _, want := range []chatroom.Message{{Nickname: "ann", Text: "still here"}, {Nickname: "bob", Text: "me too"}} {
+		if got := ann.next(chatroom.TypeMessage); got.Nickname != want.Nickname || got.Text != want.Text {
+			t.Fatalf("ann got %+v, want %s: %s", got, want.Nickname, want.Text)
+		}
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-history", "0"}, {"-idle-timeout", "0s"}, {"-max-header-bytes", "0"}} {
+		if err := run(t.Context(), args, io.Discard, nil); err == nil {
+			t.Errorf("run(%q) = nil, want an error", args)
+		}
 	}
 }

@@ -22,6 +22,11 @@
 // cannot set headers on a WebSocket. A request without the key is refused
 // with HTTP 401 before any upgrade.
 //
+// The HTTP server's timeouts and header limit are those of
+// examples/internal/serve (-read-header-timeout, -read-timeout,
+// -write-timeout, -idle-timeout, -max-header-bytes); they bound ordinary
+// requests and idle keep-alive connections, not WebSockets.
+//
 // SIGINT or SIGTERM shuts the server down gracefully: members receive close
 // status 1001.
 package main
@@ -43,6 +48,7 @@ import (
 	"time"
 
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/examples/internal/serve"
 )
 
 const (
@@ -67,6 +73,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", ":8001", "address to listen on")
 	apiKey := fs.String("api-key", "demo-key", "the key clients must present under /api/v1/")
+	limits := serve.Defaults()
+	limits.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,13 +84,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if *apiKey == "" {
 		return errors.New("-api-key must not be empty")
 	}
+	if err := limits.Validate(); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	rooms := chatroom.NewRegistry(
 		chatroom.WithMaxRooms(maxRooms),
 		chatroom.WithRoomOptions(chatroom.WithLogger(log)),
 	)
-	srv := &http.Server{Handler: newHandler(rooms, *apiKey, log), ReadHeaderTimeout: 10 * time.Second}
+	srv := limits.Server(newHandler(rooms, *apiKey, log), log)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

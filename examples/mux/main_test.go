@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/examples/internal/serve/servetest"
 )
 
 const key = "test-key"
@@ -162,8 +163,28 @@ func TestWrapperWithoutUnwrap(t *testing.T) {
 	}
 }
 
+// The server closes idle keep-alive connections after -idle-timeout, while
+// a member outlives -read-timeout and -write-timeout: those bound ordinary
+// requests, not WebSockets, even through the middleware.
+func TestTimeouts(t *testing.T) {
+	limits := servetest.Short()
+	srv := start(t, append([]string{"-api-key", key}, servetest.Args(limits)...)...)
+	joinedAt := time.Now()
+	sei := dial(t, "ws://"+srv.addr+"/api/v1/rooms/lobby/ws?nickname=sei&api_key="+key, nil)
+	say(t, sei, "hello")
+	expect(t, sei, `{"nickname":"sei","message":"hello"}`)
+
+	t.Log(servetest.ExpectIdleClosed(t, srv.addr, "/healthz", 200, limits.IdleTimeout))
+
+	if alive := time.Since(joinedAt); alive <= limits.ReadTimeout || alive <= limits.WriteTimeout {
+		t.Fatalf("waited %v, not longer than the read and write timeouts", alive)
+	}
+	say(t, sei, "still here")
+	expect(t, sei, `{"nickname":"sei","message":"still here"}`)
+}
+
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-nope"}, {"-api-key", ""}, {"extra"}} {
+	for _, args := range [][]string{{"-nope"}, {"-api-key", ""}, {"extra"}, {"-read-timeout", "0s"}} {
 		if err := run(t.Context(), args, io.Discard, nil); err == nil {
 			t.Errorf("run(%q) = nil, want an error", args)
 		}

@@ -28,6 +28,7 @@ class Session {
     this.ticker = 0; // countdown of the pending reconnect
     this.lost = false; // a connection that was open has closed
     this.resuming = false; // this connection asked for ?since=
+    this.joined = false; // a connection of this visit has joined (received a frame)
     this.members = [];
     this.left = false;
   }
@@ -72,13 +73,25 @@ class Session {
   }
 
   closed(e, opened) {
+    if (e.code === 4009) {
+      if (!this.joined) {
+        // The first connection: someone in the room has this nickname.
+        refuseJoin(`“${this.nickname}” is already in #${this.room} (nickname taken). Pick another nickname.`);
+        return;
+      }
+      // A reconnect: most likely the room still holds this page's own old
+      // connection, which it drops once its keepalive times out (about 45 s
+      // after a network cut). Keep trying, with the usual backoff.
+      this.reconnectLater("Waiting for the old connection to expire. Retrying");
+      return;
+    }
     const why = closeText(e);
     if (opened) {
       this.lost = true;
       addNotice("status", `Connection lost${why ? ` (${why})` : ""}. Reconnecting…`);
     }
     // Refusals that a retry would only repeat.
-    if (e.code === 4001 || e.code === 4009 || (e.code === 1008 && e.reason === "join refused")) {
+    if (e.code === 4001 || (e.code === 1008 && e.reason === "join refused")) {
       setStatus("failed", `Disconnected: ${e.reason || e.code}`);
       showRetry(true);
       return;
@@ -87,15 +100,16 @@ class Session {
   }
 
   // reconnectLater waits with exponential backoff and jitter, so that a
-  // restarted server is not stormed by every page at once.
-  reconnectLater() {
+  // restarted server is not stormed by every page at once. why begins the
+  // status shown meanwhile.
+  reconnectLater(why = "Offline. Reconnecting") {
     const ceiling = Math.min(MAX_DELAY, MIN_DELAY * 2 ** this.attempt);
     const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
     this.attempt++;
     const at = Date.now() + delay;
     const show = () => {
       const s = Math.max(1, Math.ceil((at - Date.now()) / 1000));
-      setStatus("reconnecting", `Offline. Reconnecting in ${s} s…`);
+      setStatus("reconnecting", `${why} in ${s} s…`);
     };
     show();
     showRetry(true);
@@ -142,6 +156,7 @@ class Session {
     // the member list and notices take new ones (PROTOCOL.md, section 5).
     if (Number.isSafeInteger(f.id) && f.id > this.lastId) this.lastId = f.id;
     this.attempt = 0;
+    this.joined = true; // a refused connection receives no frame, only its close
     const me = f.nickname === this.nickname;
     switch (f.type) {
       case "message":
@@ -320,17 +335,42 @@ function setSendEnabled(on) {
   $("send").disabled = !on;
 }
 
-// The join form. The server checks the same rules (ValidateNickname,
-// ValidateRoomName) and answers HTTP 400, which a browser cannot read.
+// The join form. The server checks the same rules (ValidateNickname, which
+// is the PRECIS Nickname profile of RFC 8266, and ValidateRoomName) and
+// answers HTTP 400, which a browser cannot read: the page checks them first,
+// as closely as a page can.
 
-const BAD_NICKNAME = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
+// Characters the nickname profile refuses: controls, invisible format
+// characters (zero-width space, BOM, soft hyphen, direction marks),
+// private use, unassigned, default-ignorable (variation selectors). A
+// zero-width (non-)joiner passes after a combining mark, as after a virama.
+const BAD_NICKNAME = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+const JOINER_AFTER_MARK = /(?<=\p{M})[\u200C\u200D]/gu;
 const ROOM_NAME = /^[\p{L}\p{Nd}\p{M}_.~-]+$/u;
 
-function nicknameError(s) {
+// prepareNickname is what the server does to a nickname before showing it
+// (PrepareNickname): every space becomes U+0020, spaces are trimmed and
+// collapsed, then NFKC; until nothing changes.
+function prepareNickname(s) {
+  for (let i = 0, prev = ""; i < 4 && s !== prev; i++) {
+    prev = s;
+    s = s.replace(/\p{Zs}/gu, " ").replace(/ {2,}/g, " ").replace(/^ | $/g, "").normalize("NFKC");
+  }
+  return s;
+}
+
+// nicknameError checks a nickname as typed; the page then joins with its
+// prepared form.
+function nicknameError(raw) {
+  if ((raw.isWellFormed && !raw.isWellFormed()) || BAD_NICKNAME.test(raw.replace(JOINER_AFTER_MARK, ""))) {
+    return "That nickname has characters that are not allowed: controls, invisible characters, direction marks " +
+      "(emoji such as ❤️ or 👨‍👩‍👧 hold invisible ones).";
+  }
+  const s = prepareNickname(raw);
   const n = Array.from(s).length;
   if (n === 0) return "Pick a nickname.";
   if (n > 64) return "A nickname has at most 64 characters.";
-  if ((s.isWellFormed && !s.isWellFormed()) || BAD_NICKNAME.test(s)) return "That nickname has characters that are not allowed.";
+  if (s.toLowerCase().startsWith("unknown_")) return "Nicknames beginning with unknown_ are reserved.";
   return "";
 }
 
@@ -339,7 +379,13 @@ function roomError(s) {
   if (n === 0) return "Pick a room.";
   if (n > 64) return "A room name has at most 64 characters.";
   if (!ROOM_NAME.test(s)) return "A room name has letters, digits and - _ . ~ only.";
+  if (/^\.+$/.test(s)) return "A room name cannot be only dots.";
   return "";
+}
+
+function showJoinError(text) {
+  $("join-error").textContent = text;
+  $("join-error").hidden = !text;
 }
 
 let session = null;
@@ -368,6 +414,13 @@ function leaveRoom() {
   $("nickname").focus();
 }
 
+// refuseJoin goes back to the join form, saying why, for another try.
+function refuseJoin(text) {
+  leaveRoom();
+  showJoinError(text);
+  $("nickname").select();
+}
+
 function init() {
   try {
     $("nickname").value = localStorage.getItem(NICKNAME_KEY) || "";
@@ -384,12 +437,12 @@ function init() {
 
   $("join-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    const nickname = $("nickname").value.trim();
+    const typed = $("nickname").value;
     const room = $("room").value.trim();
-    const err = nicknameError(nickname) || roomError(room);
-    $("join-error").textContent = err;
-    $("join-error").hidden = !err;
+    const err = nicknameError(typed) || roomError(room);
+    showJoinError(err);
     if (err) return;
+    const nickname = prepareNickname(typed);
     try {
       localStorage.setItem(NICKNAME_KEY, nickname);
     } catch {
