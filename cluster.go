@@ -119,15 +119,6 @@ type wire struct {
 	Query    bool     `json:"q,omitempty"`
 }
 
-// kept reports whether a frame of type t belongs in the room's history.
-func kept(t MessageType) bool {
-	switch t.orDefault() {
-	case TypeMessage, TypeSystem, TypeJoin, TypeLeave:
-		return true
-	}
-	return false
-}
-
 // cluster is a room's link to its broker.
 type cluster struct {
 	rm        *Room
@@ -241,8 +232,7 @@ func (c *cluster) enter() {
 	if !c.numbered() {
 		// This node's history has a gap from here on: IDs from before it
 		// are treated as foreign, so resuming clients learn of it.
-		rm.seq = max(rm.seq+1, uint64(max(rm.cfg.now().UnixMicro(), 0)))
-		rm.firstID = rm.seq + 1
+		rm.startNumberingLocked()
 	}
 	// A seeded node that is alive answers the query announce sends below
 	// at once; one that died recently is forgotten sooner than its record
@@ -508,8 +498,7 @@ func (c *cluster) deliverLocked(w *wire, p Publication) {
 		msg.ID = p.ID
 		rm.seq = max(rm.seq, p.ID)
 	case !c.numbered() && rm.cfg.stamps():
-		rm.seq++
-		msg.ID = rm.seq
+		msg.ID = rm.nextIDLocked()
 	default:
 		msg.ID = rm.seq
 	}
@@ -694,14 +683,13 @@ func (c *cluster) replayLocked(m *Member) {
 		last = r.msgs[len(r.msgs)-1].ID
 		rm.seq = max(rm.seq, last)
 	}
-	for _, msg := range r.msgs {
-		m.enqueueUnbounded(rm.encode(msg))
-	}
+	msgs := r.msgs
 	for _, msg := range c.recent {
 		if msg.ID > last {
-			m.enqueueUnbounded(rm.encode(msg))
+			msgs = append(msgs, msg)
 		}
 	}
+	m.replayLocked(msgs)
 }
 
 // forget drops the history read for a member that did not join.

@@ -16,8 +16,11 @@
 //
 // An absent or empty nickname becomes "unknown_{client IP}", for example
 // "unknown_127.0.0.1" or "unknown_::1". A nickname the client chooses must
-// pass ValidateNickname (or the WithNicknameValidator in force); otherwise the
-// request is refused with HTTP 400 and a plain-text reason before any upgrade.
+// pass ValidateNickname (the PRECIS Nickname profile of RFC 8266, or the
+// WithNicknameValidator in force) and must not begin with "unknown_" in any
+// case; otherwise the request is refused with HTTP 400 and a plain-text reason
+// before any upgrade. The room shows it prepared (PrepareNickname): spaces
+// trimmed and collapsed, NFKC-normalised.
 //
 // The client sends text frames holding a JSON object with a string "message"
 // field; other fields are ignored:
@@ -60,7 +63,7 @@
 //	1008  ErrSlowConsumer     the member fell behind (see below)       "too slow"
 //	1008  ErrRateLimited      faster than WithRateLimit allows         "rate limit exceeded"
 //	1008  (never joined)      the join hook returned an error          "join refused"
-//	1009  ErrMessageTooBig    a message over WithMaxMessageSize        (set by coder/websocket)
+//	1009  ErrMessageTooBig    a message over WithMaxMessageSize        "message too big"
 //	1011  ErrHookPanic        a hook panicked                          "internal error"
 //	any   ErrRefused          a hook's websocket.CloseError;           as given
 //	                          Member.Close
@@ -88,6 +91,22 @@
 // reads normally to survive a burst of thousands of messages), and each write
 // must finish within the write timeout (WithWriteTimeout, 10s). A member that
 // exceeds either is closed with 1008 "too slow"; the others do not notice.
+// What the kernel holds for a member is bounded by its socket's send buffer
+// (WithSendBuffer, 64 KiB), and a joiner's history is encoded only as its
+// writer reaches it, so a member that never reads costs a bounded amount.
+//
+// What members send is shaped, not policed: the room reads at most 1000
+// messages a second from one member (WithPacing), and stops reading a member
+// whose own queue is more than half full, so that TCP makes a fast sender
+// wait instead of its flood filling the others' queues or its own echoes
+// getting it cut. WithRateLimit adds policing on top. One client IP may join
+// a room 100 times at once and 20 times a second after that (WithJoinLimit).
+//
+// Every close the room starts completes the closing handshake of RFC 6455:
+// after the close frame it reads and discards what the client still sends
+// until the client's close frame, within the close timeout (WithCloseTimeout)
+// and 128 MiB, and only then closes the connection, so that the client reads
+// the close code even while it is still sending.
 //
 // The room pings every member every 30s and drops one that does not answer
 // within 15s (WithKeepalive). Shutdown refuses new connections with 503,

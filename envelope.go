@@ -1,7 +1,6 @@
 package chatroom
 
 import (
-	"slices"
 	"time"
 
 	"github.com/coder/websocket"
@@ -32,10 +31,11 @@ const (
 // exactly {"nickname","message"}. WithNotices, WithPresence, WithErrorFrames
 // and WithDirectMessages turn it on, since their frames need a type.
 //
-// A room numbers its frames from the time it was created, in microseconds,
-// so that a room created again (after a restart, say) numbers above the old
-// one and a resuming client learns that its history is gone (see
-// WithHistory).
+// A room numbers its frames from the time it was created, so that a room
+// created again (after a restart, say) numbers above the old one and a
+// resuming client learns that its history is gone (see WithHistory).
+// Consecutive IDs differ by 1024, and their remainder modulo 1024 comes from
+// the room's name, so that an ID from another room is told apart too.
 func WithEnvelope() Option {
 	return func(c *config) { c.envelope = true }
 }
@@ -92,9 +92,10 @@ func (rm *Room) stampLocked(msg *Message) {
 		return
 	}
 	if rm.cluster == nil || !rm.cluster.numbered() {
-		rm.seq++
-	} // else the broker numbers the room's frames: take the last one's ID
-	msg.ID = rm.seq
+		msg.ID = rm.nextIDLocked()
+	} else {
+		msg.ID = rm.seq // the broker numbers the room's frames: the last one's ID
+	}
 	msg.Time = rm.cfg.now()
 }
 
@@ -102,14 +103,20 @@ func (rm *Room) stampLocked(msg *Message) {
 // frame, header included, in one allocation: encoded once, the same bytes
 // go to every member (coder/websocket has no prepared-message API).
 func (rm *Room) encode(msg Message) []byte {
-	buf := make([]byte, maxFrameHeader, maxFrameHeader+msg.encodedLen())
+	n := msg.encodedLen()
 	if rm.cfg.envelope {
-		buf = slices.Grow(buf, msg.envelopeLen()-msg.encodedLen())
-		buf = msg.appendEnvelope(buf)
-	} else {
-		buf = msg.appendJSON(buf)
+		n = msg.envelopeLen()
 	}
-	return textFrame(buf)
+	buf := make([]byte, maxFrameHeader, maxFrameHeader+n)
+	return textFrame(rm.appendPayload(buf, msg))
+}
+
+// appendPayload appends msg in the room's protocol to b.
+func (rm *Room) appendPayload(b []byte, msg Message) []byte {
+	if rm.cfg.envelope {
+		return msg.appendEnvelope(b)
+	}
+	return msg.appendJSON(b)
 }
 
 // errorFrame is the error frame that answers a member's bad input.

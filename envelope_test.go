@@ -14,8 +14,8 @@ func TestEnvelopeFrames(t *testing.T) {
 	sei := tr.join("sei")
 	want := []string{
 		fmt.Sprintf(`{"type":"message","id":%d,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"<b>\"hi\"</b>"}`, firstTestID),
-		fmt.Sprintf(`{"type":"message","id":%d,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":""}`, firstTestID+1),
-		fmt.Sprintf(`{"type":"system","id":%d,"time":"2026-11-23T08:00:00.000Z","message":"maintenance at 9"}`, firstTestID+2),
+		fmt.Sprintf(`{"type":"message","id":%d,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":""}`, testID(1)),
+		fmt.Sprintf(`{"type":"system","id":%d,"time":"2026-11-23T08:00:00.000Z","message":"maintenance at 9"}`, testID(2)),
 	}
 	sei.send(`<b>"hi"</b>`)
 	sei.send("")

@@ -283,12 +283,12 @@ func ExampleWithPresence() {
 		fmt.Println(ann.NextRaw())
 	})
 	// Output:
-	// {"type":"members","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","members":["ann"]}
-	// {"type":"join","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann"}
-	// {"type":"members","id":1795420800000003,"time":"2026-11-23T08:00:00.000Z","members":["ann","sei"]}
-	// {"type":"join","id":1795420800000004,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
-	// {"type":"join","id":1795420800000004,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
-	// {"type":"leave","id":1795420800000005,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"members","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","members":["ann"]}
+	// {"type":"join","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","nickname":"ann"}
+	// {"type":"members","id":1838510899203877,"time":"2026-11-23T08:00:00.000Z","members":["ann","sei"]}
+	// {"type":"join","id":1838510899204901,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"join","id":1838510899204901,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"leave","id":1838510899205925,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
 }
 
 // A direct message reaches the recipient and the sender only; a message to
@@ -306,9 +306,9 @@ func ExampleWithDirectMessages() {
 		fmt.Println(bob.NextRaw())
 	})
 	// Output:
-	// {"type":"direct","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
-	// {"type":"error","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","message":"no such member: nobody","code":4404}
-	// {"type":"direct","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
+	// {"type":"direct","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
+	// {"type":"error","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","message":"no such member: nobody","code":4404}
+	// {"type":"direct","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
 }
 
 // With history a joiner receives the last messages first, and a client that
@@ -328,14 +328,14 @@ func ExampleWithHistory() {
 	}
 	ann.print(3)
 	// sei saw "one" (id …001) before its train entered a tunnel.
-	sei := connect(ctx, wsURL(srv, "/?nickname=sei&since=1795420800000001"))
+	sei := connect(ctx, wsURL(srv, "/?nickname=sei&since=1838510899201829"))
 	sei.print(2)
 	// Output:
-	// {"type":"message","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"one"}
-	// {"type":"message","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"two"}
-	// {"type":"message","id":1795420800000003,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"three"}
-	// {"type":"message","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"two"}
-	// {"type":"message","id":1795420800000003,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"three"}
+	// {"type":"message","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"one"}
+	// {"type":"message","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"two"}
+	// {"type":"message","id":1838510899203877,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"three"}
+	// {"type":"message","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"two"}
+	// {"type":"message","id":1838510899203877,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"three"}
 }
 
 // SendTo reaches every connection of one nickname, as the tutorial's
@@ -382,11 +382,11 @@ func ExampleWithExcludeSender() {
 	ann.send(`{"message":"hey"}`)
 	sei.print(1) // "hey", not sei's own "hi"
 	// Output:
-	// {"type":"join","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"ann"}
-	// {"type":"join","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
-	// {"type":"join","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
-	// {"type":"message","id":1795420800000003,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"hi"}
-	// {"type":"message","id":1795420800000004,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"hey"}
+	// {"type":"join","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","nickname":"ann"}
+	// {"type":"join","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"join","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"message","id":1838510899203877,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"hi"}
+	// {"type":"message","id":1838510899204901,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"hey"}
 }
 
 // With error frames, bad input is answered and the member stays. With
@@ -406,8 +406,8 @@ func ExampleWithErrorFrames() {
 	impostor := connect(ctx, wsURL(srv, "/?nickname=sei"))
 	impostor.print(1)
 	// Output:
-	// {"type":"error","id":1795420800000001,"time":"2026-11-23T08:00:00.000Z","message":"expected {\"message\": string}","code":1007}
-	// {"type":"message","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"better"}
+	// {"type":"error","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","message":"expected {\"message\": string}","code":1007}
+	// {"type":"message","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"better"}
 	// closed: 4009 nickname taken
 }
 

@@ -21,8 +21,11 @@ var testEpoch = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 
 func fixedClock() time.Time { return testEpoch }
 
-// firstTestID is the first frame ID of a room on the fixed clock.
-var firstTestID = uint64(testEpoch.UnixMicro()) + 1
+// firstTestID is the first frame ID of an unnamed room on the fixed clock;
+// testID(i) is its i-th (from 0).
+var firstTestID = idBase(testEpoch, roomTag("")) + idStride
+
+func testID(i int) uint64 { return firstTestID + uint64(i)*idStride }
 
 // ignoreStamps compares frames without their ID and time.
 var ignoreStamps = cmpopts.IgnoreFields(Message{}, "ID", "Time")

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,9 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 			rm.finish(upgraded)
 		}
 	}()
+	if rm.refuseJoin(w, r) {
+		return
+	}
 	adm, status, err := rm.admit(r)
 	if err != nil {
 		msg := err.Error()
@@ -62,7 +66,10 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	hw := &hijackRecorder{ResponseWriter: w, batches: &rm.batches}
+	hw := &hijackRecorder{ResponseWriter: w, batches: &rm.batches, opts: socketOptions{
+		closeTimeout: rm.cfg.closeTimeout,
+		sendBuffer:   rm.cfg.sendBuffer,
+	}}
 	aw := http.ResponseWriter(hw)
 	if !canHijack(w) {
 		aw = w // let Accept answer 501 before it writes anything
@@ -75,7 +82,10 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 	}
 	// From here on r.Context() must not be used: the connection is hijacked.
 	upgraded = true
-	conn.SetReadLimit(rm.cfg.maxMessageSize)
+	// The room enforces the size limit itself (Member.read), so that it can
+	// go on reading past it, discarding, until the client has seen the
+	// close frame: coder/websocket's own limit leaves the rest unread.
+	conn.SetReadLimit(-1)
 	m := rm.newMember(conn, hw.sock, adm)
 	// Joining runs here, on the HTTP server's goroutine, whose stack has
 	// already grown. The member's own goroutine only reads, so an idle
@@ -145,6 +155,12 @@ func (rm *Room) admit(r *http.Request) (admission, int, error) {
 		}
 		adm.since, adm.resume = since, true
 	}
+	// The names may be substrings of the request, which a member would
+	// then keep whole for as long as it stays: a query of a megabyte for a
+	// nickname of a few bytes.
+	adm.identity.ID = strings.Clone(adm.identity.ID)
+	adm.identity.Nickname = strings.Clone(adm.identity.Nickname)
+	adm.clientIP = strings.Clone(adm.clientIP)
 	return adm, 0, nil
 }
 
@@ -172,6 +188,7 @@ func (rm *Room) newMember(conn *websocket.Conn, s *socket, adm admission) *Membe
 	if rm.cfg.rateLimit > 0 {
 		m.limiter = rate.NewLimiter(rm.cfg.rateLimit, rm.cfg.rateBurst)
 	}
+	m.pacer = rm.cfg.newPacer()
 	rm.mu.Lock()
 	rm.nextID++
 	m.id = rm.nextID
@@ -209,6 +226,7 @@ func (rm *Room) serve(m *Member) {
 		}
 		c.exit()
 	}
+	m.discardReads()
 	m.reap()
 	reason := m.leaveReason()
 	rm.cfg.log.Debug("chatroom: left", "member", m, "reason", reason)
@@ -265,7 +283,15 @@ func hookClose(err error) (error, bool) {
 // member must leave, and returns why.
 func (rm *Room) readLoop(m *Member) error {
 	for {
+		if !m.pace() {
+			return errLeaving
+		}
 		in, err := m.read()
+		if m.closing.Load() {
+			// The member is leaving, for a reason recorded elsewhere:
+			// what it sent after that is not the room's.
+			return errLeaving
+		}
 		if (err == nil || isBadInput(err)) && m.limiter != nil && !m.limiter.Allow() {
 			err = cause(ErrRateLimited, websocket.StatusPolicyViolation, reasonRateLimited, nil)
 		}
@@ -312,6 +338,10 @@ func (rm *Room) readLoop(m *Member) error {
 	}
 }
 
+// errLeaving ends the read loop of a member whose leave reason is already
+// recorded; it is never a leave reason itself.
+var errLeaving = errors.New("chatroom: member leaving")
+
 // Reasons sent with status 1008; part of the documented protocol.
 const (
 	reasonRateLimited    = "rate limit exceeded"
@@ -332,7 +362,8 @@ func (rm *Room) reportError(m *Member, code websocket.StatusCode, reason string)
 }
 
 // read reads one client message and decodes it. The buffer is borrowed only
-// for the message, so an idle member holds none.
+// for the message, so an idle member holds none. A message over the size
+// limit is left partly unread, for discardReads.
 func (m *Member) read() (inbound, error) {
 	// A context without Done: the connection is ended by closing it, and a
 	// cancellable context would cost a timer registration per read.
@@ -340,28 +371,68 @@ func (m *Member) read() (inbound, error) {
 	if err != nil {
 		return inbound{}, readFailure(err)
 	}
+	limit := m.room.cfg.maxMessageSize
 	if typ != websocket.MessageText {
 		// Read it to the end, so that the next message can be read when
 		// the room answers with an error frame instead of closing.
-		if _, err := io.Copy(io.Discard, r); err != nil {
+		n, err := io.Copy(io.Discard, io.LimitReader(r, limit+1))
+		if err != nil {
 			return inbound{}, readFailure(err)
+		}
+		if n > limit {
+			m.unread = r
+			return inbound{}, tooBig()
 		}
 		return inbound{}, cause(ErrUnsupportedData, websocket.StatusUnsupportedData, "binary messages are not supported", nil)
 	}
 	buf := m.room.getReadBuffer()
 	defer m.room.putReadBuffer(buf)
-	if _, err := buf.ReadFrom(r); err != nil {
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
 		return inbound{}, readFailure(err)
+	}
+	if n > limit {
+		m.unread = r
+		return inbound{}, tooBig()
 	}
 	return decodeClient(buf.Bytes(), m.room.cfg.direct)
 }
 
-// readFailure turns a failed read into a leave reason. coder/websocket has
-// already answered an oversized message with close status 1009.
-func readFailure(err error) error {
-	if errors.Is(err, websocket.ErrMessageTooBig) {
-		return cause(ErrMessageTooBig, 0, "", err)
+// reasonTooBig is the reason sent with status 1009; part of the documented
+// protocol.
+const reasonTooBig = "message too big"
+
+func tooBig() error {
+	return cause(ErrMessageTooBig, websocket.StatusMessageTooBig, reasonTooBig, nil)
+}
+
+// discardReads reads and discards what the client sends after the room has
+// decided that it leaves, until the client's close frame or the end of the
+// connection, as RFC 6455 (section 7.1.1) asks: closing a connection with
+// unread data makes the kernel send a reset, which destroys the close frame
+// before the client reads it. The close deadline and closeDrainLimit bound
+// it.
+func (m *Member) discardReads() {
+	if m.unread != nil {
+		_, err := io.Copy(io.Discard, m.unread)
+		m.unread = nil
+		if err != nil {
+			return
+		}
 	}
+	for {
+		_, r, err := m.conn.Reader(context.Background())
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
+	}
+}
+
+// readFailure turns a failed read into a leave reason.
+func readFailure(err error) error {
 	return cause(ErrClientClosed, 0, "", err)
 }
 
@@ -406,6 +477,7 @@ func (rm *Room) runLeaveHook(m *Member, reason error) {
 type hijackRecorder struct {
 	http.ResponseWriter
 	batches *sync.Pool
+	opts    socketOptions
 	sock    *socket
 }
 
@@ -416,7 +488,7 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s, sbrw, err := newSocket(c, brw, h.batches)
+	s, sbrw, err := newSocket(c, brw, h.batches, h.opts)
 	if err != nil {
 		_ = c.Close()
 		return nil, nil, fmt.Errorf("chatroom: hijacked connection: %w", err)

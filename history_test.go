@@ -37,7 +37,7 @@ func TestHistoryResume(t *testing.T) {
 		ann.send(fmt.Sprint(i))
 		ann.read()
 	}
-	id := func(i int) uint64 { return firstTestID + uint64(i) } // the ID of message i
+	id := testID // the ID of message i
 	msg := func(i int) Message {
 		return Message{Type: TypeMessage, ID: id(i), Time: testEpoch, Nickname: "ann", Text: fmt.Sprint(i)}
 	}
@@ -232,6 +232,8 @@ func TestHistoryNoGapNoDuplicateUnderConcurrentSenders(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
+	for range observed { // until the observer has read the end too
+	}
 	t.Logf("%d messages; joiners received %d to %d", total, len(got[joiners-1]), len(got[0]))
 	for j := range joiners {
 		checkSuffix(t, fmt.Sprintf("joiner%d", j), all, got[j])
@@ -286,7 +288,7 @@ func (s *recordingStore) Append(msg Message) {
 }
 
 func TestWithStore(t *testing.T) {
-	st := &recordingStore{MemoryStore: NewMemoryStore(10)}
+	st := &recordingStore{MemoryStore: NewMemoryStore(10, 0)}
 	tr := newTestRoom(t, WithStore(st), WithDirectMessages())
 	ann := tr.join("ann")
 	ann.send("public")

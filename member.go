@@ -3,6 +3,7 @@ package chatroom
 import (
 	"context"
 	"errors"
+	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,11 @@ type Member struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	limiter   *rate.Limiter // nil without WithRateLimit
-	index     int           // position in room.members, guarded by room.mu; -1 outside
+	pacer     *rate.Limiter // nil without pacing (WithPacing)
+	// unread is the rest of a message over the size limit, which the
+	// member's reader discards while the connection closes.
+	unread io.Reader
+	index  int // position in room.members, guarded by room.mu; -1 outside
 
 	// abort tells the writer to stop between frames without taking mu: the
 	// member leaves for a reason that makes its queue worthless (it is too
@@ -40,10 +45,18 @@ type Member struct {
 	// closing mirrors reason != nil, for the writer.
 	closing atomic.Bool
 
-	mu          sync.Mutex // guards the fields below; never held while calling out
-	queue       frameQueue // frames waiting for the writer; empty while idle
-	queuedMsgs  int        // frames queued or being written
-	queuedBytes int
+	mu    sync.Mutex // guards the fields below; never held while calling out
+	queue frameQueue // frames waiting for the writer; empty while idle
+	// beforeReplay and replay are, while a joiner's history is pending,
+	// the frames queued before it and the history itself (replayLocked):
+	// the writer sends beforeReplay, then replay, then queue.
+	beforeReplay frameQueue
+	replay       []Message
+	queuedMsgs   int // frames queued or being written
+	queuedBytes  int
+	// readsPaused is closed to resume the reader, paused while the queue
+	// is deep (waitForOwnQueue); nil while it is not.
+	readsPaused chan struct{}
 	writing     bool // a writer goroutine is running
 	// startWriter is writeLoop as a func value made once: "go m.writeLoop()"
 	// would allocate a closure every time a writer starts.
@@ -136,6 +149,7 @@ func (m *Member) setReasonLocked(reason error) bool {
 	}
 	m.reason = reason
 	m.closing.Store(true)
+	m.resumeReadsLocked(true)
 	if code, _ := closeFrame(reason); code == 0 || errors.Is(reason, ErrSlowConsumer) || errors.Is(reason, ErrPingTimeout) {
 		m.abort.Store(true)
 	}
@@ -143,31 +157,33 @@ func (m *Member) setReasonLocked(reason error) bool {
 	return true
 }
 
-// closeConn closes the connection as reason calls for, within the close
-// timeout. Unless the member is aborted, the messages already queued for it
-// are written first, so that it sees everything broadcast before its close.
+// closeConn starts closing the connection as reason calls for: with no
+// close frame, it drops the connection; otherwise it writes the close
+// frame, after the messages already queued unless the member is aborted,
+// so that it sees everything broadcast before its close. Everything, the
+// queue's last writes, the close frame and the reads the member's reader
+// goes on discarding until the client answers, ends by the close timeout.
 func (m *Member) closeConn(reason error) {
 	code, text := closeFrame(reason)
-	if code == 0 {
+	if code == 0 || !m.deadlines {
 		_ = m.conn.CloseNow()
 		return
 	}
-	if m.deadlines {
-		// Bounds the queue's last writes, the close frame's write and the
-		// wait for the client's answer, which the reader is blocked on.
-		_ = m.sock.SetDeadline(time.Now().Add(m.room.cfg.closeTimeout))
-	}
+	m.sock.startClosing()
 	m.mu.Lock()
 	for m.writing {
 		m.writerDone.Wait()
 	}
 	m.mu.Unlock()
-	_ = m.conn.Close(code, text)
+	if err := m.sock.writeClose(code, text); err != nil {
+		_ = m.conn.CloseNow()
+	}
 }
 
 // reap stops everything that could start another goroutine for this member
-// and waits for the running ones. Only the member's own goroutine calls it,
-// after the member has been removed from the room.
+// and waits for the running ones, then ends the connection. Only the
+// member's own goroutine calls it, after the member has been removed from
+// the room.
 func (m *Member) reap() {
 	m.mu.Lock()
 	m.reaped = true
@@ -177,6 +193,7 @@ func (m *Member) reap() {
 	m.mu.Unlock()
 	m.wg.Wait()
 	_ = m.conn.CloseNow()
+	m.sock.finish()
 }
 
 // leaveReason returns why the member left.

@@ -34,6 +34,12 @@ const (
 	// DefaultPongTimeout: see DefaultPingInterval.
 	DefaultPongTimeout = 15 * time.Second
 
+	// DefaultSendBuffer is the kernel's send buffer of each member's TCP
+	// connection (SO_SNDBUF) unless WithSendBuffer says otherwise. Linux
+	// doubles it for its bookkeeping, so a member that does not read
+	// holds about 128 KiB of kernel memory on the server.
+	DefaultSendBuffer = 64 << 10
+
 	// DefaultCloseTimeout bounds a close handshake: the room waits this long
 	// for a member to receive its close frame and answer before it drops the
 	// TCP connection.
@@ -55,6 +61,11 @@ type config struct {
 	closeTimeout   time.Duration
 	rateLimit      rate.Limit
 	rateBurst      int
+	sendBuffer     int
+	joinRate       rate.Limit
+	joinBurst      int
+	paceRate       rate.Limit
+	paceBurst      int
 	clientIP       func(*http.Request) string
 	nicknameFunc   func(r *http.Request, clientIP string) (string, error)
 	validate       func(nickname string) error
@@ -76,6 +87,7 @@ type config struct {
 	keepWhenEmpty   bool
 	store           Store
 	historyLen      int // WithHistory's n; 0 with WithStore
+	historyBytes    int // WithHistoryBytes; 0 for DefaultHistoryBytes
 	broker          Broker
 	heartbeat       time.Duration
 	authenticate    func(*http.Request) (Identity, error)
@@ -100,6 +112,11 @@ func defaultConfig() config {
 		pingInterval:   DefaultPingInterval,
 		pongTimeout:    DefaultPongTimeout,
 		closeTimeout:   DefaultCloseTimeout,
+		sendBuffer:     DefaultSendBuffer,
+		joinRate:       DefaultJoinRate,
+		joinBurst:      DefaultJoinBurst,
+		paceRate:       DefaultPaceRate,
+		paceBurst:      DefaultPaceBurst,
 		clientIP:       RemoteIP,
 		validate:       ValidateNickname,
 		now:            time.Now,
@@ -150,6 +167,26 @@ func WithSendQueue(messages, bytes int) Option {
 		}
 		if bytes > 0 {
 			c.queueBytes = bytes
+		}
+	}
+}
+
+// WithSendBuffer sets the kernel's send buffer of each member's TCP
+// connection (SO_SNDBUF; default DefaultSendBuffer, 64 KiB). It bounds what
+// the kernel holds for a member that does not read, on top of its send
+// queue (WithSendQueue): without it Linux lets the buffer of such a
+// connection grow to net.ipv4.tcp_wmem's maximum, 4 MiB by default. A
+// member that reads keeps up with any buffer of a few tens of KiB on a
+// local network; across continents, a larger one lets a fast member take
+// more at once. A value < 0 leaves the buffer to the kernel; 0 keeps the
+// default.
+func WithSendBuffer(bytes int) Option {
+	return func(c *config) {
+		switch {
+		case bytes < 0:
+			c.sendBuffer = 0
+		case bytes > 0:
+			c.sendBuffer = bytes
 		}
 	}
 }
@@ -225,9 +262,11 @@ func WithClientIP(fn func(*http.Request) string) Option {
 }
 
 // WithNicknameValidator replaces the check applied to a nickname the client
-// chose with the "nickname" query parameter (default ValidateNickname). A
-// non-nil error refuses the connection before the upgrade with HTTP 400 and
-// the error's text as a plain-text body.
+// chose with the "nickname" query parameter (default ValidateNickname). It
+// sees the nickname prepared (PrepareNickname) if the PRECIS profile accepts
+// it, else as sent; names beginning with "unknown_" are refused whatever it
+// says. A non-nil error refuses the connection before the upgrade with HTTP
+// 400 and the error's text as a plain-text body.
 func WithNicknameValidator(fn func(nickname string) error) Option {
 	return func(c *config) {
 		if fn != nil {

@@ -34,6 +34,13 @@ func WithPresence() Option {
 // "nickname taken", after the join hook and without a leave hook, and the
 // member already present is not disturbed. The check is made when the member
 // is added, so two clients racing for one nickname cannot both win.
+//
+// Nicknames are compared as the PRECIS Nickname profile compares them
+// (RFC 8266; see PrepareNickname), ignoring case: "Bob" is taken while "bob"
+// is present. Across the nodes of a cluster (WithBroker) the comparison is
+// exact. A client that reconnects while the room still holds its old
+// connection, which a lost network leaves open until the keepalive drops it,
+// is refused until then.
 func WithUniqueNicknames() Option {
 	return func(c *config) { c.uniqueNicknames = true }
 }

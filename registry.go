@@ -111,8 +111,9 @@ func WithKeepWhenEmpty() Option {
 const MaxRoomNameLength = 64
 
 // ValidateRoomName is the default room name check: 1 to MaxRoomNameLength
-// letters, digits, marks and the characters - _ . ~ (so names are safe in a
-// path and in a log). Failures wrap ErrInvalidRoomName.
+// letters, digits, marks and the characters - _ . ~, not only dots. Such a
+// name is one path segment that neither browsers nor servers read as "." or
+// "..", and is safe in a log. Failures wrap ErrInvalidRoomName.
 func ValidateRoomName(name string) error {
 	switch n := utf8.RuneCountInString(name); {
 	case name == "":
@@ -121,6 +122,8 @@ func ValidateRoomName(name string) error {
 		return fmt.Errorf("%w: longer than %d characters", ErrInvalidRoomName, MaxRoomNameLength)
 	case !utf8.ValidString(name):
 		return fmt.Errorf("%w: not UTF-8", ErrInvalidRoomName)
+	case strings.Trim(name, ".") == "":
+		return fmt.Errorf("%w: only dots", ErrInvalidRoomName)
 	}
 	for _, r := range name {
 		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r) && !strings.ContainsRune("-_.~", r) {
@@ -201,6 +204,7 @@ func (rg *Registry) openLocked(name string) (*Room, error) {
 			return nil, ErrTooManyRooms
 		}
 	}
+	name = strings.Clone(name) // kept as long as the room: not a substring of a request
 	opts := slices.Clone(rg.cfg.roomOptions)
 	if rg.cfg.perRoom != nil {
 		opts = append(opts, rg.cfg.perRoom(name)...)

@@ -25,8 +25,7 @@ type Room struct {
 	chunks      sync.Pool // *chunk for members' queues
 	batches     sync.Pool // *[]byte for members' sockets while writing
 
-	// firstID is the ID of the room's first frame, taken from the clock so
-	// that a room created again numbers above the old one.
+	// firstID is the ID of the room's first frame (ids.go).
 	firstID uint64
 
 	// onEmpty, set by a Registry, learns when the last connection is gone.
@@ -35,9 +34,12 @@ type Room struct {
 	// cluster links the room to the other nodes (WithBroker); nil without.
 	cluster *cluster
 
+	joins *joinLimiter // nil without a join limit
+
 	mu      sync.Mutex           // guards the fields below; fan-out holds it, hooks never run under it
 	members []*Member            // in no particular order
 	byNick  map[string][]*Member // members by nickname, each list in join order
+	byKey   map[string]int       // members by nicknameKey, with WithUniqueNicknames only
 	nextID  uint64               // the last member ID given
 	seq     uint64               // the last frame ID given
 	keep    bool                 // a Registry keeps the room when empty
@@ -53,6 +55,9 @@ func New(opts ...Option) *Room {
 	for _, opt := range opts {
 		opt(&rm.cfg)
 	}
+	if rm.cfg.historyLen > 0 && rm.cfg.store == nil {
+		rm.cfg.store = NewMemoryStore(rm.cfg.historyLen, rm.cfg.historyBytes)
+	}
 	if rm.cfg.presence {
 		rm.cfg.notices = true
 	}
@@ -60,10 +65,10 @@ func New(opts ...Option) *Room {
 		rm.cfg.envelope = true
 	}
 	if rm.cfg.stamps() {
-		rm.firstID = uint64(max(rm.cfg.now().UnixMicro(), 0)) + 1
-		rm.seq = rm.firstID - 1
+		rm.startNumberingLocked()
 	}
 	rm.keep = rm.cfg.keepWhenEmpty
+	rm.joins = rm.cfg.newJoinLimiter()
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
 	if rm.cfg.broker != nil {
 		rm.cluster = newCluster(rm)
@@ -118,7 +123,7 @@ func (rm *Room) publishLocked(from *Member, msg Message, frame []byte) {
 	if frame == nil {
 		rm.stampLocked(&msg)
 		frame = rm.encode(msg)
-		if rm.cfg.store != nil {
+		if rm.cfg.store != nil && kept(msg.Type) {
 			rm.cfg.store.Append(msg)
 		}
 	}
@@ -229,7 +234,7 @@ func (rm *Room) dropConnections() {
 	ms := slices.Clone(rm.members)
 	rm.mu.Unlock()
 	for _, m := range ms {
-		_ = m.sock.Close()
+		_ = m.sock.drop()
 	}
 }
 
@@ -295,6 +300,10 @@ func (rm *Room) isClosed() bool {
 // missed or seen twice: the history m missed, the member list, then every
 // frame from its join notice on.
 func (rm *Room) add(m *Member) error {
+	var key string
+	if rm.cfg.uniqueNicknames {
+		key = nicknameKey(m.nickname) // outside the lock: it costs a PRECIS pass
+	}
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	if rm.closed {
@@ -305,8 +314,14 @@ func (rm *Room) add(m *Member) error {
 	if rm.cluster != nil {
 		present = rm.cluster.presentLocked(m.nickname)
 	}
-	if rm.cfg.uniqueNicknames && present {
-		return cause(ErrNicknameTaken, StatusNicknameTaken, reasonNicknameTaken, nil)
+	if rm.cfg.uniqueNicknames {
+		if present || rm.byKey[key] > 0 {
+			return cause(ErrNicknameTaken, StatusNicknameTaken, reasonNicknameTaken, nil)
+		}
+		if rm.byKey == nil {
+			rm.byKey = make(map[string]int)
+		}
+		rm.byKey[key]++
 	}
 	if rm.cluster != nil && rm.cluster.numbered() {
 		rm.cluster.replayLocked(m)
@@ -333,11 +348,20 @@ func (rm *Room) add(m *Member) error {
 // last connection of a nickname to leave announces it (WithNotices). In a
 // cluster it reports that the leave notice is to be published.
 func (rm *Room) remove(m *Member) (announce bool) {
+	var key string
+	if rm.cfg.uniqueNicknames {
+		key = nicknameKey(m.nickname)
+	}
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	i := m.index
 	if i < 0 {
 		return false
+	}
+	if rm.cfg.uniqueNicknames {
+		if rm.byKey[key]--; rm.byKey[key] <= 0 {
+			delete(rm.byKey, key)
+		}
 	}
 	last := len(rm.members) - 1
 	rm.members[i] = rm.members[last]

@@ -6,7 +6,11 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
 )
 
 // socket is the hijacked connection as coder/websocket sees it. It exists for
@@ -20,6 +24,18 @@ import (
 // pings, the close frame) join the batch in order, since every byte passes
 // through the same mutex.
 //
+// The closing handshake is the socket's too (RFC 6455, sections 1.4 and
+// 7.1.1), since a close frame, whoever writes it, passes through Write. Once
+// one close frame is written, nothing more is: a second close frame (the
+// Conn's echo of the client's) and any other frame are dropped. Reads go on
+// meanwhile, within the close deadline and closeDrainLimit bytes, so that
+// the member's reader can discard what the client still sends until its
+// close frame arrives. When the Conn then closes the connection, the socket
+// only half-closes it: finish reads what is left until the client's end of
+// the connection closes too, and only then closes the socket. Closing a
+// socket with unread data makes the kernel answer with a reset, which
+// discards the close frame before the client reads it.
+//
 // Idle members must be cheap. The HTTP server's 4 KiB reader and writer are
 // replaced by small ones (chat messages and control frames are small), and
 // the batch buffer is borrowed from the room only while there is something
@@ -32,12 +48,22 @@ type socket struct {
 
 	mu      sync.Mutex // serialises writes to Conn; guards the fields below
 	holding bool
-	// closeSent: the Conn has written a close frame, after which no data
-	// frame may follow. The Conn writes only control frames, each in one
+	// closeSent: a close frame has been written, after which no frame may
+	// follow. The Conn writes only control frames, each in one
 	// Write call (its buffer holds the longest), so the first byte tells.
 	closeSent bool
 	batch     *[]byte // borrowed from buffers while the member's writer runs
 	buffers   *sync.Pool
+	// halfClosed: the write side is shut, finish closes the rest.
+	halfClosed bool
+
+	closeTimeout time.Duration
+	closeStart   sync.Once // sets the close deadline, without waiting for mu
+	// closing mirrors closeSent for Read, which must not wait for mu: a
+	// write may hold it for as long as the write timeout.
+	closing atomic.Bool
+	drained atomic.Int64 // bytes read since closing
+	dropped atomic.Bool  // drop: close at once, with no half-close or drain
 }
 
 // Sizes of the buffers coder/websocket keeps for a connection's life. Frames
@@ -54,10 +80,33 @@ const (
 	maxPooledBatch = 128 << 10
 )
 
+// closeDrainLimit bounds what a closing connection may make the room read
+// and discard: a client cannot hold it open by streaming. It is larger than
+// any message a client is likely to send past the size limit, so that even
+// such a client reads the close frame.
+const closeDrainLimit = 128 << 20
+
+// errDrainLimit ends the reads of a closing connection that sent more than
+// closeDrainLimit bytes.
+var errDrainLimit = errors.New("chatroom: closing connection sent too much")
+
+// socketOptions are the room's settings a socket needs.
+type socketOptions struct {
+	closeTimeout time.Duration // bounds the closing handshake
+	sendBuffer   int           // SO_SNDBUF; 0 leaves the kernel's
+}
+
 // newSocket wraps a connection just hijacked with its buffered reader and
 // writer, and returns the small buffered reader and writer to use instead.
-func newSocket(c net.Conn, brw *bufio.ReadWriter, buffers *sync.Pool) (*socket, *bufio.ReadWriter, error) {
-	s := &socket{Conn: c, buffers: buffers}
+// The deadlines the HTTP server set on the connection (http.Server's
+// ReadTimeout and WriteTimeout) are cleared: they were meant for one
+// request, and the room sets its own.
+func newSocket(c net.Conn, brw *bufio.ReadWriter, buffers *sync.Pool, opts socketOptions) (*socket, *bufio.ReadWriter, error) {
+	s := &socket{Conn: c, buffers: buffers, closeTimeout: opts.closeTimeout}
+	_ = c.SetDeadline(time.Time{})
+	if opts.sendBuffer > 0 {
+		setSendBuffer(c, opts.sendBuffer)
+	}
 	if brw != nil {
 		if err := brw.Writer.Flush(); err != nil {
 			return nil, nil, err
@@ -70,7 +119,26 @@ func newSocket(c net.Conn, brw *bufio.ReadWriter, buffers *sync.Pool) (*socket, 
 	return s, bufio.NewReadWriter(bufio.NewReaderSize(s, connReadBuffer), bufio.NewWriterSize(s, connWriteBuffer)), nil
 }
 
-// Read reads what the HTTP server buffered first, then the network.
+// setSendBuffer bounds the kernel's send buffer of c's TCP connection, also
+// under TLS. Without it the kernel grows the buffer of a connection that
+// does not read up to net.ipv4.tcp_wmem's maximum (4 MiB by default).
+func setSendBuffer(c net.Conn, n int) {
+	for {
+		switch t := c.(type) {
+		case interface{ SetWriteBuffer(int) error }:
+			_ = t.SetWriteBuffer(n)
+			return
+		case interface{ NetConn() net.Conn }:
+			c = t.NetConn()
+		default:
+			return
+		}
+	}
+}
+
+// Read reads what the HTTP server buffered first, then the network. Once
+// the socket is closing, it counts what it reads and fails past
+// closeDrainLimit.
 func (s *socket) Read(p []byte) (int, error) {
 	if len(s.leftover) > 0 {
 		n := copy(p, s.leftover)
@@ -80,22 +148,72 @@ func (s *socket) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	return s.Conn.Read(p)
+	n, err := s.Conn.Read(p)
+	if s.closing.Load() && s.drained.Add(int64(n)) > closeDrainLimit {
+		return n, errDrainLimit
+	}
+	return n, err
 }
 
 // Write adds p to the batch while the writer holds the socket, and writes it
-// to the network otherwise.
+// to the network otherwise. The Conn writes each control frame in one call;
+// a close frame starts the closing handshake, and after it nothing is
+// written.
 func (s *socket) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closeSent {
+		return len(p), nil // RFC 6455, section 5.5.1: nothing after a close frame
+	}
+	n := len(p)
 	if len(p) > 0 && p[0] == 0x88 { // FIN, close
+		p = validCloseFrame(p)
+		s.startClosing()
 		s.closeSent = true
+		s.closing.Store(true)
 	}
 	if s.holding {
 		*s.batch = append(*s.batch, p...)
-		return len(p), nil
+		return n, nil
 	}
-	return s.Conn.Write(p)
+	if _, err := s.Conn.Write(p); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// validCloseFrame returns the close frame f, a whole unmasked frame of at
+// most 125 bytes of payload, or a close frame with status 1007 instead if
+// f's reason is not valid UTF-8. coder/websocket echoes a client's close
+// frame as it came, and a client must never be sent invalid UTF-8 (RFC
+// 6455, sections 5.5.1 and 8.1).
+func validCloseFrame(f []byte) []byte {
+	if len(f) < 4 || utf8.Valid(f[4:]) {
+		return f
+	}
+	return closeFrameBytes(websocket.StatusInvalidFramePayloadData, reasonInvalidUTF8)
+}
+
+// closeFrameBytes encodes a close frame; reason is at most 123 bytes.
+func closeFrameBytes(code websocket.StatusCode, reason string) []byte {
+	f := make([]byte, 4, 4+len(reason))
+	f[0], f[1] = 0x88, byte(2+len(reason))
+	binary.BigEndian.PutUint16(f[2:], uint16(code))
+	return append(f, reason...)
+}
+
+// startClosing starts the closing handshake: from now on every read and
+// write, the ones under way included, must end by the close deadline. The
+// first deadline stays. It does not take mu, which a blocked write holds.
+func (s *socket) startClosing() {
+	s.closeStart.Do(func() { _ = s.Conn.SetDeadline(time.Now().Add(s.closeTimeout)) })
+}
+
+// writeClose writes the close frame that ends the connection, unless one has
+// been written already. The caller has stopped the member's writer.
+func (s *socket) writeClose(code websocket.StatusCode, reason string) error {
+	_, err := s.Write(closeFrameBytes(code, reason))
+	return err
 }
 
 // hold starts gathering writes into a batch.
@@ -152,21 +270,59 @@ func (s *socket) discard() {
 // closes. The write waits only if the kernel's send buffer is full.
 const closeFlushTimeout = 50 * time.Millisecond
 
-// Close closes the connection. A batch still held is written first, briefly:
-// it can end with the close frame the Conn has just written in answer to the
-// client's, and without it the client would see an abnormal closure. If a
-// write to the network is under way, Close does not wait for it: closing is
-// what cuts a write to a client that does not read.
+// Close closes the connection; coder/websocket calls it once the handshake
+// is over. A batch still held is written first, briefly: it can end with
+// the close frame the Conn has just written in answer to the client's, and
+// without it the client would see an abnormal closure. After a close frame
+// it only shuts the write side, and finish closes the rest once the client
+// has closed its side. If a write to the network is under way, Close does
+// not wait for it: closing is what cuts a write to a client that does not
+// read.
 func (s *socket) Close() error {
-	if s.mu.TryLock() {
-		if s.holding && len(*s.batch) > 0 {
-			_ = s.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
-			_, _ = s.Conn.Write(*s.batch)
-			*s.batch = (*s.batch)[:0]
-		}
-		s.mu.Unlock()
+	if s.dropped.Load() || !s.mu.TryLock() {
+		return s.Conn.Close()
+	}
+	defer s.mu.Unlock()
+	if s.holding && len(*s.batch) > 0 {
+		_ = s.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		_, _ = s.Conn.Write(*s.batch)
+		*s.batch = (*s.batch)[:0]
+	}
+	if s.halfClosed {
+		return nil
+	}
+	if cw, ok := s.Conn.(interface{ CloseWrite() error }); ok && s.closeSent {
+		s.halfClosed = true
+		return cw.CloseWrite()
 	}
 	return s.Conn.Close()
+}
+
+// drop closes the connection at once, with no handshake: Room.Close, and
+// Shutdown once its context has ended.
+func (s *socket) drop() error {
+	s.dropped.Store(true)
+	return s.Conn.Close()
+}
+
+// finish ends the connection once nothing else uses it. After a
+// half-close, it first reads and discards what the client still sends
+// until the client closes its side too, by the close deadline and within
+// closeDrainLimit, so that nothing unread is left for the kernel to answer
+// with a reset.
+func (s *socket) finish() {
+	s.mu.Lock()
+	drain := s.halfClosed && !s.dropped.Load()
+	s.mu.Unlock()
+	if drain {
+		var buf [512]byte
+		for {
+			if _, err := s.Read(buf[:]); err != nil {
+				break
+			}
+		}
+	}
+	_ = s.Conn.Close()
 }
 
 // releaseBatch hands the batch buffer back to the room once the writer has
@@ -212,6 +368,26 @@ func textFrame(buf []byte) []byte {
 
 // errCloseSent refuses data frames once the Conn has sent a close frame.
 var errCloseSent = errors.New("chatroom: close frame already sent")
+
+// appendMessage encodes a frame straight into the held batch, with
+// payload appending its payload, and returns the size of the batch: for
+// frames that go to one member only, such as a joiner's history, a copy
+// saved.
+func (s *socket) appendMessage(payload func([]byte) []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeSent {
+		return 0, errCloseSent
+	}
+	b := *s.batch
+	start := len(b)
+	b = append(b, make([]byte, maxFrameHeader)...)
+	b = payload(b)
+	f := textFrame(b[start:])
+	n := copy(b[start:], f)
+	*s.batch = b[:start+n]
+	return len(*s.batch), nil
+}
 
 // appendFrame adds a frame the room encoded to the held batch. The room
 // writes its data frames itself, through the socket, rather than through the

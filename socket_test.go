@@ -62,6 +62,7 @@ func (c *recordingConn) Close() error {
 }
 
 func (c *recordingConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *recordingConn) SetDeadline(time.Time) error      { return nil }
 
 func (c *recordingConn) recorded() []string {
 	c.mu.Lock()
@@ -71,7 +72,7 @@ func (c *recordingConn) recorded() []string {
 
 func newTestSocket(t *testing.T, c net.Conn, brw *bufio.ReadWriter) *socket {
 	t.Helper()
-	s, _, err := newSocket(c, brw, new(sync.Pool))
+	s, _, err := newSocket(c, brw, new(sync.Pool), socketOptions{closeTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,37 +25,58 @@ var (
 // writer is running. It never blocks: the broadcaster calls it with the room
 // lock held. A member whose queue is full is disconnected instead.
 func (m *Member) enqueue(frame []byte) bool {
-	return m.enqueueFrame(frame, true)
+	return m.enqueueFrame(frame)
 }
 
-// enqueueUnbounded queues a frame that does not count against the queue's
-// bounds: history, whose size the store already bounds.
-func (m *Member) enqueueUnbounded(frame []byte) bool {
-	return m.enqueueFrame(frame, false)
+// replayLocked queues the history m receives on joining: it goes out after
+// the frames queued so far and before any queued later. The messages are
+// encoded only as the writer reaches them, a batch at a time, so that a
+// joiner that does not read holds the history's messages, which the store
+// shares, and never their frames. They count against the queue's message
+// bound. rm.mu is held, so that no frame is queued between the history and
+// m joining.
+func (m *Member) replayLocked(msgs []Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.reason != nil {
+		return
+	}
+	m.beforeReplay, m.queue = m.queue, frameQueue{}
+	m.replay = msgs
+	m.queuedMsgs += len(msgs)
+	m.startWriterLocked()
 }
 
-func (m *Member) enqueueFrame(frame []byte, bounded bool) bool {
+func (m *Member) enqueueFrame(frame []byte) bool {
 	cfg := &m.room.cfg
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.reason != nil {
 		return false
 	}
-	if bounded && m.queuedMsgs > 0 && (m.queuedMsgs >= cfg.queueMessages || m.queuedBytes+len(frame) > cfg.queueBytes) {
+	if m.queuedMsgs > 0 && (m.queuedMsgs >= cfg.queueMessages || m.queuedBytes+len(frame) > cfg.queueBytes) {
 		m.leaveLocked(cause(ErrSlowConsumer, websocket.StatusPolicyViolation, reasonTooSlow, errQueueFull))
 		return false
 	}
 	m.queue.push(frame, &m.room.chunks)
 	m.queuedMsgs++
 	m.queuedBytes += len(frame)
+	m.startWriterLocked()
+	return true
+}
+
+// startWriterLocked starts the writer unless it runs. The writer exists only
+// while there is something to write, so an idle member costs no goroutine
+// beyond its reader. m.mu is held.
+func (m *Member) startWriterLocked() {
 	if !m.writing {
-		// The writer exists only while there is something to write, so an
-		// idle member costs no goroutine beyond its reader.
 		m.writing = true
 		m.wg.Add(1)
 		go m.startWriter()
 	}
-	return true
 }
 
 // writeLoop drains the queue batch by batch until it is empty or the member
@@ -64,22 +85,37 @@ func (m *Member) writeLoop() {
 	defer m.wg.Done()
 	for {
 		m.mu.Lock()
-		if m.queue.len == 0 || m.abort.Load() {
+		var batch frameQueue
+		var replay []Message
+		switch {
+		case m.abort.Load():
+		case m.beforeReplay.len > 0:
+			batch, m.beforeReplay = m.beforeReplay, frameQueue{}
+		case len(m.replay) > 0:
+			replay, m.replay = m.replay, nil
+		default:
+			batch, m.queue = m.queue, frameQueue{}
+		}
+		if batch.len == 0 && replay == nil {
 			m.stopWritingLocked()
 			m.mu.Unlock()
 			return
 		}
-		batch := m.queue
-		m.queue = frameQueue{}
 		m.mu.Unlock()
 
-		err := m.writeBatch(&batch)
+		var err error
 		count, n := batch.len, batch.bytes
-		batch.release(&m.room.chunks)
+		if replay != nil {
+			err, count = m.writeReplay(replay), len(replay)
+		} else {
+			err = m.writeBatch(&batch)
+			batch.release(&m.room.chunks)
+		}
 
 		m.mu.Lock()
 		m.queuedMsgs -= count
 		m.queuedBytes -= n
+		m.resumeReadsLocked(false)
 		if err == nil && m.reason == nil && m.deadlines {
 			// Clear the deadline so that pongs and close frames the
 			// connection writes on its own later are not cut short by it.
@@ -108,9 +144,12 @@ func (m *Member) writeLoop() {
 
 func (m *Member) stopWritingLocked() {
 	m.writing = false
+	m.resumeReadsLocked(true)
 	// An idle member holds no queue chunk and no batch buffer: they go back
 	// to the room's pools.
 	m.queue.release(&m.room.chunks)
+	m.beforeReplay.release(&m.room.chunks)
+	m.replay = nil
 	m.sock.releaseBatch()
 	m.writerDone.Broadcast()
 }
@@ -166,31 +205,53 @@ func (q *frameQueue) release(pool *sync.Pool) {
 	*q = frameQueue{}
 }
 
-// writeBatch writes the frames of batch in order. The socket is held
-// meanwhile, so that the frames reach the network in as few writes as
-// maxBatch allows, usually one.
+// writeBatch writes the frames of batch in order.
 func (m *Member) writeBatch(batch *frameQueue) error {
+	c, k := batch.head, 0
+	return m.writeEach(batch.len, func(s *socket) (int, error) {
+		if k == c.n {
+			c, k = c.next, 0
+		}
+		f := c.frames[k]
+		k++
+		// This copies the frame into the held batch: it does not wait
+		// for the network.
+		return s.appendFrame(f)
+	})
+}
+
+// writeReplay writes the history messages of replayLocked, each encoded
+// straight into the held batch.
+func (m *Member) writeReplay(msgs []Message) error {
+	i := 0
+	return m.writeEach(len(msgs), func(s *socket) (int, error) {
+		msg := msgs[i]
+		i++
+		return s.appendMessage(func(b []byte) []byte { return m.room.appendPayload(b, msg) })
+	})
+}
+
+// writeEach writes n frames, each added to the held batch by add, which
+// returns the batch's size. The socket is held meanwhile, so that the frames
+// reach the network in as few writes as maxBatch allows, usually one.
+func (m *Member) writeEach(n int, add func(*socket) (int, error)) error {
 	s := m.sock
 	s.hold()
-	for c := batch.head; c != nil; c = c.next {
-		for _, f := range c.frames[:c.n] {
-			if m.abort.Load() {
-				s.discard()
-				return nil
-			}
-			// This copies the frame into the held batch: it does not
-			// wait for the network.
-			held, err := s.appendFrame(f)
-			if err != nil {
-				s.discard()
+	for range n {
+		if m.abort.Load() {
+			s.discard()
+			return nil
+		}
+		held, err := add(s)
+		if err != nil {
+			s.discard()
+			return err
+		}
+		if held >= maxBatch {
+			if err := m.flush(); err != nil {
 				return err
 			}
-			if held >= maxBatch {
-				if err := m.flush(); err != nil {
-					return err
-				}
-				s.hold()
-			}
+			s.hold()
 		}
 	}
 	return m.flush()

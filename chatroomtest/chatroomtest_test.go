@@ -209,11 +209,13 @@ func TestWithClock(t *testing.T) {
 	room := chatroom.New(chatroom.WithPresence(), chatroom.WithClock(func() time.Time { return epoch }))
 	srv := chatroomtest.NewServer(t, room)
 	ann := srv.Connect("ann")
-	first := uint64(epoch.UnixMicro()) + 1
+	// The first ID: the clock in milliseconds times 1024, plus the tag of
+	// an unnamed room (805), plus one step.
+	first := uint64(epoch.UnixMilli())*1024 + 805 + 1024
 	stamp := epoch.Truncate(time.Millisecond) // the wire keeps milliseconds
 	ann.Expect(
 		chatroom.Message{Type: chatroom.TypeMembers, ID: first, Time: stamp, Members: []string{"ann"}},
-		chatroom.Message{Type: chatroom.TypeJoin, ID: first + 1, Time: stamp, Nickname: "ann"},
+		chatroom.Message{Type: chatroom.TypeJoin, ID: first + 1024, Time: stamp, Nickname: "ann"},
 	)
 }
 

@@ -32,8 +32,10 @@
 // Envelope frames (chatroom.WithEnvelope, WithNotices, WithPresence,
 // WithErrorFrames, WithDirectMessages) carry an ID and a Time from the room's
 // clock. Either ignore them, with the IgnoreIDAndTime option, or make them
-// reproducible, with chatroom.WithClock: a room created at T numbers its
-// frames from T.UnixMicro()+1 and stamps them with T, to the millisecond.
+// reproducible, with chatroom.WithClock: a room created at T stamps its
+// frames with T, to the millisecond, and numbers them in steps of 1024 from
+// an ID that T and the room's name decide; take the first from the first
+// frame a client receives.
 //
 // # Time and synchronisation
 //

@@ -67,7 +67,8 @@ func ExampleIgnoreIDAndTime() {
 }
 
 // With a fixed clock (chatroom.WithClock), IDs and times are reproducible:
-// a room created at T numbers its frames from T.UnixMicro()+1.
+// a room created at T numbers its frames from an ID that T and its name
+// decide, in steps of 1024.
 func ExampleClient_Expect() {
 	chatroomtest.Run(os.Stdout, func(t chatroomtest.TB) {
 		epoch := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
@@ -75,13 +76,14 @@ func ExampleClient_Expect() {
 		srv := chatroomtest.NewServer(t, room)
 		ann := srv.Connect("ann")
 
-		first := uint64(epoch.UnixMicro()) + 1
 		ann.Send("hi")
-		ann.Expect(chatroom.Message{Type: chatroom.TypeMessage, ID: first, Time: epoch, Nickname: "ann", Text: "hi"})
+		first := ann.Next().ID
 		ann.Send("again")
+		ann.Expect(chatroom.Message{Type: chatroom.TypeMessage, ID: first + 1024, Time: epoch, Nickname: "ann", Text: "again"})
+		ann.Send("once more")
 		fmt.Println(ann.NextRaw())
 	})
-	// Output: {"type":"message","id":1795420800000002,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"again"}
+	// Output: {"type":"message","id":1838510899203877,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"once more"}
 }
 
 // Bad input closes the sender; a join hook's refusal closes the joiner.

@@ -66,8 +66,8 @@ func Timeout(d time.Duration) Option {
 // Time fields, which the room stamps on envelope frames (WithEnvelope and the
 // options that imply it) from its clock. The alternative is to give the room a
 // fixed clock with chatroom.WithClock: Time is then that clock's reading,
-// truncated to milliseconds, and the first frame of a room created at time T
-// has ID T.UnixMicro()+1, the next +2, and so on.
+// truncated to milliseconds, and IDs are the same in every run: the next
+// frame's ID is the last one's plus 1024 (see chatroom.WithEnvelope).
 func IgnoreIDAndTime() Option {
 	return Compare(cmpopts.IgnoreFields(chatroom.Message{}, "ID", "Time"))
 }

@@ -21,6 +21,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -93,7 +94,8 @@ func Start(cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 	for _, b := range brokers {
-		opts := []chatroom.Option{chatroom.WithName(cfg.Room), chatroom.WithBroker(b)}
+		// The load generator connects every member from one address.
+		opts := []chatroom.Option{chatroom.WithName(cfg.Room), chatroom.WithBroker(b), chatroom.WithJoinLimit(math.Inf(1), 0)}
 		if cfg.Heartbeat > 0 {
 			opts = append(opts, chatroom.WithHeartbeat(cfg.Heartbeat))
 		}

@@ -1,8 +1,11 @@
 // Package chatroom serves the protocol with this repository's library,
-// github.com/seed014c2c51/chatroom, using its defaults.
+// github.com/seed014c2c51/chatroom, using its defaults but one: the join
+// limit per client IP is off, since the load generator connects every
+// member from one address.
 package chatroom
 
 import (
+	"math"
 	"net/http"
 
 	"github.com/seed014c2c51/chatroom"
@@ -10,6 +13,6 @@ import (
 
 // New returns a Room as the /chat handler and a function that closes it.
 func New() (http.Handler, func()) {
-	room := chatroom.New()
+	room := chatroom.New(chatroom.WithJoinLimit(math.Inf(1), 0))
 	return room, func() { _ = room.Close() }
 }
