@@ -168,40 +168,30 @@ func TestCloseReasonIsNeverInvalidUTF8(t *testing.T) {
 	}
 }
 
-// A client cannot hold a closing connection open by streaming: the room
-// reads at most closeDrainLimit bytes after its close frame, and only until
-// the close timeout.
+// A client cannot hold a closing connection open by streaming: past the
+// size limit the room reads at most closeDrainLimit bytes more, and only
+// until the close timeout.
 func TestClosingDrainIsBounded(t *testing.T) {
-	// stream writes one endless message; it returns how many bytes the
-	// room took after the client saw its close frame.
-	stream := func(t *testing.T, tr *testRoom) (after int64) {
+	// stream writes one endless message until the connection ends and
+	// returns how many bytes the room took.
+	stream := func(t *testing.T, tr *testRoom) (took int64) {
 		c := tr.dialRawClient("nickname=streamer")
 		tr.waitJoin()
-		saw := make(chan struct{})
-		go c.awaitClose(func(websocket.StatusCode) { close(saw) })
+		go c.awaitClose(nil)
 		if err := c.writeHeader(true, 0x1, 1<<40); err != nil {
 			t.Fatal(err)
 		}
 		chunk := make([]byte, 64<<10)
 		_ = c.conn.SetWriteDeadline(time.Now().Add(2 * testTimeout))
-		seen := false
 		for {
 			n, err := c.conn.Write(chunk)
-			if !seen {
-				select {
-				case <-saw:
-					seen = true
-				default:
-				}
-			} else {
-				after += int64(n)
-			}
+			took += int64(n)
 			if err != nil {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					t.Fatalf("the room still reads after %d bytes: %v", after, err)
+					t.Fatalf("the room still reads after %d bytes: %v", took, err)
 				}
-				return after
+				return took
 			}
 		}
 	}
@@ -214,14 +204,15 @@ func TestClosingDrainIsBounded(t *testing.T) {
 	})
 	t.Run("bytes", func(t *testing.T) {
 		tr := newTestRoom(t, WithKeepalive(0, 0), WithCloseTimeout(time.Hour))
-		after := stream(t, tr)
+		took := stream(t, tr)
 		// What the kernel buffers on both sides comes on top: the
 		// receive buffer of a connection that is read grows up to
 		// net.ipv4.tcp_rmem's maximum (32 MiB on some kernels).
-		if slack := int64(48 << 20); after > closeDrainLimit+slack {
-			t.Errorf("the room took %d bytes after its close frame, want at most %d", after, closeDrainLimit+slack)
+		limit := DefaultMaxMessageSize + closeDrainLimit + int64(48<<20)
+		if took > limit {
+			t.Errorf("the room took %d bytes, want at most %d", took, limit)
 		}
-		t.Logf("%d MiB taken after the close frame", after>>20)
+		t.Logf("%d MiB taken in all", took>>20)
 		tr.expectLeave("streamer", ErrMessageTooBig)
 	})
 }

@@ -29,7 +29,8 @@ import (
 //
 //	mux.Handle("/chat", room)
 //
-// Before upgrading it answers HTTP 503 once the room is closed; 400 with a
+// Before upgrading it answers HTTP 503 once the room is closed; 429 with
+// Retry-After to a client IP over the join limit (WithJoinLimit); 400 with a
 // plain-text reason for an invalid nickname or since parameter; 401 or 500
 // from the authenticator (see WithAuthenticator); and, through
 // websocket.Accept, 403 for a cross-origin request that WithOriginPatterns
@@ -362,8 +363,7 @@ func (rm *Room) reportError(m *Member, code websocket.StatusCode, reason string)
 }
 
 // read reads one client message and decodes it. The buffer is borrowed only
-// for the message, so an idle member holds none. A message over the size
-// limit is left partly unread, for discardReads.
+// for the message, so an idle member holds none.
 func (m *Member) read() (inbound, error) {
 	// A context without Done: the connection is ended by closing it, and a
 	// cancellable context would cost a timer registration per read.
@@ -380,8 +380,7 @@ func (m *Member) read() (inbound, error) {
 			return inbound{}, readFailure(err)
 		}
 		if n > limit {
-			m.unread = r
-			return inbound{}, tooBig()
+			return inbound{}, m.tooBig(r)
 		}
 		return inbound{}, cause(ErrUnsupportedData, websocket.StatusUnsupportedData, "binary messages are not supported", nil)
 	}
@@ -392,19 +391,27 @@ func (m *Member) read() (inbound, error) {
 		return inbound{}, readFailure(err)
 	}
 	if n > limit {
-		m.unread = r
-		return inbound{}, tooBig()
+		return inbound{}, m.tooBig(r)
 	}
 	return decodeClient(buf.Bytes(), m.room.cfg.direct)
+}
+
+// tooBig reads and discards the rest of r, a message over the size limit,
+// and returns the leave reason. The closing handshake starts here: the
+// rest is read within the close timeout and closeDrainLimit. It is read
+// before the close frame goes out because a browser that receives a close
+// frame while it is still sending a message gives up the rest of it, and
+// then reports the close as not clean (wasClean false), whatever the
+// server does next.
+func (m *Member) tooBig(r io.Reader) error {
+	m.sock.startDraining()
+	_, _ = io.Copy(io.Discard, r)
+	return cause(ErrMessageTooBig, websocket.StatusMessageTooBig, reasonTooBig, nil)
 }
 
 // reasonTooBig is the reason sent with status 1009; part of the documented
 // protocol.
 const reasonTooBig = "message too big"
-
-func tooBig() error {
-	return cause(ErrMessageTooBig, websocket.StatusMessageTooBig, reasonTooBig, nil)
-}
 
 // discardReads reads and discards what the client sends after the room has
 // decided that it leaves, until the client's close frame or the end of the
@@ -413,13 +420,6 @@ func tooBig() error {
 // before the client reads it. The close deadline and closeDrainLimit bound
 // it.
 func (m *Member) discardReads() {
-	if m.unread != nil {
-		_, err := io.Copy(io.Discard, m.unread)
-		m.unread = nil
-		if err != nil {
-			return
-		}
-	}
 	for {
 		_, r, err := m.conn.Reader(context.Background())
 		if err != nil {

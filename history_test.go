@@ -302,3 +302,52 @@ func TestWithStore(t *testing.T) {
 		t.Errorf("stored (-want +got):\n%s", diff)
 	}
 }
+
+// A since taken from another room of the same registry is not this room's,
+// even when it falls inside this room's range of IDs (the rooms were
+// created at the same instant): the resuming client is told that its
+// history is gone rather than silently skipping frames.
+func TestHistoryForeignSince(t *testing.T) {
+	tg := newTestRegistry(t, WithRoomOptions(WithHistory(10), WithEnvelope(), WithClock(fixedClock)))
+	a, b := tg.join("a", "ann"), tg.join("b", "bob")
+	var idsA, idsB []uint64
+	for i := range 3 {
+		a.send(fmt.Sprint("a", i))
+		b.send(fmt.Sprint("b", i))
+		idsA = append(idsA, a.readMsg().ID)
+		idsB = append(idsB, b.readMsg().ID)
+	}
+	var fromA uint64 // an ID of room a inside b's range
+	for _, id := range idsA {
+		if id > idsB[0] && id < idsB[2] {
+			fromA = id
+		}
+	}
+	if fromA == 0 {
+		t.Fatalf("no ID of a (%v) inside b's range (%v)", idsA, idsB)
+	}
+	for _, tc := range []struct {
+		name      string
+		since     uint64
+		truncated bool
+	}{
+		{"b's own ID", idsB[0], false},
+		{"an ID of room a inside b's range", fromA, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			conn, _, err := websocket.Dial(ctx, tg.url("b", fmt.Sprintf("nickname=sei&since=%d", tc.since)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseNow()
+			tg.wait(tg.joined, "join")
+			c := &client{t: t, conn: conn}
+			first := c.readMsg()
+			if got := first.Type == TypeTruncated; got != tc.truncated {
+				t.Errorf("first frame %+v, want truncated %v", first, tc.truncated)
+			}
+		})
+	}
+}

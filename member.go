@@ -3,7 +3,6 @@ package chatroom
 import (
 	"context"
 	"errors"
-	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,10 +32,7 @@ type Member struct {
 	cancel    context.CancelFunc
 	limiter   *rate.Limiter // nil without WithRateLimit
 	pacer     *rate.Limiter // nil without pacing (WithPacing)
-	// unread is the rest of a message over the size limit, which the
-	// member's reader discards while the connection closes.
-	unread io.Reader
-	index  int // position in room.members, guarded by room.mu; -1 outside
+	index     int           // position in room.members, guarded by room.mu; -1 outside
 
 	// abort tells the writer to stop between frames without taking mu: the
 	// member leaves for a reason that makes its queue worthless (it is too

@@ -231,8 +231,10 @@ func WithCloseTimeout(d time.Duration) Option {
 // WithRateLimit limits each member to perSecond messages per second on
 // average with bursts of up to burst messages (a token bucket). A member that
 // sends faster is disconnected with ErrRateLimited and close status 1008
-// "rate limit exceeded"; nothing it sent within the limit is lost. By
-// default there is no limit. perSecond <= 0 turns the limit off; burst < 1
+// "rate limit exceeded", or answered with an error frame under
+// WithErrorFrames; nothing it sent within the limit is lost. This is
+// policing, on top of the pacing that every room does (WithPacing), which
+// reads a fast sender later instead. By default there is no limit. perSecond <= 0 turns the limit off; burst < 1
 // counts as 1.
 func WithRateLimit(perSecond float64, burst int) Option {
 	return func(c *config) {

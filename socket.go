@@ -59,8 +59,10 @@ type socket struct {
 
 	closeTimeout time.Duration
 	closeStart   sync.Once // sets the close deadline, without waiting for mu
-	// closing mirrors closeSent for Read, which must not wait for mu: a
-	// write may hold it for as long as the write timeout.
+	// closing: the closing handshake has begun (a close frame was written,
+	// or the rest of a message over the limit is being discarded first),
+	// for Read, which must not wait for mu: a write may hold it for as
+	// long as the write timeout.
 	closing atomic.Bool
 	drained atomic.Int64 // bytes read since closing
 	dropped atomic.Bool  // drop: close at once, with no half-close or drain
@@ -207,6 +209,14 @@ func closeFrameBytes(code websocket.StatusCode, reason string) []byte {
 // first deadline stays. It does not take mu, which a blocked write holds.
 func (s *socket) startClosing() {
 	s.closeStart.Do(func() { _ = s.Conn.SetDeadline(time.Now().Add(s.closeTimeout)) })
+}
+
+// startDraining starts the closing handshake before the close frame: what
+// is read from now on counts against closeDrainLimit, and the close
+// deadline applies.
+func (s *socket) startDraining() {
+	s.startClosing()
+	s.closing.Store(true)
 }
 
 // writeClose writes the close frame that ends the connection, unless one has

@@ -17,7 +17,7 @@ import (
 func TestBrowserClose1009(t *testing.T) {
 	const (
 		size = 4 << 20 // bytes in the frame, JSON included
-		runs = 5
+		runs = 10
 	)
 	b := newBrowser(t)
 	srv := startChat(t)
