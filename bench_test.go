@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -59,7 +60,8 @@ func BenchmarkBroadcast(b *testing.B) {
 
 func benchmarkBroadcast(b *testing.B, members int) {
 	joined := make(chan struct{}, members)
-	room := New(WithKeepalive(0, 0))
+	// Every member connects from one address: no join limit.
+	room := New(WithKeepalive(0, 0), WithJoinLimit(math.Inf(1), 0))
 	room.cfg.joined = func(*Member) { joined <- struct{}{} }
 	srv := httptest.NewServer(room)
 	defer srv.Close()

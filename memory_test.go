@@ -50,6 +50,23 @@ func tcpMemory(t *testing.T) int64 {
 	return -1
 }
 
+// rss is the process's resident set, in bytes, from /proc/self/status; -1
+// where there is none. The test's clients are in the process too, so it is
+// an upper bound on what the room costs.
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return -1
+}
+
 // settledTCPMemory polls tcpMemory until it stops growing: the kernel
 // takes what the room writes to members that do not read until their
 // buffers are full, and nothing signals that moment.
@@ -86,7 +103,7 @@ func TestNonReadingJoinersCostBoundedMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	heap0, kernel0 := heapAfterGC(), settledTCPMemory(t)
+	heap0, kernel0, rss0 := heapAfterGC(), settledTCPMemory(t), rss()
 	for i := range joiners {
 		tr.dialRawClient(fmt.Sprintf("nickname=quiet%d", i)) // never reads
 		tr.waitJoin()
@@ -95,8 +112,8 @@ func TestNonReadingJoinersCostBoundedMemory(t *testing.T) {
 	heap1 := heapAfterGC()
 	heapEach := (heap1 - heap0) / joiners
 	kernelEach := (kernel1 - kernel0) / joiners
-	t.Logf("per joiner that never reads: heap %d KiB, kernel TCP memory %d KiB (both ends), history %d KiB",
-		heapEach>>10, kernelEach>>10, history*textSize>>10)
+	t.Logf("per joiner that never reads: heap %d KiB, RSS %d KiB (clients included), kernel TCP memory %d KiB (both ends), history %d KiB",
+		heapEach>>10, (rss()-rss0)/joiners>>10, kernelEach>>10, history*textSize>>10)
 	if kernel0 < 0 {
 		kernelEach = 0
 	}
