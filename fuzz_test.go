@@ -96,8 +96,11 @@ func FuzzValidateNickname(f *testing.F) {
 			}
 			return
 		}
-		if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxNicknameLength {
-			t.Fatalf("accepted %q", s)
+		// The length counts the name as members see it: prepared, with
+		// its spaces trimmed and collapsed.
+		prepared, err := PrepareNickname(s)
+		if err != nil || s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(prepared) > MaxNicknameLength {
+			t.Fatalf("accepted %q (prepared %q, %v)", s, prepared, err)
 		}
 		for _, r := range s {
 			if r < 0x20 || (r >= 0x7f && r < 0xa0) || isBidiControl(r) {
