@@ -62,9 +62,8 @@ const (
 //     resuming with ?since= hold across nodes: a client that reconnects to
 //     another node receives what it missed. Its history replaces the
 //     room's Store; WithHistory's n is how many frames a joiner receives.
-//     Frames the history does not keep (join and leave notices, and those
-//     for one member: the member list, error and truncated frames) carry
-//     the ID of the kept frame before them. With a plain Broker,
+//     Frames for one member (the member list, error and truncated frames)
+//     carry the ID of the room frame before them. With a plain Broker,
 //     each node numbers what it delivers and keeps its own history, which
 //     begins again whenever the node subscribes afresh.
 //   - Presence (Room.Nicknames, WithPresence, WithNotices,

@@ -1,7 +1,6 @@
 package chatroom
 
 import (
-	"slices"
 	"sort"
 	"sync"
 )
@@ -28,25 +27,26 @@ type Store interface {
 // and at most this many bytes of them.
 const DefaultHistoryBytes = 256 << 10
 
-// WithHistory keeps the room's last n chat and server messages in memory
-// (not join and leave notices, which a member list makes up for and which
-// one client's churn could otherwise push every message out with; not
-// direct messages, which are private; not error frames), within
-// DefaultHistoryBytes, 256 KiB, of nicknames and texts (see
-// WithHistoryBytes). A joiner receives them before any live frame.
+// WithHistory keeps the room's last n chat and server messages in memory,
+// within DefaultHistoryBytes, 256 KiB, of nicknames and texts (see
+// WithHistoryBytes), and apart from them its last n join and leave notices,
+// so that one client joining and leaving in a loop cannot push the messages
+// out; not direct messages, which are private, nor error frames. A joiner
+// receives them, in the order they were sent, before any live frame.
 //
 // A client that reconnects with the ID of the last frame it saw,
 //
-//	ws://host/chat?nickname=sei&since=1763884800000042
+//	ws://host/chat?nickname=sei&since=1838510899243813
 //
 // receives exactly the kept frames after it that it missed, then the live
 // ones. If some of those are no longer kept, or the ID is not one of this
 // room's (a room created again after a restart numbers its frames above the
 // old room's), the client first receives a truncated notice
 //
-//	{"type":"truncated","id":1763884800000107,"time":"…"}
+//	{"type":"truncated","id":1838510899310373,"time":"…"}
 //
-// and then every frame still kept. A since that is not a number is refused
+// and then every frame still kept. Notices dropped for lack of room do not
+// count: the member list (WithPresence) makes up for them. A since that is not a number is refused
 // with HTTP 400 before the upgrade. Frames keep their IDs when replayed,
 // while the notice and the member list take new ones: a client resumes from
 // the greatest ID it has seen. Without the envelope clients see no IDs, so
@@ -83,10 +83,10 @@ func WithStore(s Store) Option {
 }
 
 // kept reports whether a frame of type t belongs in the room's history:
-// chat and server messages.
+// chat and server messages, join and leave notices.
 func kept(t MessageType) bool {
 	switch t.orDefault() {
-	case TypeMessage, TypeSystem:
+	case TypeMessage, TypeSystem, TypeJoin, TypeLeave:
 		return true
 	}
 	return false
@@ -116,58 +116,101 @@ func (rm *Room) replayLocked(m *Member) {
 	m.replayLocked(msgs)
 }
 
-// MemoryStore is the Store of WithHistory: the last messages, within a
-// count and a byte bound. It is safe for concurrent use.
+// MemoryStore is the Store of WithHistory: the last chat and server
+// messages, within a count and a byte bound, and apart from them as many of
+// the last join and leave notices, so that notices never push messages out.
+// It is safe for concurrent use.
 type MemoryStore struct {
-	mu       sync.Mutex
-	msgs     []Message // oldest first, from start
-	start    int
-	size     int    // bytes of msgs[start:], as storedSize counts them
-	dropped  uint64 // ID of the last message dropped; 0 if none
-	maxMsgs  int
-	maxBytes int
+	mu      sync.Mutex
+	chat    keptFrames
+	notices keptFrames
 }
 
 // NewMemoryStore returns a store that keeps the last n messages (at least
 // 1) and at most maxBytes of their nicknames and texts (DefaultHistoryBytes
-// if maxBytes <= 0). The newest message is always kept, whatever its size.
+// if maxBytes <= 0), and as many join and leave notices besides. The newest
+// message is always kept, whatever its size.
 func NewMemoryStore(n, maxBytes int) *MemoryStore {
 	if maxBytes <= 0 {
 		maxBytes = DefaultHistoryBytes
 	}
-	return &MemoryStore{maxMsgs: max(n, 1), maxBytes: maxBytes}
-}
-
-// storedSize is what a message counts against a store's byte bound.
-func storedSize(msg Message) int {
-	return len(msg.Nickname) + len(msg.Text) + len(msg.To)
+	n = max(n, 1)
+	return &MemoryStore{
+		chat:    keptFrames{maxCount: n, maxBytes: maxBytes},
+		notices: keptFrames{maxCount: n, maxBytes: maxBytes},
+	}
 }
 
 // Append implements Store.
 func (s *MemoryStore) Append(msg Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, msg)
-	s.size += storedSize(msg)
-	for n := len(s.msgs) - s.start; n > 1 && (n > s.maxMsgs || s.size > s.maxBytes); n-- {
-		old := &s.msgs[s.start]
-		s.dropped = old.ID
-		s.size -= storedSize(*old)
-		*old = Message{} // let go of its strings
-		s.start++
-	}
-	if s.start >= 64 && s.start >= len(s.msgs)/2 {
-		s.msgs = append(s.msgs[:0], s.msgs[s.start:]...)
-		clear(s.msgs[len(s.msgs):cap(s.msgs)])
-		s.start = 0
+	if isNotice(msg.Type) {
+		s.notices.push(msg)
+	} else {
+		s.chat.push(msg)
 	}
 }
 
-// Since implements Store.
+// Since implements Store. The notices it returns are those after the last
+// message dropped; whether notices were dropped does not make the answer
+// incomplete, as the member list (WithPresence) makes up for them.
 func (s *MemoryStore) Since(after uint64) ([]Message, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	kept := s.msgs[s.start:]
+	chat := s.chat.since(after)
+	notices := s.notices.since(max(after, s.chat.dropped))
+	out := make([]Message, 0, len(chat)+len(notices))
+	for len(chat) > 0 || len(notices) > 0 {
+		if len(notices) == 0 || (len(chat) > 0 && chat[0].ID < notices[0].ID) {
+			out, chat = append(out, chat[0]), chat[1:]
+		} else {
+			out, notices = append(out, notices[0]), notices[1:]
+		}
+	}
+	return out, after >= s.chat.dropped
+}
+
+// isNotice reports whether frames of type t are join or leave notices.
+func isNotice(t MessageType) bool { return t == TypeJoin || t == TypeLeave }
+
+// keptFrames is a queue of frames, oldest first, bounded by count and by
+// bytes (storedSize); the newest is always kept.
+type keptFrames struct {
+	frames   []Message // from start
+	start    int
+	size     int    // bytes of frames[start:]
+	dropped  uint64 // ID of the last frame dropped; 0 if none
+	maxCount int
+	maxBytes int
+}
+
+// storedSize is what a frame counts against a store's byte bound.
+func storedSize(msg Message) int {
+	return len(msg.Nickname) + len(msg.Text) + len(msg.To)
+}
+
+func (q *keptFrames) push(msg Message) {
+	q.frames = append(q.frames, msg)
+	q.size += storedSize(msg)
+	for n := len(q.frames) - q.start; n > 1 && (n > q.maxCount || q.size > q.maxBytes); n-- {
+		old := &q.frames[q.start]
+		q.dropped = old.ID
+		q.size -= storedSize(*old)
+		*old = Message{} // let go of its strings
+		q.start++
+	}
+	if q.start >= 64 && q.start >= len(q.frames)/2 {
+		q.frames = append(q.frames[:0], q.frames[q.start:]...)
+		clear(q.frames[len(q.frames):cap(q.frames)])
+		q.start = 0
+	}
+}
+
+// since returns the kept frames with an ID greater than after, sharing q's
+// storage.
+func (q *keptFrames) since(after uint64) []Message {
+	kept := q.frames[q.start:]
 	first := sort.Search(len(kept), func(i int) bool { return kept[i].ID > after })
-	return slices.Clone(kept[first:]), after >= s.dropped
+	return kept[first:]
 }

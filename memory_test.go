@@ -226,3 +226,36 @@ func TestHistoryBytesBound(t *testing.T) {
 		t.Errorf("after a message over the bound: %d messages", len(msgs))
 	}
 }
+
+// Notices are kept apart from messages: a joiner gets both, in order, and
+// a churn of notices pushes out old notices only.
+func TestMemoryStoreKeepsNoticesApart(t *testing.T) {
+	st := NewMemoryStore(3, 0)
+	id := uint64(0)
+	add := func(typ MessageType, text string) {
+		id++
+		st.Append(Message{ID: id, Type: typ, Nickname: "n", Text: text})
+	}
+	add(TypeJoin, "")
+	add(TypeMessage, "m1")
+	add(TypeMessage, "m2")
+	for range 10 {
+		add(TypeJoin, "")
+		add(TypeLeave, "")
+	}
+	add(TypeMessage, "m3")
+	msgs, complete := st.Since(0)
+	var got []string
+	for _, m := range msgs {
+		got = append(got, fmt.Sprintf("%d %s %s", m.ID, m.Type.orDefault(), m.Text))
+	}
+	want := []string{"2 message m1", "3 message m2", "21 leave ", "22 join ", "23 leave ", "24 message m3"}
+	if diff := cmp.Diff(want, got); diff != "" || !complete {
+		t.Errorf("Since(0), complete %v (-want +got):\n%s", complete, diff)
+	}
+	add(TypeMessage, "m4") // drops m1 (ID 2)
+	msgs, complete = st.Since(0)
+	if msgs[0].ID != 3 || complete {
+		t.Errorf("after m1 was dropped: first %d, complete %v; want 3, false", msgs[0].ID, complete)
+	}
+}

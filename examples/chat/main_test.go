@@ -272,7 +272,7 @@ func TestRoomChat(t *testing.T) {
 	ann := s.join(t, "lobby", "ann", "")
 	want(t, ann, members("ann"), joined("ann"))
 	bob := s.join(t, "lobby", "bob", "")
-	want(t, bob, members("ann", "bob"), joined("bob")) // the list, then its join
+	want(t, bob, joined("ann"), members("ann", "bob"), joined("bob")) // the history, then the list
 	want(t, ann, joined("bob"))
 
 	const japanese = "こんにちは、世界 🌏🎉 日本語もOK"
@@ -326,7 +326,7 @@ func TestHistoryResume(t *testing.T) {
 	ann := s.join(t, "lobby", "ann", "")
 	want(t, ann, members("ann"), joined("ann"))
 	bob := s.join(t, "lobby", "bob", "")
-	want(t, bob, members("ann", "bob"), joined("bob")) // the list (notices are not history)
+	want(t, bob, joined("ann"), members("ann", "bob"), joined("bob")) // the history, then the list
 	want(t, ann, joined("bob"))
 
 	send(t, ann, "one")
@@ -343,21 +343,24 @@ func TestHistoryResume(t *testing.T) {
 	// Bob resumes: exactly what he missed, with the IDs ann saw, then the
 	// member list and his join.
 	bob = s.join(t, "lobby", "bob", strconv.FormatUint(last, 10))
-	got := want(t, bob, message("ann", "two"), message("ann", "three 🍣"), members("ann", "bob"), joined("bob"))
-	if diff := cmp.Diff(missed, got[0:2]); diff != "" {
+	got := want(t, bob, left("bob"), message("ann", "two"), message("ann", "three 🍣"), members("ann", "bob"), joined("bob"))
+	if diff := cmp.Diff(missed, got[1:3]); diff != "" {
 		t.Errorf("replayed frames differ from the live ones (-live +replayed):\n%s", diff)
 	}
 	want(t, ann, joined("bob"))
 
 	// A newcomer gets the whole history; a client that resumes from an ID
 	// this room never gave (a server restart) is told that some is gone.
-	history := []chatroom.Message{message("ann", "one"), message("ann", "two"), message("ann", "three 🍣")}
+	history := []chatroom.Message{
+		joined("ann"), joined("bob"), message("ann", "one"), left("bob"),
+		message("ann", "two"), message("ann", "three 🍣"), joined("bob"),
+	}
 	cat := s.join(t, "lobby", "cat", "")
 	want(t, cat, append(history, members("ann", "bob", "cat"), joined("cat"))...)
 	dan := s.join(t, "lobby", "dan", "1")
 	truncated := chatroom.Message{Type: chatroom.TypeTruncated}
 	want(t, dan, append(append([]chatroom.Message{truncated}, history...),
-		members("ann", "bob", "cat", "dan"), joined("dan"))...)
+		joined("cat"), members("ann", "bob", "cat", "dan"), joined("dan"))...)
 }
 
 func TestHistoryFlag(t *testing.T) {
