@@ -218,3 +218,39 @@ func TestClosingDrainIsBounded(t *testing.T) {
 		tr.expectLeave("streamer", ErrMessageTooBig)
 	})
 }
+
+// A client on a slow link that sends a message over the limit still reads
+// 1009: the room discards the rest before its close frame for half the
+// close timeout only, then sends the close frame while the client is still
+// sending.
+func TestOversizeCloseReachesASlowClient(t *testing.T) {
+	tr := newTestRoom(t, WithKeepalive(0, 0), WithCloseTimeout(time.Second))
+	c := tr.dialRawClient("nickname=slow")
+	tr.waitJoin()
+	seen := make(chan closeSeen, 1)
+	go func() { seen <- c.awaitClose(nil) }()
+	const size, chunk = 8 << 20, 16 << 10
+	if err := c.writeHeader(true, 0x1, size); err != nil {
+		t.Fatal(err)
+	}
+	// 16 KiB every 10 ms: about 1.6 MB/s, so the message takes 5 s.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	buf := make([]byte, chunk)
+	for sent := 0; sent < size; sent += chunk {
+		if _, err := c.conn.Write(buf); err != nil {
+			break // the room gave up at the close timeout
+		}
+		select {
+		case s := <-seen:
+			seen <- s
+			sent = size
+		case <-tick.C:
+		}
+	}
+	s := <-seen
+	if s.code != websocket.StatusMessageTooBig {
+		t.Errorf("client saw %v, want close 1009", s)
+	}
+	tr.expectLeave("slow", ErrMessageTooBig)
+}

@@ -107,8 +107,9 @@
 // until the client's close frame, within the close timeout (WithCloseTimeout),
 // and only then closes the connection, so that the client reads the close
 // code even while it is still sending. A message over the size limit is
-// discarded to its end (at most 128 MiB more) before the 1009 close frame,
-// so that a browser has sent it all and reports the close as clean.
+// discarded to its end (at most 128 MiB more, for up to half the close
+// timeout) before the 1009 close frame, so that a browser has sent it all
+// and reports the close as clean.
 //
 // The room pings every member every 30s and drops one that does not answer
 // within 15s (WithKeepalive). Shutdown refuses new connections with 503,

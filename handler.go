@@ -397,15 +397,27 @@ func (m *Member) read() (inbound, error) {
 }
 
 // tooBig reads and discards the rest of r, a message over the size limit,
-// and returns the leave reason. The closing handshake starts here: the
-// rest is read within the close timeout and closeDrainLimit. It is read
-// before the close frame goes out because a browser that receives a close
-// frame while it is still sending a message gives up the rest of it, and
-// then reports the close as not clean (wasClean false), whatever the
-// server does next.
+// and returns the leave reason. The closing handshake starts here, within
+// the close timeout and closeDrainLimit. The rest is read before the close
+// frame goes out, for at most half the close timeout, because a browser
+// that receives a close frame while it is still sending a message gives up
+// the rest of it and then reports the close as not clean (wasClean false),
+// whatever the server does next. A client that takes longer (a slow link)
+// is sent the close frame then, and discardReads reads the rest.
 func (m *Member) tooBig(r io.Reader) error {
 	m.sock.startDraining()
-	_, _ = io.Copy(io.Discard, r)
+	until := time.Now().Add(m.room.cfg.closeTimeout / 2)
+	chunk := make([]byte, 8<<10) // on the heap: a deep stack would stay with the goroutine
+	for time.Now().Before(until) {
+		if _, err := r.Read(chunk); err != nil {
+			return tooBigReason()
+		}
+	}
+	m.unread = r
+	return tooBigReason()
+}
+
+func tooBigReason() error {
 	return cause(ErrMessageTooBig, websocket.StatusMessageTooBig, reasonTooBig, nil)
 }
 
@@ -420,6 +432,13 @@ const reasonTooBig = "message too big"
 // before the client reads it. The close deadline and closeDrainLimit bound
 // it.
 func (m *Member) discardReads() {
+	if m.unread != nil {
+		_, err := io.Copy(io.Discard, m.unread)
+		m.unread = nil
+		if err != nil {
+			return
+		}
+	}
 	for {
 		_, r, err := m.conn.Reader(context.Background())
 		if err != nil {

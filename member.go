@@ -3,6 +3,7 @@ package chatroom
 import (
 	"context"
 	"errors"
+	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,10 @@ type Member struct {
 	cancel    context.CancelFunc
 	limiter   *rate.Limiter // nil without WithRateLimit
 	pacer     *rate.Limiter // nil without pacing (WithPacing)
-	index     int           // position in room.members, guarded by room.mu; -1 outside
+	// unread is the rest of a message over the size limit that tooBig
+	// left for discardReads. Only the member's reader uses it.
+	unread io.Reader
+	index  int // position in room.members, guarded by room.mu; -1 outside
 
 	// abort tells the writer to stop between frames without taking mu: the
 	// member leaves for a reason that makes its queue worthless (it is too
