@@ -91,7 +91,7 @@ func settledTCPMemory(t *testing.T) int64 {
 // drains it, and the kernel's send buffer is bounded.
 func TestNonReadingJoinersCostBoundedMemory(t *testing.T) {
 	const (
-		joiners   = 30
+		joiners   = 60 // many, so that other processes' sockets weigh little
 		history   = 100
 		textSize  = 32 << 10
 		perJoiner = 512 << 10 // at most, heap and kernel memory together
@@ -170,6 +170,7 @@ func TestChurnKeepsHistory(t *testing.T) {
 		}
 	}
 	refused := 0
+	start := time.Now()
 	for range churns {
 		conn, resp, err := tr.dialRaw("nickname=churner", churner)
 		if err != nil {
@@ -183,11 +184,16 @@ func TestChurnKeepsHistory(t *testing.T) {
 		_ = conn.CloseNow()
 		tr.waitLeave()
 	}
-	if refused < churns-60 {
-		t.Errorf("%d of %d churning joins refused with 429, want at least %d", refused, churns, churns-60)
+	// The limit lets through its burst and its rate's worth, however long
+	// the churn took on this machine.
+	if allowed := 50 + int(20*time.Since(start).Seconds()) + 1; churns-refused > allowed {
+		t.Errorf("%d of %d churning joins got through, want at most %d", churns-refused, churns, allowed)
+	}
+	if refused == 0 {
+		t.Error("no churning join was refused")
 	}
 	// A client resuming from the first message gets the 49 after it,
-	// exactly: no truncated notice, no notice at all.
+	// exactly, and no truncated notice.
 	c := tr.joinWith(fmt.Sprintf("nickname=sei&since=%d", first), nil)
 	var got []string
 	for len(got) < messages-1 {
