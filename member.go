@@ -166,6 +166,7 @@ func (m *Member) setReasonLocked(reason error) bool {
 func (m *Member) closeConn(reason error) {
 	code, text := closeFrame(reason)
 	if code == 0 || !m.deadlines {
+		// Without deadlines nothing would bound the handshake.
 		_ = m.conn.CloseNow()
 		return
 	}
