@@ -35,14 +35,7 @@ const maxJoinClients = 1 << 16
 // the limit off, as load tests that connect thousands of clients from one
 // address need.
 func WithJoinLimit(perSecond float64, burst int) Option {
-	return func(c *config) {
-		if perSecond > 0 {
-			c.joinRate = rate.Limit(perSecond)
-		}
-		if burst > 0 {
-			c.joinBurst = burst
-		}
-	}
+	return func(c *config) { setBucket(&c.joinRate, &c.joinBurst, perSecond, burst) }
 }
 
 // joinLimiter is a token bucket per client IP.

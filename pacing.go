@@ -46,13 +46,17 @@ const (
 // cut, by the write timeout (WithWriteTimeout) or when others' messages
 // fill its queue.
 func WithPacing(perSecond float64, burst int) Option {
-	return func(c *config) {
-		if perSecond > 0 {
-			c.paceRate = rate.Limit(perSecond)
-		}
-		if burst > 0 {
-			c.paceBurst = burst
-		}
+	return func(c *config) { setBucket(&c.paceRate, &c.paceBurst, perSecond, burst) }
+}
+
+// setBucket sets a token bucket's rate and burst, keeping each one's
+// current value where the given one is <= 0.
+func setBucket(r *rate.Limit, b *int, perSecond float64, burst int) {
+	if perSecond > 0 {
+		*r = rate.Limit(perSecond)
+	}
+	if burst > 0 {
+		*b = burst
 	}
 }
 
@@ -71,7 +75,7 @@ func (m *Member) pace() bool {
 	if !m.waitForOwnQueue() {
 		return false
 	}
-	if m.pacer == nil {
+	if m.pacer == nil || m.pacer.Allow() { // Allow allocates nothing
 		return true
 	}
 	r := m.pacer.Reserve()

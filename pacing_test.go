@@ -64,12 +64,8 @@ func (c *rawClient) sendLikeJavaScript(n int, loop time.Duration, message func(i
 
 // frameBytes is a client text frame {"message": text}, masked with key 0.
 func frameBytes(text string) []byte {
-	p := []byte(`{"message":"` + text + `"}`)
-	f := []byte{0x81, 0x80 | 126, byte(len(p) >> 8), byte(len(p)), 0, 0, 0, 0}
-	if len(p) < 126 {
-		f = []byte{0x81, 0x80 | byte(len(p)), 0, 0, 0, 0}
-	}
-	return append(f, p...)
+	p := `{"message":"` + text + `"}`
+	return append(clientHeader(true, 0x1, len(p)), p...)
 }
 
 // readTexts reads n text frames from a raw client and returns their

@@ -59,6 +59,13 @@ func (tr *testRoom) dialRawClient(query string) *rawClient {
 // writeHeader writes the header of a masked frame of n bytes with the mask
 // key 0, so that the payload goes on the wire as it is.
 func (c *rawClient) writeHeader(fin bool, opcode byte, n int) error {
+	_, err := c.conn.Write(clientHeader(fin, opcode, n))
+	return err
+}
+
+// clientHeader is the header of a client frame of n bytes, masked with the
+// key 0.
+func clientHeader(fin bool, opcode byte, n int) []byte {
 	h := make([]byte, 2, 14)
 	h[0] = opcode
 	if fin {
@@ -74,9 +81,7 @@ func (c *rawClient) writeHeader(fin bool, opcode byte, n int) error {
 		h[1] = 0x80 | 127
 		h = binary.BigEndian.AppendUint64(h, uint64(n))
 	}
-	h = append(h, 0, 0, 0, 0)
-	_, err := c.conn.Write(h)
-	return err
+	return append(h, 0, 0, 0, 0)
 }
 
 // writeFrame writes one whole frame.

@@ -6,6 +6,14 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 
+# The Node.js client tests (e2e/) need the ws version that
+# e2e/node/package-lock.json pins; without node and npm they skip, except
+# with CI=true, where .ci/run installs them.
+if [ ! -d e2e/node/node_modules ] && command -v npm >/dev/null; then
+	echo "== npm ci in e2e/node"
+	(cd e2e/node && npm ci --no-audit --no-fund)
+fi
+
 failed=()
 for mod in $(find . -name go.mod -not -path './.git/*' | sort); do
 	dir=$(dirname "$mod")

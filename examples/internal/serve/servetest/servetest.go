@@ -44,6 +44,17 @@ func Args(l serve.Limits) []string {
 	}
 }
 
+// ExpectOutlived fails the test unless a member that joined at joined has
+// been connected for longer than l's read and write timeouts, which bound
+// ordinary requests, not WebSockets: the test then checks the member still
+// works.
+func ExpectOutlived(t testing.TB, l serve.Limits, joined time.Time) {
+	t.Helper()
+	if alive := time.Since(joined); alive <= l.ReadTimeout || alive <= l.WriteTimeout {
+		t.Fatalf("waited %v, not longer than the read and write timeouts", alive)
+	}
+}
+
 // IdleResult is what ExpectIdleClosed saw.
 type IdleResult struct {
 	Conns  int           // connections opened, each with one request answered
