@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/seed014c2c51/chatroom/broker"
 	"slices"
 	"sort"
 	"sync"
@@ -83,7 +84,7 @@ const (
 // broker's history. Adapters reconnect and subscribe again by themselves;
 // what the broker accepted but had not delivered when it failed may be
 // lost, as the adapter documents.
-func WithBroker(b Broker) Option {
+func WithBroker(b broker.Broker) Option {
 	return func(c *config) { c.broker = b }
 }
 
@@ -122,16 +123,16 @@ type wire struct {
 // cluster is a room's link to its broker.
 type cluster struct {
 	rm        *Room
-	b         Broker
-	history   HistoryBroker  // b, if it keeps history
-	presence  PresenceBroker // b, if it stores presence
-	node      string         // this room's name among the nodes
+	b         broker.Broker
+	history   broker.HistoryBroker  // b, if it keeps history
+	presence  broker.PresenceBroker // b, if it stores presence
+	node      string                // this room's name among the nodes
 	heartbeat time.Duration
 	seq       atomic.Uint64 // the last wire.Seq given
 
 	subMu sync.Mutex // serialises subscribing and unsubscribing; guards the fields below
 	users int        // members joined or joining
-	sub   Subscription
+	sub   broker.Subscription
 	stop  chan struct{} // closed to stop the heartbeat loop
 	done  chan struct{} // closed when it has stopped
 	nudge chan struct{} // asks the heartbeat loop to announce now
@@ -144,7 +145,7 @@ type cluster struct {
 	// Guarded by rm.mu.
 	peers   map[string]*peer    // other nodes' members
 	told    map[string]bool     // nicknames this node's members know are present
-	recent  []Message           // the latest kept frames, oldest first (HistoryBroker)
+	recent  []Message           // the latest kept frames, oldest first (broker.HistoryBroker)
 	own     map[uint64]ownState // own publications on their way, by wire.Seq
 	joiners map[*Member]replay  // history read for members about to join
 }
@@ -153,7 +154,7 @@ type cluster struct {
 // needs to deliver it itself if the broker cannot take it.
 type outgoing struct {
 	w wire
-	p Publication
+	p broker.Publication
 }
 
 // ownState tracks one of the node's own publications, so that each of its
@@ -194,8 +195,8 @@ func newCluster(rm *Room) *cluster {
 		joiners:   make(map[*Member]replay),
 	}
 	c.outCond = sync.NewCond(&c.outMu)
-	c.history, _ = c.b.(HistoryBroker)
-	c.presence, _ = c.b.(PresenceBroker)
+	c.history, _ = c.b.(broker.HistoryBroker)
+	c.presence, _ = c.b.(broker.PresenceBroker)
 	return c
 }
 
@@ -305,7 +306,7 @@ func (c *cluster) announce(query bool) {
 	data, _ := json.Marshal(wire{Node: c.node, Snapshot: true, Nicks: nicks, Query: query}) // cannot fail
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
-	if err := c.b.Publish(ctx, rm.cfg.name, Publication{Data: data}); err != nil {
+	if err := c.b.Publish(ctx, rm.cfg.name, broker.Publication{Data: data}); err != nil {
 		rm.cfg.log.Debug("chatroom: broker heartbeat failed", "room", rm.cfg.name, "err", err)
 	}
 	if c.presence != nil {
@@ -346,7 +347,7 @@ func (c *cluster) publish(from *Member, to string, msg Message) {
 		w.From = from.id
 	}
 	data, _ := json.Marshal(w) // cannot fail: a Message always encodes
-	o := outgoing{w: w, p: Publication{Keep: to == "" && kept(msg.Type), Data: data}}
+	o := outgoing{w: w, p: broker.Publication{Keep: to == "" && kept(msg.Type), Data: data}}
 
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
@@ -406,8 +407,8 @@ func (c *cluster) sendBatch(batch []outgoing) {
 	defer cancel()
 	accepted := 0 // batch[:accepted] the broker took for sure
 	var err error
-	if bb, ok := c.b.(BatchBroker); ok && len(batch) > 1 {
-		ps := make([]Publication, len(batch))
+	if bb, ok := c.b.(broker.BatchBroker); ok && len(batch) > 1 {
+		ps := make([]broker.Publication, len(batch))
 		for i, o := range batch {
 			ps[i] = o.p
 		}
@@ -435,7 +436,7 @@ func (c *cluster) sendBatch(batch []outgoing) {
 			continue
 		}
 		c.own[o.w.Seq] = ownFellBack
-		c.deliverLocked(&o.w, Publication{})
+		c.deliverLocked(&o.w, broker.Publication{})
 	}
 	if len(c.own) > maxOutbox {
 		// Only fallen-back publications the broker never handed back are
@@ -446,7 +447,7 @@ func (c *cluster) sendBatch(batch []outgoing) {
 
 // deliver is the subscription's callback: one publication from any node,
 // this one included.
-func (c *cluster) deliver(p Publication) {
+func (c *cluster) deliver(p broker.Publication) {
 	var w wire
 	if err := json.Unmarshal(p.Data, &w); err != nil || w.Node == "" {
 		c.rm.cfg.log.Warn("chatroom: undecodable publication from broker", "room", c.rm.cfg.name, "err", err)
@@ -490,7 +491,7 @@ func (c *cluster) deliver(p Publication) {
 
 // deliverLocked hands a frame to this node's members. p.ID is the broker's
 // number for it, or 0. rm.mu is held.
-func (c *cluster) deliverLocked(w *wire, p Publication) {
+func (c *cluster) deliverLocked(w *wire, p broker.Publication) {
 	rm := c.rm
 	msg := *w.Msg
 	switch {

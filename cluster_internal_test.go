@@ -5,18 +5,22 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
-// flakyBroker wraps a MemoryBroker and fails the publications whose text
+// flakyBroker wraps a broker.Memory and fails the publications whose text
 // says so: "taken" ones after delivering them (the broker took them, and
 // its answer was lost), "lost" ones without. It is not a BatchBroker, so
 // the room publishes one publication at a time.
-type flakyBroker struct{ mb *MemoryBroker }
+type flakyBroker struct{ mb *broker.Memory }
 
 var errFlaky = errors.New("broker unreachable")
 
-func (b flakyBroker) Publish(ctx context.Context, room string, p Publication) error {
+func (b flakyBroker) Publish(ctx context.Context, room string, p broker.Publication) error {
 	switch {
 	case bytes.Contains(p.Data, []byte(`"message":"taken`)):
 		_ = b.mb.Publish(ctx, room, p)
@@ -27,7 +31,7 @@ func (b flakyBroker) Publish(ctx context.Context, room string, p Publication) er
 	return b.mb.Publish(ctx, room, p)
 }
 
-func (b flakyBroker) Subscribe(ctx context.Context, room string, deliver func(Publication)) (Subscription, error) {
+func (b flakyBroker) Subscribe(ctx context.Context, room string, deliver func(broker.Publication)) (broker.Subscription, error) {
 	return b.mb.Subscribe(ctx, room, deliver)
 }
 
@@ -35,7 +39,7 @@ func (b flakyBroker) Subscribe(ctx context.Context, room string, deliver func(Pu
 // the broker took although Publish failed arrives from the broker and is
 // not delivered again; one it did not take is delivered by the node.
 func TestClusterFailedPublishDeliveredOnce(t *testing.T) {
-	b := flakyBroker{NewMemoryBroker(10)}
+	b := flakyBroker{broker.NewMemory(10)}
 	tr := newTestRoom(t, WithBroker(b), WithName("lobby"))
 	ann := tr.join("ann")
 	bob := tr.join("bob")
@@ -55,7 +59,7 @@ func TestClusterFailedPublishDeliveredOnce(t *testing.T) {
 // The sender does not receive its own message with WithExcludeSender, on
 // its own node, while the others do.
 func TestClusterExcludeSender(t *testing.T) {
-	b := NewMemoryBroker(10)
+	b := broker.NewMemory(10)
 	tr := newTestRoom(t, WithBroker(b), WithName("lobby"), WithExcludeSender())
 	ann := tr.join("ann")
 	bob := tr.join("bob")
@@ -73,16 +77,9 @@ func TestClusterExcludeSender(t *testing.T) {
 // goroutine ends with the subscription (the test room's cleanup checks that
 // no goroutine is left).
 func TestClusterSubscribesOnlyWithMembers(t *testing.T) {
-	b := NewMemoryBroker(10)
+	b := &countingBroker{Memory: broker.NewMemory(10)}
 	tr := newTestRoom(t, WithBroker(b), WithName("lobby"))
-	subs := func() int {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if r := b.rooms["lobby"]; r != nil {
-			return len(r.subs)
-		}
-		return 0
-	}
+	subs := func() int { return int(b.subs.Load()) }
 	if n := subs(); n != 0 {
 		t.Fatalf("%d subscriptions before anyone joined, want 0", n)
 	}
@@ -107,7 +104,7 @@ func TestClusterSubscribesOnlyWithMembers(t *testing.T) {
 // A direct message to a nickname no node has is answered with an error
 // frame, and SendTo reports ErrNoSuchMember.
 func TestClusterDirectToAbsent(t *testing.T) {
-	b := NewMemoryBroker(10)
+	b := broker.NewMemory(10)
 	tr := newTestRoom(t, WithBroker(b), WithName("lobby"), WithDirectMessages(), WithClock(fixedClock))
 	ann := tr.join("ann")
 	ann.sendTo("nobody", "hello?")
@@ -125,22 +122,22 @@ func TestClusterDirectToAbsent(t *testing.T) {
 	}
 }
 
-// flakyBatchBroker is a BatchBroker over a MemoryBroker that takes the
+// flakyBatchBroker is a BatchBroker over a broker.Memory that takes the
 // part of a batch before its first "lost" publication and then fails, and
 // takes a whole batch with a "taken" one and fails all the same. A batch
 // with a publication saying "hold" sends its length to held, then waits in
 // the broker until hold is closed.
 type flakyBatchBroker struct {
-	mb   *MemoryBroker
+	mb   *broker.Memory
 	held chan int
 	hold chan struct{}
 }
 
-func (b flakyBatchBroker) Publish(ctx context.Context, room string, p Publication) error {
-	return b.PublishBatch(ctx, room, []Publication{p})
+func (b flakyBatchBroker) Publish(ctx context.Context, room string, p broker.Publication) error {
+	return b.PublishBatch(ctx, room, []broker.Publication{p})
 }
 
-func (b flakyBatchBroker) PublishBatch(ctx context.Context, room string, ps []Publication) error {
+func (b flakyBatchBroker) PublishBatch(ctx context.Context, room string, ps []broker.Publication) error {
 	taken := false
 	for i, p := range ps {
 		switch {
@@ -165,7 +162,7 @@ func (b flakyBatchBroker) PublishBatch(ctx context.Context, room string, ps []Pu
 	return nil
 }
 
-func (b flakyBatchBroker) Subscribe(ctx context.Context, room string, deliver func(Publication)) (Subscription, error) {
+func (b flakyBatchBroker) Subscribe(ctx context.Context, room string, deliver func(broker.Publication)) (broker.Subscription, error) {
 	return b.mb.Subscribe(ctx, room, deliver)
 }
 
@@ -183,7 +180,7 @@ func TestClusterFailedBatchDeliveredOnce(t *testing.T) {
 		{"none taken", []string{"lost 1", "a", "b"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := flakyBatchBroker{mb: NewMemoryBroker(10), held: make(chan int, 1), hold: make(chan struct{})}
+			b := flakyBatchBroker{mb: broker.NewMemory(10), held: make(chan int, 1), hold: make(chan struct{})}
 			tr := newTestRoom(t, WithBroker(b), WithName("lobby"))
 			ann := tr.join("ann")
 			bob := tr.join("bob")
@@ -223,4 +220,30 @@ func TestClusterFailedBatchDeliveredOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countingBroker counts the subscriptions open on a broker.Memory.
+type countingBroker struct {
+	*broker.Memory
+	subs atomic.Int64
+}
+
+func (b *countingBroker) Subscribe(ctx context.Context, room string, deliver func(broker.Publication)) (broker.Subscription, error) {
+	sub, err := b.Memory.Subscribe(ctx, room, deliver)
+	if err != nil {
+		return nil, err
+	}
+	b.subs.Add(1)
+	return &countedSub{Subscription: sub, b: b}, nil
+}
+
+type countedSub struct {
+	broker.Subscription
+	b    *countingBroker
+	once sync.Once
+}
+
+func (s *countedSub) Unsubscribe() error {
+	s.once.Do(func() { s.b.subs.Add(-1) })
+	return s.Subscription.Unsubscribe()
 }

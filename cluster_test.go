@@ -3,11 +3,11 @@ package chatroom_test
 import (
 	"testing"
 
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/brokertest"
 )
 
-// TestCluster runs the cluster semantics on MemoryBroker: three nodes, real
+// TestCluster runs the cluster semantics on broker.Memory: three nodes, real
 // clients, within one process.
 func TestCluster(t *testing.T) {
 	brokertest.RunCluster(t, brokertest.MemoryBackend)
@@ -19,7 +19,7 @@ func TestClusterPlainBroker(t *testing.T) {
 	brokertest.RunCluster(t, func(t *testing.T) brokertest.Backend {
 		b := brokertest.MemoryBackend(t)
 		connect := b.Connect
-		b.Connect = func(t *testing.T) chatroom.Broker { return brokertest.Plain(connect(t)) }
+		b.Connect = func(t *testing.T) broker.Broker { return brokertest.Plain(connect(t)) }
 		return b
 	})
 }

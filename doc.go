@@ -143,7 +143,7 @@
 // When one process is not enough, run several behind a load balancer (no
 // sticky sessions needed) and give each room WithBroker: rooms of the same
 // name on every node then act as one room. A Broker moves the frames
-// between the nodes; MemoryBroker does it within one process, and the
+// between the nodes; broker.Memory does it within one process, and the
 // nested modules natsbroker (NATS, with optional JetStream history and
 // presence) and redisbroker (Redis pub/sub, Streams history, presence
 // with expiry) across machines. A node subscribes to a room only while it

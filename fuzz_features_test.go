@@ -3,6 +3,7 @@ package chatroom
 import (
 	"encoding/json"
 	"errors"
+	"github.com/seed014c2c51/chatroom/broker"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -109,9 +110,9 @@ func FuzzDeliver(f *testing.F) {
 		f.Add([]byte(s), uint64(42))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, id uint64) {
-		rm := New(WithBroker(NewMemoryBroker(4)), WithPresence(), WithHistory(4), WithName("lobby"))
+		rm := New(WithBroker(broker.NewMemory(4)), WithPresence(), WithHistory(4), WithName("lobby"))
 		c := rm.cluster
-		c.deliver(Publication{ID: id, Keep: id != 0, Data: data})
+		c.deliver(broker.Publication{ID: id, Keep: id != 0, Data: data})
 		c.expire(time.Now().Add(time.Hour)) // every peer has expired
 		rm.mu.Lock()
 		defer rm.mu.Unlock()

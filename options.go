@@ -2,6 +2,7 @@ package chatroom
 
 import (
 	"context"
+	"github.com/seed014c2c51/chatroom/broker"
 	"log/slog"
 	"net/http"
 	"time"
@@ -88,7 +89,7 @@ type config struct {
 	store           Store
 	historyLen      int // WithHistory's n; 0 with WithStore
 	historyBytes    int // WithHistoryBytes; 0 for DefaultHistoryBytes
-	broker          Broker
+	broker          broker.Broker
 	heartbeat       time.Duration
 	authenticate    func(*http.Request) (Identity, error)
 	authHTTP        bool

@@ -1,4 +1,4 @@
-// Package brokertest checks a chatroom.Broker the way rooms use it: three
+// Package brokertest checks a broker.Broker the way rooms use it: three
 // nodes, each a Room behind its own httptest server with its own
 // connection to one backend, and real WebSocket clients on every node. The
 // NATS and Redis adapters run it against real servers; MemoryBackend runs
@@ -8,7 +8,7 @@
 //		brokertest.RunCluster(t, func(t *testing.T) brokertest.Backend {
 //			srv := startServer(t)
 //			return brokertest.Backend{
-//				Connect: func(t *testing.T) chatroom.Broker { return connect(t, srv) },
+//				Connect: func(t *testing.T) broker.Broker { return connect(t, srv) },
 //				Stop:    srv.Stop,
 //				Start:   srv.Start,
 //			}
@@ -32,6 +32,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/chatroomtest"
 )
 
@@ -42,7 +43,7 @@ type Backend struct {
 	// backend. It must implement io.Closer when DeadNode is run; Close
 	// stands for the node's process dying. RunCluster closes it at the end
 	// of the test otherwise.
-	Connect func(t *testing.T) chatroom.Broker
+	Connect func(t *testing.T) broker.Broker
 	// Stop stops the backend, as a crash or a restart would, and Start
 	// starts it again where it was. Both nil skips the outage test.
 	Stop, Start func(t *testing.T)
@@ -61,7 +62,7 @@ const Heartbeat = 100 * time.Millisecond
 //   - Presence: the member list and join and leave notices span the nodes;
 //     a node whose broker connection dies has its members leave the others'
 //     presence within four heartbeats.
-//   - History (chatroom.HistoryBroker only): a joiner on any node receives
+//   - History (broker.HistoryBroker only): a joiner on any node receives
 //     the room's history, and a client that resumes on another node with
 //     ?since= receives exactly what it missed.
 //   - Outage (Backend.Stop and Start): while the backend is down, members on
@@ -80,7 +81,7 @@ func RunCluster(t *testing.T, newBackend func(t *testing.T) Backend) {
 // node is one process of the cluster: a Registry behind its own server.
 type node struct {
 	name    string
-	broker  chatroom.Broker
+	broker  broker.Broker
 	rooms   *chatroom.Registry
 	server  *chatroomtest.Server
 	timeout time.Duration
@@ -316,8 +317,8 @@ func testDeadNode(t *testing.T, b Backend) {
 }
 
 func testHistory(t *testing.T, b Backend) {
-	if _, ok := b.Connect(t).(chatroom.HistoryBroker); !ok {
-		t.Skip("not a chatroom.HistoryBroker: history is per node")
+	if _, ok := b.Connect(t).(broker.HistoryBroker); !ok {
+		t.Skip("not a broker.HistoryBroker: history is per node")
 	}
 	nodes := startNodes(t, b, chatroom.WithHistory(100), chatroom.WithEnvelope())
 	ann := nodes[0].connect("lobby", "ann")

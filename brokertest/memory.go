@@ -9,22 +9,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // errStopped is what a MemoryBackend's brokers return while it is stopped.
 var errStopped = errors.New("brokertest: backend stopped")
 
-// MemoryBackend is a Backend on one chatroom.MemoryBroker, for the rooms'
+// MemoryBackend is a Backend on one broker.Memory, for the rooms'
 // own tests: each node's broker can be closed on its own (a dead node), and
 // Stop makes every Publish fail until Start, as a network broker that went
 // away would.
 func MemoryBackend(t *testing.T) Backend {
-	mb := chatroom.NewMemoryBroker(1000)
+	mb := broker.NewMemory(1000)
 	t.Cleanup(func() { _ = mb.Close() })
 	var stopped atomic.Bool
 	return Backend{
-		Connect: func(t *testing.T) chatroom.Broker {
+		Connect: func(t *testing.T) broker.Broker {
 			return &memoryNode{mb: mb, stopped: &stopped, subs: map[*memoryNodeSub]bool{}}
 		},
 		Stop:  func(*testing.T) { stopped.Store(true) },
@@ -34,7 +34,7 @@ func MemoryBackend(t *testing.T) Backend {
 
 // memoryNode is one node's connection to a MemoryBackend.
 type memoryNode struct {
-	mb      *chatroom.MemoryBroker
+	mb      *broker.Memory
 	stopped *atomic.Bool
 
 	mu     sync.Mutex
@@ -44,7 +44,7 @@ type memoryNode struct {
 
 type memoryNodeSub struct {
 	n   *memoryNode
-	sub chatroom.Subscription
+	sub broker.Subscription
 }
 
 func (n *memoryNode) check() error {
@@ -52,25 +52,25 @@ func (n *memoryNode) check() error {
 	defer n.mu.Unlock()
 	switch {
 	case n.closed:
-		return chatroom.ErrBrokerClosed
+		return broker.ErrClosed
 	case n.stopped.Load():
 		return errStopped
 	}
 	return nil
 }
 
-func (n *memoryNode) Publish(ctx context.Context, room string, p chatroom.Publication) error {
+func (n *memoryNode) Publish(ctx context.Context, room string, p broker.Publication) error {
 	if err := n.check(); err != nil {
 		return err
 	}
 	return n.mb.Publish(ctx, room, p)
 }
 
-func (n *memoryNode) Subscribe(ctx context.Context, room string, deliver func(chatroom.Publication)) (chatroom.Subscription, error) {
+func (n *memoryNode) Subscribe(ctx context.Context, room string, deliver func(broker.Publication)) (broker.Subscription, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return nil, chatroom.ErrBrokerClosed
+		return nil, broker.ErrClosed
 	}
 	sub, err := n.mb.Subscribe(ctx, room, deliver)
 	if err != nil {
@@ -88,7 +88,7 @@ func (s *memoryNodeSub) Unsubscribe() error {
 	return s.sub.Unsubscribe()
 }
 
-func (n *memoryNode) History(ctx context.Context, room string, after uint64) ([]chatroom.Publication, bool, error) {
+func (n *memoryNode) History(ctx context.Context, room string, after uint64) ([]broker.Publication, bool, error) {
 	if err := n.check(); err != nil {
 		return nil, false, err
 	}
@@ -122,23 +122,23 @@ func (n *memoryNode) Close() error {
 	return nil
 }
 
-// Plain hides what b offers beyond chatroom.Broker (history, presence),
+// Plain hides what b offers beyond broker.Broker (history, presence),
 // keeping Close: rooms then number and keep history per node and learn the
 // other nodes' members from heartbeats only.
-func Plain(b chatroom.Broker) chatroom.Broker {
+func Plain(b broker.Broker) broker.Broker {
 	if c, ok := b.(io.Closer); ok {
 		return plainCloser{plain{b}, c}
 	}
 	return plain{b}
 }
 
-type plain struct{ b chatroom.Broker }
+type plain struct{ b broker.Broker }
 
-func (p plain) Publish(ctx context.Context, room string, pub chatroom.Publication) error {
+func (p plain) Publish(ctx context.Context, room string, pub broker.Publication) error {
 	return p.b.Publish(ctx, room, pub)
 }
 
-func (p plain) Subscribe(ctx context.Context, room string, deliver func(chatroom.Publication)) (chatroom.Subscription, error) {
+func (p plain) Subscribe(ctx context.Context, room string, deliver func(broker.Publication)) (broker.Subscription, error) {
 	return p.b.Subscribe(ctx, room, deliver)
 }
 

@@ -6,23 +6,23 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
 
 var (
-	_ chatroom.BatchBroker = (*natsbroker.Broker)(nil)
-	_ chatroom.BatchBroker = (*natsbroker.JetStreamBroker)(nil)
+	_ broker.BatchBroker = (*natsbroker.Broker)(nil)
+	_ broker.BatchBroker = (*natsbroker.JetStreamBroker)(nil)
 )
 
 // publishBatches publishes n publications in batches of 1 to 16, every
 // other one kept, as checkSequence expects.
-func publishBatches(t *testing.T, b chatroom.BatchBroker, room string, n int) {
+func publishBatches(t *testing.T, b broker.BatchBroker, room string, n int) {
 	t.Helper()
 	for i, size := 0, 1; i < n; size = size%16 + 1 {
-		var ps []chatroom.Publication
+		var ps []broker.Publication
 		for ; len(ps) < size && i < n; i++ {
-			ps = append(ps, chatroom.Publication{Keep: i%2 == 0, Data: []byte(strconv.Itoa(i))})
+			ps = append(ps, broker.Publication{Keep: i%2 == 0, Data: []byte(strconv.Itoa(i))})
 		}
 		if err := b.PublishBatch(ctx(t), room, ps); err != nil {
 			t.Fatalf("PublishBatch: %v", err)
@@ -78,7 +78,7 @@ func TestJetStreamPublishBatchStreamLost(t *testing.T) {
 	if err := js.DeleteStream(ctx(t), "CHATROOM"); err != nil {
 		t.Fatal(err)
 	}
-	ps := []chatroom.Publication{{Keep: true, Data: []byte("1")}, {Data: []byte("2")}}
+	ps := []broker.Publication{{Keep: true, Data: []byte("1")}, {Data: []byte("2")}}
 	if err := a.PublishBatch(ctx(t), "room", ps); err != nil {
 		t.Fatalf("PublishBatch after the stream was deleted: %v", err)
 	}
@@ -91,14 +91,14 @@ func TestPublishBatchAfterClose(t *testing.T) {
 	core := newCore(t, nc)
 	jsb := newJS(t, nc, natsbroker.JetStreamConfig{})
 	for name, b := range map[string]interface {
-		chatroom.BatchBroker
+		broker.BatchBroker
 		Close() error
 	}{"core": core, "jetstream": jsb} {
 		if err := b.Close(); err != nil {
 			t.Fatal(err)
 		}
-		err := b.PublishBatch(ctx(t), "room", []chatroom.Publication{{Data: []byte("x")}})
-		if !errors.Is(err, chatroom.ErrBrokerClosed) {
+		err := b.PublishBatch(ctx(t), "room", []broker.Publication{{Data: []byte("x")}})
+		if !errors.Is(err, broker.ErrClosed) {
 			t.Errorf("%s: PublishBatch after Close: %v", name, err)
 		}
 	}

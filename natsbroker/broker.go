@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // DefaultPrefix is the first subject token of every subject a broker uses,
@@ -153,7 +153,7 @@ type base struct {
 
 	closed atomic.Bool // read without mu on every call; set with mu held
 	mu     sync.Mutex  // guards subs, and closed against registering
-	subs   map[chatroom.Subscription]struct{}
+	subs   map[broker.Subscription]struct{}
 }
 
 func newBase(nc *nats.Conn, opts []Option) (*base, error) {
@@ -164,13 +164,13 @@ func newBase(nc *nats.Conn, opts []Option) (*base, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &base{config: c, nc: nc, subs: make(map[chatroom.Subscription]struct{})}, nil
+	return &base{config: c, nc: nc, subs: make(map[broker.Subscription]struct{})}, nil
 }
 
 // usable reports why a call cannot go ahead, if it cannot.
 func (b *base) usable(ctx context.Context) error {
 	if b.closed.Load() {
-		return chatroom.ErrBrokerClosed
+		return broker.ErrClosed
 	}
 	return ctx.Err()
 }
@@ -186,17 +186,17 @@ func (b *base) connected(what, room string) error {
 
 // register records s so that Close ends it. It fails, and s must be ended
 // by the caller, if the broker was closed meanwhile.
-func (b *base) register(s chatroom.Subscription) error {
+func (b *base) register(s broker.Subscription) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Load() {
-		return chatroom.ErrBrokerClosed
+		return broker.ErrClosed
 	}
 	b.subs[s] = struct{}{}
 	return nil
 }
 
-func (b *base) forget(s chatroom.Subscription) {
+func (b *base) forget(s broker.Subscription) {
 	b.mu.Lock()
 	delete(b.subs, s)
 	b.mu.Unlock()
@@ -207,7 +207,7 @@ func (b *base) forget(s chatroom.Subscription) {
 func (b *base) close() error {
 	b.mu.Lock()
 	b.closed.Store(true)
-	subs := make([]chatroom.Subscription, 0, len(b.subs))
+	subs := make([]broker.Subscription, 0, len(b.subs))
 	for s := range b.subs {
 		subs = append(subs, s)
 	}
@@ -227,11 +227,11 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, defaultTimeout)
 }
 
-// Broker is a chatroom.Broker over core NATS: a publication is one NATS
+// Broker is a broker.Broker over core NATS: a publication is one NATS
 // message on the room's subject, delivered to the subscriptions that exist
 // when the server routes it, and lost if none can take it then. It does not
-// number or keep publications, so it is not a chatroom.HistoryBroker (IDs
-// are 0), nor a chatroom.PresenceBroker; see JetStreamBroker for those.
+// number or keep publications, so it is not a broker.HistoryBroker (IDs
+// are 0), nor a broker.PresenceBroker; see JetStreamBroker for those.
 //
 // Order: the publications of one connection reach every subscriber in the
 // order they were published, kept and live ones alike. What the server
@@ -257,7 +257,7 @@ func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 	return &Broker{b: b}, nil
 }
 
-// Publish implements chatroom.Broker. It returns once the server has the
+// Publish implements broker.Broker. It returns once the server has the
 // message: after publishing, it waits for the server to answer a ping
 // (one round trip), so that a publication lost with a connection that just
 // dropped fails, and the room delivers it itself, instead of vanishing. It
@@ -265,18 +265,18 @@ func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 // and when ctx ends (or after 5 seconds if ctx has no deadline) if the server
 // does not answer. p.ID is ignored; p.Keep only chooses the subject, so that
 // subscribers see it.
-func (b *Broker) Publish(ctx context.Context, room string, p chatroom.Publication) error {
-	return b.publish(ctx, room, []chatroom.Publication{p})
+func (b *Broker) Publish(ctx context.Context, room string, p broker.Publication) error {
+	return b.publish(ctx, room, []broker.Publication{p})
 }
 
-// PublishBatch implements chatroom.BatchBroker: it publishes ps in order
+// PublishBatch implements broker.BatchBroker: it publishes ps in order
 // and then waits for one round trip, as Publish does for one, so a batch
 // costs about what one publication does. It fails as Publish does.
-func (b *Broker) PublishBatch(ctx context.Context, room string, ps []chatroom.Publication) error {
+func (b *Broker) PublishBatch(ctx context.Context, room string, ps []broker.Publication) error {
 	return b.publish(ctx, room, ps)
 }
 
-func (b *Broker) publish(ctx context.Context, room string, ps []chatroom.Publication) error {
+func (b *Broker) publish(ctx context.Context, room string, ps []broker.Publication) error {
 	if err := b.b.usable(ctx); err != nil {
 		return err
 	}
@@ -304,7 +304,7 @@ func (b *Broker) publish(ctx context.Context, room string, ps []chatroom.Publica
 	return nil
 }
 
-// Subscribe implements chatroom.Broker. It works while the connection is
+// Subscribe implements broker.Broker. It works while the connection is
 // down: the connection subscribes again whenever it reconnects, and
 // publications made meanwhile are lost. While connected, it returns once
 // the server has the subscription (a round trip bounded by ctx, or by
@@ -316,7 +316,7 @@ func (b *Broker) publish(ctx context.Context, room string, ps []chatroom.Publica
 // that falls behind by more than the connection's pending limits (512k
 // messages or 64 MiB by default) loses publications, which the connection
 // reports to its error handler as nats.ErrSlowConsumer.
-func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(chatroom.Publication)) (chatroom.Subscription, error) {
+func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(broker.Publication)) (broker.Subscription, error) {
 	if deliver == nil {
 		return nil, errors.New("natsbroker: nil deliver")
 	}
@@ -348,7 +348,7 @@ func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(chatro
 }
 
 // Close ends every subscription; Publish and Subscribe then return
-// chatroom.ErrBrokerClosed. It leaves the connection open. Closing twice
+// broker.ErrClosed. It leaves the connection open. Closing twice
 // is harmless.
 func (b *Broker) Close() error {
 	return b.b.close()
@@ -359,7 +359,7 @@ type coreSubscription struct {
 	b       *base
 	ns      *nats.Subscription
 	kept    string
-	deliver func(chatroom.Publication)
+	deliver func(broker.Publication)
 
 	// mu is held while delivering, so that Unsubscribe, which takes it to
 	// set closed, returns only after a delivery in progress has ended, and
@@ -376,10 +376,10 @@ func (s *coreSubscription) receive(m *nats.Msg) {
 	if s.closed {
 		return
 	}
-	s.deliver(chatroom.Publication{Keep: m.Subject == s.kept, Data: m.Data})
+	s.deliver(broker.Publication{Keep: m.Subject == s.kept, Data: m.Data})
 }
 
-// Unsubscribe implements chatroom.Subscription. Unsubscribing twice is
+// Unsubscribe implements broker.Subscription. Unsubscribing twice is
 // harmless.
 func (s *coreSubscription) Unsubscribe() error {
 	s.mu.Lock()

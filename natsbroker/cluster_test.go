@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
 
@@ -62,14 +62,14 @@ func freePort(t *testing.T) int {
 
 // publishAll has every broker publish n publications "<i>:<k>" to room at
 // once, even ones kept, and waits until they are done.
-func publishAll[B chatroom.Broker](t *testing.T, brokers []B, room string, n int) {
+func publishAll[B broker.Broker](t *testing.T, brokers []B, room string, n int) {
 	t.Helper()
 	c := ctx(t)
 	var wg sync.WaitGroup
 	for i, b := range brokers {
 		wg.Go(func() {
 			for k := range n {
-				p := chatroom.Publication{Keep: k%2 == 0, Data: fmt.Appendf(nil, "%d:%d", i, k)}
+				p := broker.Publication{Keep: k%2 == 0, Data: fmt.Appendf(nil, "%d:%d", i, k)}
 				if err := b.Publish(c, room, p); err != nil {
 					t.Errorf("node %d: publish %d: %v", i, k, err)
 					return
@@ -83,7 +83,7 @@ func publishAll[B chatroom.Broker](t *testing.T, brokers []B, room string, n int
 // checkEachOnceInOrder checks that pubs hold the publications of
 // publishAll, each exactly once, each publisher's in order, ignoring those
 // whose data does not look like "<i>:<k>".
-func checkEachOnceInOrder(t *testing.T, who string, pubs []chatroom.Publication, publishers, n int) {
+func checkEachOnceInOrder(t *testing.T, who string, pubs []broker.Publication, publishers, n int) {
 	t.Helper()
 	next := make([]int, publishers)
 	for _, p := range pubs {
@@ -108,7 +108,7 @@ func checkEachOnceInOrder(t *testing.T, who string, pubs []chatroom.Publication,
 
 // fence has every broker publish a fence, and waits until every recorder
 // has all of them: by then, each has all that was published before.
-func fence[B chatroom.Broker](t *testing.T, brokers []B, recs []*recorder, room string) {
+func fence[B broker.Broker](t *testing.T, brokers []B, recs []*recorder, room string) {
 	t.Helper()
 	for i, b := range brokers {
 		publish(t, b, room, false, "fence "+strconv.Itoa(i))

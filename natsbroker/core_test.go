@@ -10,20 +10,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
 
-var _ chatroom.Broker = (*natsbroker.Broker)(nil)
+var _ broker.Broker = (*natsbroker.Broker)(nil)
 
 // A plain Broker must not look like a HistoryBroker or a PresenceBroker to
 // the room, which tells them apart by type.
 func TestCoreIsPlainBroker(t *testing.T) {
-	var b chatroom.Broker = &natsbroker.Broker{}
-	if _, ok := b.(chatroom.HistoryBroker); ok {
+	var b broker.Broker = &natsbroker.Broker{}
+	if _, ok := b.(broker.HistoryBroker); ok {
 		t.Error("Broker is a HistoryBroker")
 	}
-	if _, ok := b.(chatroom.PresenceBroker); ok {
+	if _, ok := b.(broker.PresenceBroker); ok {
 		t.Error("Broker is a PresenceBroker")
 	}
 }
@@ -58,8 +58,8 @@ func TestCorePublishSubscribe(t *testing.T) {
 	publish(t, b, "lobby", false, "from b")
 	for name, r := range map[string]*recorder{"a": ra, "b": rb} {
 		got := r.wait(t, 2)
-		slices.SortFunc(got, func(x, y chatroom.Publication) int { return slices.Compare(x.Data, y.Data) })
-		want := []chatroom.Publication{{Keep: true, Data: []byte("from a")}, {Data: []byte("from b")}}
+		slices.SortFunc(got, func(x, y broker.Publication) int { return slices.Compare(x.Data, y.Data) })
+		want := []broker.Publication{{Keep: true, Data: []byte("from a")}, {Data: []byte("from b")}}
 		for i := range want {
 			if got[i].ID != 0 || got[i].Keep != want[i].Keep || string(got[i].Data) != string(want[i].Data) {
 				t.Errorf("node %s got %+v, want %+v", name, got[i], want[i])
@@ -91,7 +91,7 @@ func TestCoreSeveralSubscriptionsToOneRoom(t *testing.T) {
 
 // checkSequence checks that pubs are exactly the publications prefix0 ...
 // prefix<n-1>, in that order, even ones kept.
-func checkSequence(t *testing.T, who string, pubs []chatroom.Publication, prefix string, n int) {
+func checkSequence(t *testing.T, who string, pubs []broker.Publication, prefix string, n int) {
 	t.Helper()
 	if len(pubs) != n {
 		t.Fatalf("%s: got %d publications, want %d", who, len(pubs), n)
@@ -130,7 +130,7 @@ func TestCoreRoomIsolation(t *testing.T) {
 	testRoomIsolation(t, a, b)
 }
 
-func testRoomIsolation(t *testing.T, a, b chatroom.Broker) {
+func testRoomIsolation(t *testing.T, a, b broker.Broker) {
 	recs := make(map[string]*recorder)
 	for _, room := range rooms {
 		recs[room], _ = subscribe(t, b, room)
@@ -161,10 +161,10 @@ func TestCoreUnsubscribe(t *testing.T) {
 
 // testUnsubscribe unsubscribes while publications flow, and checks that
 // deliver is not called once Unsubscribe has returned.
-func testUnsubscribe(t *testing.T, a, b chatroom.Broker) {
+func testUnsubscribe(t *testing.T, a, b broker.Broker) {
 	var unsubscribed, late atomic.Bool
 	r := newRecorder()
-	sub, err := b.Subscribe(ctx(t), "room", func(p chatroom.Publication) {
+	sub, err := b.Subscribe(ctx(t), "room", func(p broker.Publication) {
 		if unsubscribed.Load() {
 			late.Store(true)
 		}
@@ -185,7 +185,7 @@ func testUnsubscribe(t *testing.T, a, b chatroom.Broker) {
 				return
 			default:
 			}
-			if err := a.Publish(pctx, "room", chatroom.Publication{Data: []byte(strconv.Itoa(i))}); err != nil {
+			if err := a.Publish(pctx, "room", broker.Publication{Data: []byte(strconv.Itoa(i))}); err != nil {
 				t.Errorf("publish: %v", err)
 				return
 			}
@@ -219,10 +219,10 @@ func TestCoreUnsubscribeWaitsForDelivery(t *testing.T) {
 
 // testUnsubscribeWaits checks that Unsubscribe returns only once a delivery
 // in progress has returned.
-func testUnsubscribeWaits(t *testing.T, b chatroom.Broker) {
+func testUnsubscribeWaits(t *testing.T, b broker.Broker) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	sub, err := b.Subscribe(ctx(t), "room", func(chatroom.Publication) {
+	sub, err := b.Subscribe(ctx(t), "room", func(broker.Publication) {
 		once.Do(func() {
 			close(entered)
 			<-release
@@ -262,8 +262,8 @@ func TestCoreClose(t *testing.T) {
 }
 
 // testClose closes a (with closeA) and checks that its subscriptions end
-// and its calls fail with ErrBrokerClosed; b keeps working.
-func testClose(t *testing.T, a, b chatroom.Broker, closeA func() error) {
+// and its calls fail with broker.ErrClosed; b keeps working.
+func testClose(t *testing.T, a, b broker.Broker, closeA func() error) {
 	ra, sub := subscribe(t, a, "room")
 	rb, _ := subscribe(t, b, "room")
 	publish(t, b, "room", true, "before")
@@ -274,10 +274,10 @@ func testClose(t *testing.T, a, b chatroom.Broker, closeA func() error) {
 	if err := closeA(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if err := a.Publish(ctx(t), "room", chatroom.Publication{}); !errors.Is(err, chatroom.ErrBrokerClosed) {
+	if err := a.Publish(ctx(t), "room", broker.Publication{}); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Publish after Close: %v", err)
 	}
-	if _, err := a.Subscribe(ctx(t), "room", func(chatroom.Publication) {}); !errors.Is(err, chatroom.ErrBrokerClosed) {
+	if _, err := a.Subscribe(ctx(t), "room", func(broker.Publication) {}); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Subscribe after Close: %v", err)
 	}
 	if err := sub.Unsubscribe(); err != nil {

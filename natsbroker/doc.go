@@ -1,6 +1,6 @@
 // Package natsbroker joins the rooms of github.com/seed014c2c51/chatroom
-// on several nodes through NATS: it provides a chatroom.Broker over core
-// NATS, and a chatroom.HistoryBroker and chatroom.PresenceBroker over
+// on several nodes through NATS: it provides a broker.Broker over core
+// NATS, and a broker.HistoryBroker and broker.PresenceBroker over
 // JetStream.
 //
 // The host owns the NATS connection; ConnectOptions lists the options it

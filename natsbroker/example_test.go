@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
 
@@ -67,7 +67,7 @@ func Example() {
 
 	ctx := context.Background()
 	got := make(chan string, 1)
-	sub, err := nodes[1].Subscribe(ctx, "lobby", func(p chatroom.Publication) {
+	sub, err := nodes[1].Subscribe(ctx, "lobby", func(p broker.Publication) {
 		got <- string(p.Data) // p.Data is only valid during the call
 	})
 	if err != nil {
@@ -75,7 +75,7 @@ func Example() {
 	}
 	defer sub.Unsubscribe()
 
-	if err := nodes[0].Publish(ctx, "lobby", chatroom.Publication{Data: []byte("hello from node 0")}); err != nil {
+	if err := nodes[0].Publish(ctx, "lobby", broker.Publication{Data: []byte("hello from node 0")}); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(<-got)
@@ -101,7 +101,7 @@ func ExampleJetStreamBroker_History() {
 
 	ctx := context.Background()
 	for _, text := range []string{"one", "two", "three"} {
-		if err := b.Publish(ctx, "lobby", chatroom.Publication{Keep: true, Data: []byte(text)}); err != nil {
+		if err := b.Publish(ctx, "lobby", broker.Publication{Keep: true, Data: []byte(text)}); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
 
@@ -20,7 +20,7 @@ const failFast = 500 * time.Millisecond
 // outage stops s, checks that a's Publish fails at once and that
 // Subscribe on b still works, then starts the server again on the same port
 // with the same store, and waits for both connections to come back.
-func outage(t *testing.T, s *server.Server, opts *server.Options, a, b chatroom.Broker, evA, evB *connEvents) (*server.Server, *recorder) {
+func outage(t *testing.T, s *server.Server, opts *server.Options, a, b broker.Broker, evA, evB *connEvents) (*server.Server, *recorder) {
 	t.Helper()
 	p := port(s)
 	s.Shutdown()
@@ -29,7 +29,7 @@ func outage(t *testing.T, s *server.Server, opts *server.Options, a, b chatroom.
 	waitFor(t, evB.disconnected, "B's disconnection")
 
 	start := time.Now()
-	err := a.Publish(ctx(t), "room", chatroom.Publication{Keep: true, Data: []byte("lost")})
+	err := a.Publish(ctx(t), "room", broker.Publication{Keep: true, Data: []byte("lost")})
 	if !errors.Is(err, natsbroker.ErrNotConnected) {
 		t.Errorf("Publish while disconnected: %v, want ErrNotConnected", err)
 	}
@@ -44,7 +44,7 @@ func outage(t *testing.T, s *server.Server, opts *server.Options, a, b chatroom.
 	// Cleanups run last first: close the brokers before this server stops,
 	// rather than after, which would make them wait for it.
 	t.Cleanup(func() {
-		for _, b := range []chatroom.Broker{a, b} {
+		for _, b := range []broker.Broker{a, b} {
 			_ = b.(interface{ Close() error }).Close()
 		}
 	})
@@ -150,14 +150,14 @@ func TestStartBeforeServer(t *testing.T) {
 				t.Fatalf("connect with RetryOnFailedConnect: %v", err)
 			}
 			t.Cleanup(nc.Close)
-			var b chatroom.Broker
+			var b broker.Broker
 			if mode == "Core" {
 				b = newCore(t, nc)
 			} else {
 				b = newJS(t, nc, natsbroker.JetStreamConfig{})
 			}
 			r, _ := subscribe(t, b, "room")
-			if err := b.Publish(ctx(t), "room", chatroom.Publication{}); !errors.Is(err, natsbroker.ErrNotConnected) {
+			if err := b.Publish(ctx(t), "room", broker.Publication{}); !errors.Is(err, natsbroker.ErrNotConnected) {
 				t.Errorf("Publish before the server: %v, want ErrNotConnected", err)
 			}
 			startServer(t, &server.Options{Port: p})

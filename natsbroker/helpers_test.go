@@ -13,7 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
 
@@ -123,7 +123,7 @@ func newJS(t testing.TB, nc *nats.Conn, cfg natsbroker.JetStreamConfig, opts ...
 // recorder collects what a subscription delivers.
 type recorder struct {
 	mu     sync.Mutex
-	pubs   []chatroom.Publication
+	pubs   []broker.Publication
 	notify chan struct{} // signalled after each delivery
 
 	busy atomic.Int32 // deliveries in progress, to catch concurrent ones
@@ -132,7 +132,7 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
 
-func (r *recorder) deliver(p chatroom.Publication) {
+func (r *recorder) deliver(p broker.Publication) {
 	if r.busy.Add(1) != 1 {
 		r.bad.Add(1)
 	}
@@ -144,27 +144,27 @@ func (r *recorder) deliver(p chatroom.Publication) {
 	signal(r.notify)
 }
 
-func (r *recorder) all() []chatroom.Publication {
+func (r *recorder) all() []broker.Publication {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.pubs)
 }
 
 // wait waits until the recorder holds n publications, and returns them.
-func (r *recorder) wait(t testing.TB, n int) []chatroom.Publication {
+func (r *recorder) wait(t testing.TB, n int) []broker.Publication {
 	t.Helper()
-	return r.waitUntil(t, fmt.Sprintf("%d publications", n), func(pubs []chatroom.Publication) bool { return len(pubs) >= n })
+	return r.waitUntil(t, fmt.Sprintf("%d publications", n), func(pubs []broker.Publication) bool { return len(pubs) >= n })
 }
 
 // waitData waits until the recorder holds a publication with data d.
-func (r *recorder) waitData(t testing.TB, d string) []chatroom.Publication {
+func (r *recorder) waitData(t testing.TB, d string) []broker.Publication {
 	t.Helper()
-	return r.waitUntil(t, fmt.Sprintf("publication %q", d), func(pubs []chatroom.Publication) bool {
-		return slices.ContainsFunc(pubs, func(p chatroom.Publication) bool { return string(p.Data) == d })
+	return r.waitUntil(t, fmt.Sprintf("publication %q", d), func(pubs []broker.Publication) bool {
+		return slices.ContainsFunc(pubs, func(p broker.Publication) bool { return string(p.Data) == d })
 	})
 }
 
-func (r *recorder) waitUntil(t testing.TB, what string, done func([]chatroom.Publication) bool) []chatroom.Publication {
+func (r *recorder) waitUntil(t testing.TB, what string, done func([]broker.Publication) bool) []broker.Publication {
 	t.Helper()
 	timer := time.NewTimer(waitTimeout)
 	defer timer.Stop()
@@ -186,7 +186,7 @@ func (r *recorder) waitUntil(t testing.TB, what string, done func([]chatroom.Pub
 	return nil
 }
 
-func datas(pubs []chatroom.Publication) []string {
+func datas(pubs []broker.Publication) []string {
 	out := make([]string, len(pubs))
 	for i, p := range pubs {
 		out[i] = string(p.Data)
@@ -194,7 +194,7 @@ func datas(pubs []chatroom.Publication) []string {
 	return out
 }
 
-func subscribe(t testing.TB, b chatroom.Broker, room string) (*recorder, chatroom.Subscription) {
+func subscribe(t testing.TB, b broker.Broker, room string) (*recorder, broker.Subscription) {
 	t.Helper()
 	r := newRecorder()
 	s, err := b.Subscribe(ctx(t), room, r.deliver)
@@ -204,9 +204,9 @@ func subscribe(t testing.TB, b chatroom.Broker, room string) (*recorder, chatroo
 	return r, s
 }
 
-func publish(t testing.TB, b chatroom.Broker, room string, keep bool, data string) {
+func publish(t testing.TB, b broker.Broker, room string, keep bool, data string) {
 	t.Helper()
-	if err := b.Publish(ctx(t), room, chatroom.Publication{Keep: keep, Data: []byte(data)}); err != nil {
+	if err := b.Publish(ctx(t), room, broker.Publication{Keep: keep, Data: []byte(data)}); err != nil {
 		t.Fatalf("publish %q to %q: %v", data, room, err)
 	}
 }

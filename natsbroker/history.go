@@ -9,11 +9,11 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
-// History implements chatroom.HistoryBroker with the semantics of
-// chatroom.MemoryBroker, stream sequences standing for IDs.
+// History implements broker.HistoryBroker with the semantics of
+// broker.Memory, stream sequences standing for IDs.
 //
 // The stream keeps History+1+Backlog kept publications per room (its
 // MaxMsgsPerSubject), dropping the oldest, and History returns the newest
@@ -40,7 +40,7 @@ import (
 // IDs takes one round trip and reads only what follows it; others read
 // everything the stream keeps for the room (the backlog included), in one
 // more round trip for a non-zero after.
-func (b *JetStreamBroker) History(ctx context.Context, room string, after uint64) ([]chatroom.Publication, bool, error) {
+func (b *JetStreamBroker) History(ctx context.Context, room string, after uint64) ([]broker.Publication, bool, error) {
 	if err := b.b.usable(ctx); err != nil {
 		return nil, false, err
 	}
@@ -61,7 +61,7 @@ func (b *JetStreamBroker) History(ctx context.Context, room string, after uint64
 	return pubs, complete, nil
 }
 
-func (b *JetStreamBroker) history(ctx context.Context, room string, after uint64) ([]chatroom.Publication, bool, error) {
+func (b *JetStreamBroker) history(ctx context.Context, room string, after uint64) ([]broker.Publication, bool, error) {
 	st, err := b.js.ensureStream(ctx, b.b.prefix)
 	if err != nil {
 		return nil, false, err
@@ -93,7 +93,7 @@ func (b *JetStreamBroker) history(ctx context.Context, room string, after uint64
 	}
 	// after was not there at the first read; it may have been published
 	// since, by a client that already knows of it.
-	if i, found := slices.BinarySearchFunc(pubs, after, func(p chatroom.Publication, id uint64) int {
+	if i, found := slices.BinarySearchFunc(pubs, after, func(p broker.Publication, id uint64) int {
 		return cmpUint(p.ID, id)
 	}); found {
 		return pubs[i+1:], true, nil
@@ -129,8 +129,8 @@ const maxBatches = 64
 
 // readKept returns the kept publications on subject, oldest first: all of
 // them the stream holds, in batches of batch.
-func (j *jsState) readKept(ctx context.Context, nc *nats.Conn, subject string, batch int) ([]chatroom.Publication, error) {
-	var pubs []chatroom.Publication
+func (j *jsState) readKept(ctx context.Context, nc *nats.Conn, subject string, batch int) ([]broker.Publication, error) {
+	var pubs []broker.Publication
 	req := directGetRequest{NextFor: subject, Batch: batch}
 	for range maxBatches {
 		got, more, err := j.readBatch(ctx, nc, req)
@@ -148,18 +148,18 @@ func (j *jsState) readKept(ctx context.Context, nc *nats.Conn, subject string, b
 
 // readBatch returns the kept publications one direct get returns, and
 // whether more follow.
-func (j *jsState) readBatch(ctx context.Context, nc *nats.Conn, req directGetRequest) ([]chatroom.Publication, bool, error) {
+func (j *jsState) readBatch(ctx context.Context, nc *nats.Conn, req directGetRequest) ([]broker.Publication, bool, error) {
 	msgs, more, err := j.directGet(ctx, nc, req)
 	if err != nil {
 		return nil, false, err
 	}
-	pubs := make([]chatroom.Publication, 0, len(msgs))
+	pubs := make([]broker.Publication, 0, len(msgs))
 	for _, m := range msgs {
 		seq, err := strconv.ParseUint(m.Header.Get(jetstreamSequence), 10, 64)
 		if err != nil {
 			return nil, false, fmt.Errorf("direct get: bad sequence %q", m.Header.Get(jetstreamSequence))
 		}
-		pubs = append(pubs, chatroom.Publication{ID: seq, Keep: true, Data: m.Data})
+		pubs = append(pubs, broker.Publication{ID: seq, Keep: true, Data: m.Data})
 	}
 	return pubs, more, nil
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 func TestRoomToken(t *testing.T) {
@@ -57,12 +57,12 @@ func (m fakeMsg) Subject() string { return m.subject }
 // is not delivered, nor any after it from that consumer; the subscription
 // asks for a new consumer, resuming after the last delivered.
 func TestHandlerGap(t *testing.T) {
-	var got []chatroom.Publication
+	var got []broker.Publication
 	c, _ := newConfig(nil)
 	s := &jsSubscription{
 		jb:      &JetStreamBroker{b: &base{config: c}},
 		subj:    c.subjects("room"),
-		deliver: func(p chatroom.Publication) { got = append(got, p) },
+		deliver: func(p broker.Publication) { got = append(got, p) },
 		gen:     1,
 		reset:   make(chan struct{}, 1),
 	}
@@ -72,7 +72,7 @@ func TestHandlerGap(t *testing.T) {
 	h(fakeMsg{subject: s.subj.kept, stream: 15, consumer: 4}) // 3 is missing
 	h(fakeMsg{subject: s.subj.kept, stream: 16, consumer: 5})
 	s.handler(0)(fakeMsg{subject: s.subj.kept, stream: 17, consumer: 3}) // an old consumer's
-	want := []chatroom.Publication{{ID: 10, Keep: true, Data: []byte(s.subj.kept)}, {Data: []byte(s.subj.live)}}
+	want := []broker.Publication{{ID: 10, Keep: true, Data: []byte(s.subj.kept)}, {Data: []byte(s.subj.live)}}
 	if len(got) != len(want) || got[0].ID != 10 || !got[0].Keep || got[1].ID != 0 || got[1].Keep {
 		t.Errorf("delivered %+v, want %+v", got, want)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // DefaultHistory is JetStreamConfig.History's default.
@@ -92,7 +92,7 @@ type JetStreamConfig struct {
 	PresenceBucket string
 }
 
-// JetStreamBroker is a chatroom.HistoryBroker and chatroom.PresenceBroker
+// JetStreamBroker is a broker.HistoryBroker and broker.PresenceBroker
 // over NATS JetStream (nats-server 2.11 or later).
 //
 // Every publication of a room goes into one stream, kept ones on the
@@ -266,23 +266,23 @@ func (j *jsState) ensureStream(ctx context.Context, prefix string) (*streamState
 // and creates it if it is gone.
 func (j *jsState) lostStream() { j.stream.Store(nil) }
 
-// Publish implements chatroom.Broker: it returns once the stream has stored
+// Publish implements broker.Broker: it returns once the stream has stored
 // p (a JetStream acknowledgement, one round trip to the stream's leader).
 // It fails with ErrNotConnected without waiting while the connection is
 // down, and as soon as it drops during the call; if JetStream does not
 // answer (a clustered stream without a leader, for instance), it fails when
 // ctx ends, or after 5 seconds if ctx has no deadline. If the stream is
 // gone, Publish creates it again.
-func (b *JetStreamBroker) Publish(ctx context.Context, room string, p chatroom.Publication) error {
-	return b.PublishBatch(ctx, room, []chatroom.Publication{p})
+func (b *JetStreamBroker) Publish(ctx context.Context, room string, p broker.Publication) error {
+	return b.PublishBatch(ctx, room, []broker.Publication{p})
 }
 
-// PublishBatch implements chatroom.BatchBroker: it sends ps to the stream
+// PublishBatch implements broker.BatchBroker: it sends ps to the stream
 // one after the other without waiting, then waits for all their
 // acknowledgements, so a batch costs about one round trip. The stream
 // stores them in order. It fails as Publish does, and also if the stream
 // refused any of them; the others may be stored.
-func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []chatroom.Publication) error {
+func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []broker.Publication) error {
 	if err := b.b.usable(ctx); err != nil {
 		return err
 	}
@@ -339,7 +339,7 @@ func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []ch
 	}
 }
 
-// Subscribe implements chatroom.Broker. The subscription reads the room's
+// Subscribe implements broker.Broker. The subscription reads the room's
 // publications from the stream through a consumer of its own, created
 // before Subscribe returns: it delivers every publication the stream
 // stores after that. Kept publications come with their ID and Keep set.
@@ -360,7 +360,7 @@ func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []ch
 // sees the oldest of them: the stream deleted them first. Rooms hand
 // publications over in batches of at most 64; the default backlog holds
 // four of them beyond the history.
-func (b *JetStreamBroker) Subscribe(ctx context.Context, room string, deliver func(chatroom.Publication)) (chatroom.Subscription, error) {
+func (b *JetStreamBroker) Subscribe(ctx context.Context, room string, deliver func(broker.Publication)) (broker.Subscription, error) {
 	if deliver == nil {
 		return nil, errors.New("natsbroker: nil deliver")
 	}
@@ -394,7 +394,7 @@ func (b *JetStreamBroker) Subscribe(ctx context.Context, room string, deliver fu
 
 // Close ends every subscription, deleting their consumers; Publish,
 // Subscribe, History, SetPresence and Presence then return
-// chatroom.ErrBrokerClosed. It leaves the connection open. Closing twice is
+// broker.ErrClosed. It leaves the connection open. Closing twice is
 // harmless.
 func (b *JetStreamBroker) Close() error {
 	err := b.b.close()
@@ -409,7 +409,7 @@ type jsSubscription struct {
 	jb      *JetStreamBroker
 	room    string
 	subj    subjects
-	deliver func(chatroom.Publication)
+	deliver func(broker.Publication)
 	since   time.Time // when Subscribe was called: where to start if next is unknown
 
 	// mu is held while delivering, so that Unsubscribe, which takes it to
@@ -515,7 +515,7 @@ func (s *jsSubscription) handler(gen uint64) jetstream.MessageHandler {
 		}
 		s.dseq = md.Sequence.Consumer
 		s.next = md.Sequence.Stream + 1
-		p := chatroom.Publication{Data: m.Data()}
+		p := broker.Publication{Data: m.Data()}
 		if m.Subject() == s.subj.kept {
 			p.ID, p.Keep = md.Sequence.Stream, true
 		}
@@ -611,7 +611,7 @@ func (s *jsSubscription) deleteConsumer(name string) {
 	}
 }
 
-// Unsubscribe implements chatroom.Subscription: it stops the consumer and
+// Unsubscribe implements broker.Subscription: it stops the consumer and
 // deletes it. Unsubscribing twice is harmless.
 func (s *jsSubscription) Unsubscribe() error {
 	s.mu.Lock()

@@ -13,13 +13,13 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
 
 var (
-	_ chatroom.HistoryBroker  = (*natsbroker.JetStreamBroker)(nil)
-	_ chatroom.PresenceBroker = (*natsbroker.JetStreamBroker)(nil)
+	_ broker.HistoryBroker  = (*natsbroker.JetStreamBroker)(nil)
+	_ broker.PresenceBroker = (*natsbroker.JetStreamBroker)(nil)
 )
 
 // jsPair starts a server and returns two JetStream brokers on it, each with
@@ -92,7 +92,7 @@ func TestJetStreamPublisherOrder(t *testing.T) {
 
 // checkIDs checks that kept publications have increasing IDs and live ones
 // none.
-func checkIDs(t *testing.T, who string, pubs []chatroom.Publication) {
+func checkIDs(t *testing.T, who string, pubs []broker.Publication) {
 	t.Helper()
 	var last uint64
 	for i, p := range pubs {
@@ -143,7 +143,7 @@ func TestJetStreamClose(t *testing.T) {
 	}
 }
 
-func isClosed(err error) bool { return errors.Is(err, chatroom.ErrBrokerClosed) }
+func isClosed(err error) bool { return errors.Is(err, broker.ErrClosed) }
 
 // consumers counts the consumers of the stream CHATROOM on s.
 func consumers(t *testing.T, s *server.Server) int {
@@ -175,14 +175,14 @@ func TestJetStreamSubscribeThenPublish(t *testing.T) {
 func TestNilDeliver(t *testing.T) {
 	s := startServer(t, nil)
 	nc, _ := connect(t, s)
-	for _, b := range []chatroom.Broker{newCore(t, nc), newJS(t, nc, natsbroker.JetStreamConfig{})} {
+	for _, b := range []broker.Broker{newCore(t, nc), newJS(t, nc, natsbroker.JetStreamConfig{})} {
 		if sub, err := b.Subscribe(ctx(t), "room", nil); err == nil || sub != nil {
 			t.Errorf("%T accepted a nil deliver", b)
 		}
 	}
 }
 
-// History gives the answers chatroom.MemoryBroker gives, IDs aside, for
+// History gives the answers broker.Memory gives, IDs aside, for
 // every after that matters: 0, each ID published, the ID after the last,
 // and an ID from before the room's numbering.
 // With a backlog, the stream holds more than History+1 publications per
@@ -195,7 +195,7 @@ func TestJetStreamHistoryMatchesMemoryBroker(t *testing.T) {
 
 func testHistoryMatchesMemoryBroker(t *testing.T, backlog int) {
 	const keep = 3
-	mem := chatroom.NewMemoryBroker(keep)
+	mem := broker.NewMemory(keep)
 	_, js, _ := jsPair(t, natsbroker.JetStreamConfig{History: keep, Backlog: backlog})
 	memRec, _ := subscribe(t, mem, "room")
 	jsRec, _ := subscribe(t, js, "room")
@@ -236,7 +236,7 @@ func testHistoryMatchesMemoryBroker(t *testing.T, backlog int) {
 	check("empty room")
 	for k := range 2*keep + 2 {
 		d := strconv.Itoa(k)
-		for _, b := range []chatroom.Broker{mem, js} {
+		for _, b := range []broker.Broker{mem, js} {
 			publish(t, b, "room", true, d)
 			publish(t, b, "room", false, "live "+d)
 			publish(t, b, "other", true, "other "+d)
@@ -316,7 +316,7 @@ func TestJetStreamExistingStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := newJS(t, nc, natsbroker.JetStreamConfig{}, natsbroker.WithPrefix("bad"))
-	if err := bad.Publish(ctx(t), "room", chatroom.Publication{}); err == nil || !strings.Contains(err.Error(), "AllowMsgTTL") {
+	if err := bad.Publish(ctx(t), "room", broker.Publication{}); err == nil || !strings.Contains(err.Error(), "AllowMsgTTL") {
 		t.Errorf("Publish with a stream without TTLs: %v", err)
 	}
 }
@@ -370,7 +370,7 @@ func TestJetStreamNames(t *testing.T) {
 	r := newRecorder()
 	sub, err := nc.Subscribe(">", func(m *nats.Msg) {
 		if strings.HasPrefix(m.Subject, "my-app.") {
-			r.deliver(chatroom.Publication{Data: []byte(m.Subject)})
+			r.deliver(broker.Publication{Data: []byte(m.Subject)})
 		}
 	})
 	if err != nil {

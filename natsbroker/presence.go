@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// SetPresence implements chatroom.PresenceBroker. It puts the key
+// SetPresence implements broker.PresenceBroker. It puts the key
 // <room token>.<node token> of the presence bucket (tokens as in the
 // package documentation, Subjects; a node's starts with 'n' instead of
 // 'r'), holding the nicknames as a JSON array, with a TTL of its own:
@@ -61,7 +61,7 @@ func wholeSeconds(d time.Duration) time.Duration {
 	return max((d+time.Second-1)/time.Second, 1) * time.Second
 }
 
-// Presence implements chatroom.PresenceBroker: it reads the last value of
+// Presence implements broker.PresenceBroker: it reads the last value of
 // each of the room's keys in one direct get (at most 1024 nodes per room),
 // skipping those removed.
 func (b *JetStreamBroker) Presence(ctx context.Context, room string) (map[string][]string, error) {

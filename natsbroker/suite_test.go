@@ -5,6 +5,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/brokertest"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
@@ -14,8 +15,8 @@ import (
 // clients) against an in-process server, in both modes. The outage test
 // stops the server and starts another on the same port and store.
 func TestClusterSuite(t *testing.T) {
-	modes := map[string]func(t *testing.T, s *server.Server) chatroom.Broker{
-		"Core": func(t *testing.T, s *server.Server) chatroom.Broker {
+	modes := map[string]func(t *testing.T, s *server.Server) broker.Broker{
+		"Core": func(t *testing.T, s *server.Server) broker.Broker {
 			nc, _ := connect(t, s)
 			b, err := natsbroker.New(nc)
 			if err != nil {
@@ -23,7 +24,7 @@ func TestClusterSuite(t *testing.T) {
 			}
 			return b
 		},
-		"JetStream": func(t *testing.T, s *server.Server) chatroom.Broker {
+		"JetStream": func(t *testing.T, s *server.Server) broker.Broker {
 			nc, _ := connect(t, s)
 			b, err := natsbroker.NewJetStream(nc, natsbroker.JetStreamConfig{})
 			if err != nil {
@@ -41,7 +42,7 @@ func TestClusterSuite(t *testing.T) {
 				return brokertest.Backend{
 					// The suite closes the broker (a dead node, or the end);
 					// the connection closes with the test.
-					Connect: func(t *testing.T) chatroom.Broker { return newBroker(t, s) },
+					Connect: func(t *testing.T) broker.Broker { return newBroker(t, s) },
 					Stop: func(*testing.T) {
 						s.Shutdown()
 						s.WaitForShutdown()

@@ -7,10 +7,10 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
-var _ chatroom.BatchBroker = (*Broker)(nil)
+var _ broker.BatchBroker = (*Broker)(nil)
 
 // TestPublishBatch checks that a batch arrives whole and in order, its kept
 // publications numbered in order, live ones with ID 0, and that History
@@ -23,9 +23,9 @@ func TestPublishBatch(t *testing.T) {
 	rec := newRecorder()
 	subscribe(t, sub, "b", rec)
 
-	var ps []chatroom.Publication
+	var ps []broker.Publication
 	for i := range 10 {
-		ps = append(ps, chatroom.Publication{Keep: i%5 != 0, Data: []byte(strconv.Itoa(i))})
+		ps = append(ps, broker.Publication{Keep: i%5 != 0, Data: []byte(strconv.Itoa(i))})
 	}
 	if err := pub.PublishBatch(context.Background(), "b", ps); err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestPublishBatch(t *testing.T) {
 	}
 
 	// Only live publications: delivered, nothing numbered or kept.
-	if err := pub.PublishBatch(context.Background(), "b", []chatroom.Publication{{Data: []byte("x")}, {Data: []byte("y")}}); err != nil {
+	if err := pub.PublishBatch(context.Background(), "b", []broker.Publication{{Data: []byte("x")}, {Data: []byte("y")}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"x", "y"} {
@@ -82,9 +82,9 @@ func TestPublishBatchOrder(t *testing.T) {
 	const n = 1000
 	concurrently(t, len(pubs), func(pi int) error {
 		for i, size := 0, 1; i < n; size = size%64 + 1 {
-			var ps []chatroom.Publication
+			var ps []broker.Publication
 			for ; len(ps) < size && i < n; i++ {
-				ps = append(ps, chatroom.Publication{Keep: i%3 != 0, Data: fmt.Appendf(nil, "%d:%d", pi, i)})
+				ps = append(ps, broker.Publication{Keep: i%3 != 0, Data: fmt.Appendf(nil, "%d:%d", pi, i)})
 			}
 			if err := pubs[pi].PublishBatch(context.Background(), "o", ps); err != nil {
 				return err

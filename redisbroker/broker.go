@@ -1,7 +1,7 @@
-// Package redisbroker is a chatroom.Broker on Redis: it joins the rooms of
+// Package redisbroker is a broker.Broker on Redis: it joins the rooms of
 // one name on several nodes through Redis pub/sub, numbers and keeps their
-// history in Redis streams (chatroom.HistoryBroker), and records which
-// nicknames each node has in a room (chatroom.PresenceBroker).
+// history in Redis streams (broker.HistoryBroker), and records which
+// nicknames each node has in a room (broker.PresenceBroker).
 //
 // It is a nested module, so that the chatroom library does not depend on a
 // Redis client:
@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // Defaults of the options.
@@ -37,7 +37,7 @@ const (
 	DefaultHealthCheckInterval = 5 * time.Second
 )
 
-// Broker is a chatroom.HistoryBroker and chatroom.PresenceBroker on Redis.
+// Broker is a broker.HistoryBroker and broker.PresenceBroker on Redis.
 // Create it with New; it is safe for concurrent use. Close it when done: from
 // the first Subscribe on, it owns a pub/sub connection and three goroutines.
 type Broker struct {
@@ -66,8 +66,8 @@ type Broker struct {
 
 // Compile-time checks that Broker implements what it promises.
 var (
-	_ chatroom.HistoryBroker  = (*Broker)(nil)
-	_ chatroom.PresenceBroker = (*Broker)(nil)
+	_ broker.HistoryBroker  = (*Broker)(nil)
+	_ broker.PresenceBroker = (*Broker)(nil)
 )
 
 type config struct {
@@ -181,7 +181,7 @@ func (b *Broker) isClosed() bool {
 }
 
 func errClosed(op string) error {
-	return fmt.Errorf("redisbroker: %s: %w", op, chatroom.ErrBrokerClosed)
+	return fmt.Errorf("redisbroker: %s: %w", op, broker.ErrClosed)
 }
 
 // ErrNotSubscribed is what Publish returns, wrapped, for a room that this
@@ -192,26 +192,26 @@ func errClosed(op string) error {
 // its own members instead (see chatroom.WithBroker).
 var ErrNotSubscribed = errors.New("redisbroker: subscription not confirmed by Redis (unreachable or reconnecting)")
 
-// Publish implements chatroom.Broker. A kept publication (p.Keep) is
+// Publish implements broker.Broker. A kept publication (p.Keep) is
 // numbered, added to the room's history and published in one Lua script;
 // one that is not kept is published with ID 0 and not stored. Publish
 // returns an error, without retrying beyond what the client's options say,
 // when Redis cannot be reached, and ErrNotSubscribed while this broker's
 // own subscription to the room is not confirmed.
-func (b *Broker) Publish(ctx context.Context, room string, p chatroom.Publication) error {
+func (b *Broker) Publish(ctx context.Context, room string, p broker.Publication) error {
 	if !p.Keep {
 		return b.publish(ctx, room, func(ctx context.Context, k roomKeys) error {
 			return b.client.Publish(ctx, k.channel, encodePayload(0, p.Data)).Err()
 		})
 	}
-	return b.PublishBatch(ctx, room, []chatroom.Publication{p})
+	return b.PublishBatch(ctx, room, []broker.Publication{p})
 }
 
-// PublishBatch implements chatroom.BatchBroker: ps are numbered, kept and
+// PublishBatch implements broker.BatchBroker: ps are numbered, kept and
 // published in order by one run of the Lua script Publish uses, so that a
 // batch costs one round trip and either all of it or none of it is
 // published. It fails as Publish does.
-func (b *Broker) PublishBatch(ctx context.Context, room string, ps []chatroom.Publication) error {
+func (b *Broker) PublishBatch(ctx context.Context, room string, ps []broker.Publication) error {
 	return b.publish(ctx, room, func(ctx context.Context, k roomKeys) error {
 		ttl := b.cfg.historyTTL.Milliseconds()
 		if b.cfg.historyTTL > 0 {
@@ -271,23 +271,23 @@ func encodePayload(id uint64, data []byte) []byte {
 }
 
 // decodePayload reverses encodePayload. Data is a copy: payload is a string.
-func decodePayload(payload string) (chatroom.Publication, bool) {
+func decodePayload(payload string) (broker.Publication, bool) {
 	if len(payload) < headerLen || payload[0] != payloadFormat {
-		return chatroom.Publication{}, false
+		return broker.Publication{}, false
 	}
 	var id uint64
 	for i := 1; i <= 8; i++ {
 		id = id<<8 | uint64(payload[i])
 	}
-	return chatroom.Publication{ID: id, Keep: id != 0, Data: []byte(payload[headerLen:])}, true
+	return broker.Publication{ID: id, Keep: id != 0, Data: []byte(payload[headerLen:])}, true
 }
 
-// History implements chatroom.HistoryBroker, with MemoryBroker's rules for
+// History implements broker.HistoryBroker, with broker.Memory's rules for
 // complete. A room that Redis holds no numbering for (never published to
 // with Keep, expired, or lost) has no history: History returns nothing,
 // complete when after is 0, and not complete otherwise, since after cannot
 // be an ID of a numbering that has not begun.
-func (b *Broker) History(ctx context.Context, room string, after uint64) ([]chatroom.Publication, bool, error) {
+func (b *Broker) History(ctx context.Context, room string, after uint64) ([]broker.Publication, bool, error) {
 	if b.isClosed() {
 		return nil, false, errClosed("history")
 	}
@@ -311,7 +311,7 @@ func (b *Broker) History(ctx context.Context, room string, after uint64) ([]chat
 }
 
 // parseHistory interprets historyScript's reply.
-func parseHistory(res []any, after uint64) ([]chatroom.Publication, bool, error) {
+func parseHistory(res []any, after uint64) ([]broker.Publication, bool, error) {
 	if len(res) == 0 {
 		return nil, after == 0, nil
 	}
@@ -329,7 +329,7 @@ func parseHistory(res []any, after uint64) ([]chatroom.Publication, bool, error)
 	}
 	last, base, dropped := nums[0], nums[1], nums[2]
 	logLen, _ := res[3].(int64)
-	pubs := make([]chatroom.Publication, 0, (len(res)-4)/2)
+	pubs := make([]broker.Publication, 0, (len(res)-4)/2)
 	for i := 4; i < len(res); i += 2 {
 		sid, _ := res[i].(string)
 		data, _ := res[i+1].(string)
@@ -337,7 +337,7 @@ func parseHistory(res []any, after uint64) ([]chatroom.Publication, bool, error)
 		if err != nil {
 			return nil, false, fmt.Errorf("bad log entry ID %q: %w", sid, err)
 		}
-		pubs = append(pubs, chatroom.Publication{ID: id, Keep: true, Data: []byte(data)})
+		pubs = append(pubs, broker.Publication{ID: id, Keep: true, Data: []byte(data)})
 	}
 	// The script chose the range with the same test, made on strings.
 	if after != 0 && (after > last || after+1 < base) {
@@ -354,7 +354,7 @@ func parseHistory(res []any, after uint64) ([]chatroom.Publication, bool, error)
 // Close ends every subscription, closes the broker's pub/sub connection and
 // waits for its goroutines to exit. Afterwards Publish, Subscribe, History,
 // SetPresence and Presence return an error wrapping
-// chatroom.ErrBrokerClosed; Unsubscribe and Close return nil. It does not
+// broker.ErrClosed; Unsubscribe and Close return nil. It does not
 // close the client. It must not be called from a deliver function.
 func (b *Broker) Close() error {
 	b.mu.Lock()

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 func TestPublishSubscribeAcrossNodes(t *testing.T) {
@@ -46,7 +46,7 @@ func TestPublishLeavesDataAlone(t *testing.T) {
 	b := r.broker(t)
 	for _, keep := range []bool{false, true} {
 		data := []byte("unchanged")
-		if err := b.Publish(context.Background(), "r", chatroom.Publication{Keep: keep, Data: data}); err != nil {
+		if err := b.Publish(context.Background(), "r", broker.Publication{Keep: keep, Data: data}); err != nil {
 			t.Fatal(err)
 		}
 		if string(data) != "unchanged" {
@@ -77,7 +77,7 @@ func TestSeveralSubscriptionsPerRoom(t *testing.T) {
 	r := newRedis(t)
 	n1, n2 := r.broker(t), r.broker(t)
 	recs := []*recorder{newRecorder(), newRecorder(), newRecorder()}
-	var subs []chatroom.Subscription
+	var subs []broker.Subscription
 	for _, rec := range recs {
 		subs = append(subs, subscribe(t, n1, "room", rec))
 	}
@@ -138,7 +138,7 @@ func TestOrder(t *testing.T) {
 	const n = 1000
 	concurrently(t, len(pubs), func(pi int) error {
 		for i := range n {
-			p := chatroom.Publication{Keep: i%3 != 0, Data: fmt.Appendf(nil, "%d:%d", pi, i)}
+			p := broker.Publication{Keep: i%3 != 0, Data: fmt.Appendf(nil, "%d:%d", pi, i)}
 			if err := pubs[pi].Publish(context.Background(), "order", p); err != nil {
 				return err
 			}
@@ -146,7 +146,7 @@ func TestOrder(t *testing.T) {
 		return nil
 	})
 	lastIDs := make([]uint64, len(recs))
-	receiveInOrder(t, recs, len(pubs), n, func(si int, p chatroom.Publication, i int) {
+	receiveInOrder(t, recs, len(pubs), n, func(si int, p broker.Publication, i int) {
 		if p.Keep != (i%3 != 0) || p.Keep != (p.ID != 0) {
 			t.Fatalf("subscriber %d: %q has Keep %v, ID %d", si, p.Data, p.Keep, p.ID)
 		}
@@ -192,7 +192,7 @@ func TestIsolation(t *testing.T) {
 	rec := newRecorder()
 	subscribe(t, other, "a", rec)
 	publish(t, pub, "a", true, "default prefix")
-	if err := other.Publish(context.Background(), "a", chatroom.Publication{Data: []byte("end")}); err != nil {
+	if err := other.Publish(context.Background(), "a", broker.Publication{Data: []byte("end")}); err != nil {
 		t.Fatal(err)
 	}
 	if got := rec.nextData(t); got != "end" {
@@ -249,7 +249,7 @@ func TestSubscribeConfirmed(t *testing.T) {
 				errs <- err
 				return
 			}
-			if err := pub.Publish(context.Background(), room, chatroom.Publication{Data: []byte(strconv.Itoa(i))}); err != nil {
+			if err := pub.Publish(context.Background(), room, broker.Publication{Data: []byte(strconv.Itoa(i))}); err != nil {
 				errs <- err
 			}
 		}()
@@ -278,7 +278,7 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 	sub, pub := r.broker(t), r.broker(t)
 	var unsubscribed, late atomic.Bool
 	got := make(chan struct{}, 10000)
-	s, err := sub.Subscribe(context.Background(), "stream", func(p chatroom.Publication) {
+	s, err := sub.Subscribe(context.Background(), "stream", func(p broker.Publication) {
 		if unsubscribed.Load() {
 			late.Store(true)
 		}
@@ -303,7 +303,7 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 				return
 			default:
 			}
-			if err := pub.Publish(context.Background(), "stream", chatroom.Publication{Data: []byte(strconv.Itoa(i))}); err != nil {
+			if err := pub.Publish(context.Background(), "stream", broker.Publication{Data: []byte(strconv.Itoa(i))}); err != nil {
 				published <- err
 				return
 			}
@@ -355,7 +355,7 @@ func TestSubscribeArguments(t *testing.T) {
 	if _, err := b.Subscribe(ctx, "r", newRecorder().deliver); !errors.Is(err, context.Canceled) {
 		t.Errorf("Subscribe with a cancelled context: %v, want context.Canceled", err)
 	}
-	if err := b.Publish(ctx, "r", chatroom.Publication{}); !errors.Is(err, context.Canceled) {
+	if err := b.Publish(ctx, "r", broker.Publication{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Publish with a cancelled context: %v, want context.Canceled", err)
 	}
 }
@@ -366,7 +366,7 @@ func TestClose(t *testing.T) {
 	b := r.brokerOn(t, c)
 	pub := r.broker(t)
 	var closed, late atomic.Bool
-	s, err := b.Subscribe(context.Background(), "r", func(chatroom.Publication) {
+	s, err := b.Subscribe(context.Background(), "r", func(broker.Publication) {
 		if closed.Load() {
 			late.Store(true)
 		}
@@ -393,12 +393,12 @@ func TestClose(t *testing.T) {
 	ctx := context.Background()
 	check := func(what string, err error) {
 		t.Helper()
-		if !errors.Is(err, chatroom.ErrBrokerClosed) {
-			t.Errorf("%s after Close: %v, want ErrBrokerClosed", what, err)
+		if !errors.Is(err, broker.ErrClosed) {
+			t.Errorf("%s after Close: %v, want broker.ErrClosed", what, err)
 		}
 	}
-	check("Publish", b.Publish(ctx, "r", chatroom.Publication{Keep: true}))
-	_, err = b.Subscribe(ctx, "r", func(chatroom.Publication) {})
+	check("Publish", b.Publish(ctx, "r", broker.Publication{Keep: true}))
+	_, err = b.Subscribe(ctx, "r", func(broker.Publication) {})
 	check("Subscribe", err)
 	_, _, err = b.History(ctx, "r", 0)
 	check("History", err)

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/brokertest"
 )
 
@@ -13,20 +13,20 @@ import (
 // The outage test needs a redis-server of its own, to kill and restart;
 // with REDIS_URL it is skipped.
 func TestCluster(t *testing.T) {
-	brokertest.RunCluster(t, redisBackend(func(b *Broker) chatroom.Broker { return b }))
+	brokertest.RunCluster(t, redisBackend(func(b *Broker) broker.Broker { return b }))
 }
 
 // TestClusterPlain runs it with the broker seen as a plain Broker, without
 // history or presence, as rooms see a broker that only moves bytes.
 func TestClusterPlain(t *testing.T) {
-	brokertest.RunCluster(t, redisBackend(func(b *Broker) chatroom.Broker { return brokertest.Plain(b) }))
+	brokertest.RunCluster(t, redisBackend(func(b *Broker) broker.Broker { return brokertest.Plain(b) }))
 }
 
-func redisBackend(wrap func(*Broker) chatroom.Broker) func(t *testing.T) brokertest.Backend {
+func redisBackend(wrap func(*Broker) broker.Broker) func(t *testing.T) brokertest.Backend {
 	return func(t *testing.T) brokertest.Backend {
 		r := newRedis(t)
 		b := brokertest.Backend{
-			Connect: func(t *testing.T) chatroom.Broker {
+			Connect: func(t *testing.T) broker.Broker {
 				// The suite closes the broker: for DeadNode, as the node's
 				// death, else at the end. The client closes with the test.
 				return wrap(New(r.client(t, ""), WithKeyPrefix(r.prefix), WithHealthCheckInterval(time.Second)))

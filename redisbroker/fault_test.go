@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // failFast is how soon an operation must fail when Redis is down.
@@ -29,7 +29,7 @@ func TestRedisRestart(t *testing.T) {
 	ctx := context.Background()
 	for _, keep := range []bool{false, true} {
 		start := time.Now()
-		err := pub.Publish(ctx, "room", chatroom.Publication{Keep: keep, Data: []byte("during")})
+		err := pub.Publish(ctx, "room", broker.Publication{Keep: keep, Data: []byte("during")})
 		if elapsed := time.Since(start); err == nil || elapsed > failFast {
 			t.Errorf("Publish (keep=%v) with Redis down: %v after %v; want an error within %v", keep, err, elapsed, failFast)
 		}
@@ -78,7 +78,7 @@ func TestRedisRestart(t *testing.T) {
 	// Redis lost the history: the numbering begins again above the old
 	// IDs, and the old IDs are foreign.
 	publish(t, pub, "room", true, "kept")
-	var p chatroom.Publication
+	var p broker.Publication
 	for p = rec.next(t); p.ID == 0; p = rec.next(t) {
 	}
 	if p.ID <= old.ID {
@@ -127,7 +127,7 @@ func TestTimeoutBoundsCalls(t *testing.T) {
 
 	ctx := context.Background()
 	start := time.Now()
-	if err := b.Publish(ctx, "r", chatroom.Publication{Keep: true}); err == nil || time.Since(start) > limit {
+	if err := b.Publish(ctx, "r", broker.Publication{Keep: true}); err == nil || time.Since(start) > limit {
 		t.Errorf("Publish: %v after %v; want an error within %v", err, time.Since(start), limit)
 	}
 	start = time.Now()
@@ -158,7 +158,7 @@ func TestOwnPublicationsAfterRestart(t *testing.T) {
 	rec.next(t)
 
 	r.local.kill()
-	err := b.Publish(context.Background(), "room", chatroom.Publication{Data: []byte("down")})
+	err := b.Publish(context.Background(), "room", broker.Publication{Data: []byte("down")})
 	if err == nil {
 		t.Fatal("Publish succeeded with Redis down")
 	}
@@ -180,7 +180,7 @@ func TestOwnPublicationsAfterRestart(t *testing.T) {
 		}
 		data := "p" + strconv.Itoa(i)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := b.Publish(ctx, "room", chatroom.Publication{Keep: i%2 == 0, Data: []byte(data)})
+		err := b.Publish(ctx, "room", broker.Publication{Keep: i%2 == 0, Data: []byte(data)})
 		cancel()
 		if err != nil {
 			refused++

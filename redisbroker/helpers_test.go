@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // waitTimeout bounds every wait for something that should happen.
@@ -269,14 +269,14 @@ func (s *localRedis) restart() {
 
 // recorder records what a subscription delivers.
 type recorder struct {
-	ch       chan chatroom.Publication
+	ch       chan broker.Publication
 	overflow atomic.Bool
 }
 
-func newRecorder() *recorder { return &recorder{ch: make(chan chatroom.Publication, 10000)} }
+func newRecorder() *recorder { return &recorder{ch: make(chan broker.Publication, 10000)} }
 
 // deliver is the subscription's deliver function: it copies, never blocks.
-func (r *recorder) deliver(p chatroom.Publication) {
+func (r *recorder) deliver(p broker.Publication) {
 	p.Data = bytes.Clone(p.Data)
 	select {
 	case r.ch <- p:
@@ -286,7 +286,7 @@ func (r *recorder) deliver(p chatroom.Publication) {
 }
 
 // next returns the next publication, failing t if none comes in time.
-func (r *recorder) next(t *testing.T) chatroom.Publication {
+func (r *recorder) next(t *testing.T) broker.Publication {
 	t.Helper()
 	timer := time.NewTimer(waitTimeout)
 	defer timer.Stop()
@@ -298,7 +298,7 @@ func (r *recorder) next(t *testing.T) chatroom.Publication {
 			t.Fatal("recorder overflowed")
 		}
 		t.Fatal("no publication delivered in time")
-		return chatroom.Publication{}
+		return broker.Publication{}
 	}
 }
 
@@ -311,7 +311,7 @@ func (r *recorder) nextData(t *testing.T) string {
 // empty reports whether nothing is waiting in r.
 func (r *recorder) empty() bool { return len(r.ch) == 0 }
 
-func subscribe(t *testing.T, b *Broker, room string, r *recorder) chatroom.Subscription {
+func subscribe(t *testing.T, b *Broker, room string, r *recorder) broker.Subscription {
 	t.Helper()
 	s, err := b.Subscribe(context.Background(), room, r.deliver)
 	if err != nil {
@@ -322,7 +322,7 @@ func subscribe(t *testing.T, b *Broker, room string, r *recorder) chatroom.Subsc
 
 func publish(t *testing.T, b *Broker, room string, keep bool, data string) {
 	t.Helper()
-	if err := b.Publish(context.Background(), room, chatroom.Publication{Keep: keep, Data: []byte(data)}); err != nil {
+	if err := b.Publish(context.Background(), room, broker.Publication{Keep: keep, Data: []byte(data)}); err != nil {
 		t.Fatalf("Publish(%q, %q): %v", room, data, err)
 	}
 }
@@ -346,7 +346,7 @@ func publishUntil(t *testing.T, b *Broker, room, data string, r *recorder) strin
 		case <-tick.C:
 			n++
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = b.Publish(ctx, room, chatroom.Publication{Data: []byte(data + strconv.Itoa(n))})
+			_ = b.Publish(ctx, room, broker.Publication{Data: []byte(data + strconv.Itoa(n))})
 			cancel()
 		case <-deadline.C:
 			t.Fatalf("room %q: no publication %q... delivered after %d attempts", room, data, n)
@@ -480,7 +480,7 @@ func keyExists(t *testing.T, c *redis.Client, key string) bool {
 // receiveInOrder receives publishers*n publications "<publisher>:<i>" on
 // each recorder, checks that each publisher's arrive in order, and that
 // every recorder sees one order. check, if not nil, checks each one more.
-func receiveInOrder(t *testing.T, recs []*recorder, publishers, n int, check func(si int, p chatroom.Publication, i int)) {
+func receiveInOrder(t *testing.T, recs []*recorder, publishers, n int, check func(si int, p broker.Publication, i int)) {
 	t.Helper()
 	seqs := make([][]string, len(recs))
 	for si, rec := range recs {

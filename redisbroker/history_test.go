@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // publishKept publishes n kept publications to room and returns their IDs,
@@ -189,7 +189,7 @@ func TestKeptOrder(t *testing.T) {
 	}
 	concurrently(t, nodes, func(i int) error {
 		for j := range each {
-			p := chatroom.Publication{Keep: true, Data: []byte(strconv.Itoa(i*each + j))}
+			p := broker.Publication{Keep: true, Data: []byte(strconv.Itoa(i*each + j))}
 			if err := publishers[i].Publish(context.Background(), "k", p); err != nil {
 				return err
 			}

@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// SetPresence implements chatroom.PresenceBroker. Expiry is judged by the
+// SetPresence implements broker.PresenceBroker. Expiry is judged by the
 // Redis server's clock, so the nodes' clocks need not agree. No nicknames,
 // or a ttl that is not positive (a record that expires at once, as with
-// chatroom.MemoryBroker), removes node's record.
+// broker.Memory), removes node's record.
 func (b *Broker) SetPresence(ctx context.Context, room, node string, nicknames []string, ttl time.Duration) error {
 	if b.isClosed() {
 		return errClosed("set presence")
@@ -36,7 +36,7 @@ func (b *Broker) SetPresence(ctx context.Context, room, node string, nicknames [
 	return nil
 }
 
-// Presence implements chatroom.PresenceBroker. It returns an empty map when
+// Presence implements broker.PresenceBroker. It returns an empty map when
 // no node has a record. A record that cannot be decoded (written by another
 // program) is skipped.
 func (b *Broker) Presence(ctx context.Context, room string) (map[string][]string, error) {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // How this file works.
@@ -115,7 +115,7 @@ const (
 type subscription struct {
 	b       *Broker
 	channel string
-	deliver func(chatroom.Publication)
+	deliver func(broker.Publication)
 
 	// mu is held while deliver runs: Unsubscribe sets closed under it, so
 	// once it returns, deliver is neither running nor called again.
@@ -123,7 +123,7 @@ type subscription struct {
 	closed bool
 }
 
-// Subscribe implements chatroom.Broker. It returns once Redis has confirmed
+// Subscribe implements broker.Broker. It returns once Redis has confirmed
 // the subscription, or without error as soon as it finds Redis
 // unreachable: the broker then subscribes by itself when Redis is back, as
 // it does after every reconnection. It waits for the confirmation at most
@@ -133,7 +133,7 @@ type subscription struct {
 //
 // deliver is called on the broker's reader goroutine: it must not block,
 // and must not call Unsubscribe or Close (which wait for deliver to return).
-func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(chatroom.Publication)) (chatroom.Subscription, error) {
+func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(broker.Publication)) (broker.Subscription, error) {
 	if deliver == nil {
 		return nil, errors.New("redisbroker: subscribe: nil deliver function")
 	}
@@ -192,7 +192,7 @@ func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(chatro
 	}
 }
 
-// Unsubscribe implements chatroom.Subscription. It waits for a call of
+// Unsubscribe implements broker.Subscription. It waits for a call of
 // deliver in progress to return, so it must not be called from deliver. It
 // does not wait for Redis.
 func (s *subscription) Unsubscribe() error {

@@ -11,7 +11,7 @@
 // named "lobby" on its own loopback port, joined by a broker (package
 // internal/cluster):
 //
-//	chatserver -nodes 2 -broker memory   # one chatroom.MemoryBroker
+//	chatserver -nodes 2 -broker memory   # one broker.Memory
 //	chatserver -nodes 2 -broker nats     # a nats-server embedded in this process, or -nats-url
 //	chatserver -nodes 2 -broker redis    # a redis-server it starts from PATH, or -redis-url
 //

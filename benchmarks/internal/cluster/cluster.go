@@ -7,7 +7,7 @@
 //
 // Brokers:
 //
-//   - memory: one chatroom.MemoryBroker shared by the nodes.
+//   - memory: one broker.Memory shared by the nodes.
 //   - nats: a nats-server embedded in the process on a free loopback port
 //     (or the server at Config.NATSURL), one connection and one core
 //     natsbroker.Broker per node: no history or presence in the broker.
@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // Brokers lists the brokers Start knows.
@@ -75,10 +76,10 @@ func Start(cfg Config) (_ *Cluster, err error) {
 			_ = c.Close()
 		}
 	}()
-	var brokers []chatroom.Broker // one per node
+	var brokers []broker.Broker // one per node
 	switch cfg.Broker {
 	case "memory":
-		b := chatroom.NewMemoryBroker(100) // redisbroker's default history
+		b := broker.NewMemory(100) // redisbroker's default history
 		c.closers = append(c.closers, b.Close)
 		for range cfg.Nodes {
 			brokers = append(brokers, b)

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
 
@@ -18,7 +18,7 @@ import (
 // cfg.NATSURL, or to a nats-server it starts in this process. With
 // jetStream the brokers are natsbroker.JetStreamBrokers (history and
 // presence in JetStream, file storage), else core natsbroker.Brokers.
-func (c *Cluster) startNATS(cfg Config, jetStream bool) ([]chatroom.Broker, error) {
+func (c *Cluster) startNATS(cfg Config, jetStream bool) ([]broker.Broker, error) {
 	clientURL := cfg.NATSURL
 	if clientURL == "" {
 		s, err := startNATSServer(jetStream)
@@ -36,7 +36,7 @@ func (c *Cluster) startNATS(cfg Config, jetStream bool) ([]chatroom.Broker, erro
 	if err := loopbackAddr(u.Host); err != nil {
 		return nil, err
 	}
-	var brokers []chatroom.Broker
+	var brokers []broker.Broker
 	for i := range cfg.Nodes {
 		opts := append(natsbroker.ConnectOptions(), nats.Name(fmt.Sprintf("chatbench-node-%d", i)))
 		// ConnectOptions retries a failed connection for ever in the
@@ -48,7 +48,7 @@ func (c *Cluster) startNATS(cfg Config, jetStream bool) ([]chatroom.Broker, erro
 		}
 		c.closers = append(c.closers, func() error { nc.Close(); return nil })
 		var b interface {
-			chatroom.Broker
+			broker.Broker
 			Close() error
 		}
 		if jetStream {

@@ -16,13 +16,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/redisbroker"
 )
 
 // startRedis connects one client and one broker per node to cfg.RedisURL,
 // or to a redis-server it starts.
-func (c *Cluster) startRedis(cfg Config) ([]chatroom.Broker, error) {
+func (c *Cluster) startRedis(cfg Config) ([]broker.Broker, error) {
 	url := cfg.RedisURL
 	if url == "" {
 		p, err := startRedisServer(cfg.RedisServer)
@@ -44,7 +44,7 @@ func (c *Cluster) startRedis(cfg Config) ([]chatroom.Broker, error) {
 	// As redisbroker.WithTimeout advises: let the broker's timeouts bound
 	// reads and writes too, so that Publish fails fast when Redis hangs.
 	opts.ContextTimeoutEnabled = true
-	var brokers []chatroom.Broker
+	var brokers []broker.Broker
 	for i := range cfg.Nodes {
 		client := redis.NewClient(opts)
 		c.closers = append(c.closers, client.Close)

@@ -12,6 +12,7 @@ import (
 	"github.com/seed014c2c51/chatroom"
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/load"
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/servers"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // startServer serves design name in-process on 127.0.0.1 and returns its
@@ -30,11 +31,11 @@ func startServer(t *testing.T, name string) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + servers.Path
 }
 
-// startCluster serves nodes rooms named "lobby" joined by a MemoryBroker,
+// startCluster serves nodes rooms named "lobby" joined by a broker.Memory,
 // each on its own 127.0.0.1 port, and returns their ws:// URLs.
 func startCluster(t *testing.T, nodes int) []string {
 	t.Helper()
-	b := chatroom.NewMemoryBroker(100)
+	b := broker.NewMemory(100)
 	var urls []string
 	for range nodes {
 		room := chatroom.New(chatroom.WithName("lobby"), chatroom.WithBroker(b))
@@ -120,7 +121,7 @@ func TestPacedWithSlowMember(t *testing.T) {
 }
 
 // TestCluster spreads the members over the nodes of a cluster joined by a
-// MemoryBroker, with the senders spread too and all on the first node, and
+// broker.Memory, with the senders spread too and all on the first node, and
 // checks the accounting, the split of local and cross-node deliveries
 // included.
 func TestCluster(t *testing.T) {

@@ -1,4 +1,4 @@
-package chatroom
+package broker
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 // reaches the members on every node (see WithBroker). This package has no
 // network broker of its own; adapters for NATS and Redis live in nested
 // modules of this repository (natsbroker, redisbroker), so that the
-// library's go.mod stays light. MemoryBroker joins rooms in one process.
+// library's go.mod stays light. Memory joins rooms in one process.
 //
 // The room encodes what it publishes; a Broker only moves bytes. Adapters
 // must keep these promises, which the room's guarantees rest on (package
@@ -120,5 +120,5 @@ type PresenceBroker interface {
 	Presence(ctx context.Context, room string) (map[string][]string, error)
 }
 
-// ErrBrokerClosed is returned by a Broker that has been closed.
-var ErrBrokerClosed = errors.New("chatroom: broker closed")
+// ErrClosed is returned by a Broker that has been closed.
+var ErrClosed = errors.New("broker: closed")

@@ -1,4 +1,4 @@
-package chatroom
+package broker
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"time"
 )
 
-// MemoryBroker is a HistoryBroker, PresenceBroker and BatchBroker within one
+// Memory is a HistoryBroker, PresenceBroker and BatchBroker within one
 // process: it joins several Rooms
 // (one per node of a simulated cluster, or one per Registry) as a network
 // broker would join nodes. Tests use it, and hosts that run several
 // registries in one process. It never loses a publication, and delivers each
 // on the publisher's goroutine before Publish returns. It is safe for
 // concurrent use; the zero value is not usable.
-type MemoryBroker struct {
+type Memory struct {
 	keep int // kept publications per room
 	now  func() time.Time
 
@@ -39,18 +39,18 @@ type memoryPresence struct {
 }
 
 type memorySubscription struct {
-	b       *MemoryBroker
+	b       *Memory
 	room    string
 	deliver func(Publication)
 }
 
-// NewMemoryBroker returns a broker that keeps the last keep publications of
+// NewMemory returns a broker that keeps the last keep publications of
 // each room (at least 1) for History.
-func NewMemoryBroker(keep int) *MemoryBroker {
-	return &MemoryBroker{keep: max(keep, 1), now: time.Now, rooms: make(map[string]*memoryRoom)}
+func NewMemory(keep int) *Memory {
+	return &Memory{keep: max(keep, 1), now: time.Now, rooms: make(map[string]*memoryRoom)}
 }
 
-func (b *MemoryBroker) roomLocked(name string) *memoryRoom {
+func (b *Memory) roomLocked(name string) *memoryRoom {
 	r := b.rooms[name]
 	if r == nil {
 		base := uint64(max(b.now().UnixMicro(), 0)) + 1
@@ -61,26 +61,26 @@ func (b *MemoryBroker) roomLocked(name string) *memoryRoom {
 }
 
 // lock takes b.mu, unless ctx has ended or b is closed.
-func (b *MemoryBroker) lock(ctx context.Context) error {
+func (b *Memory) lock(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return ErrBrokerClosed
+		return ErrClosed
 	}
 	return nil
 }
 
 // Publish implements Broker.
-func (b *MemoryBroker) Publish(ctx context.Context, room string, p Publication) error {
+func (b *Memory) Publish(ctx context.Context, room string, p Publication) error {
 	return b.PublishBatch(ctx, room, []Publication{p})
 }
 
 // publishLocked numbers p if it is kept, keeps it, and delivers it. b.mu is
 // held.
-func (b *MemoryBroker) publishLocked(room string, p Publication) {
+func (b *Memory) publishLocked(room string, p Publication) {
 	r := b.roomLocked(room)
 	p.ID = 0
 	if p.Keep {
@@ -99,7 +99,7 @@ func (b *MemoryBroker) publishLocked(room string, p Publication) {
 
 // PublishBatch implements BatchBroker: ps are numbered and delivered
 // together, with no other publication between them.
-func (b *MemoryBroker) PublishBatch(ctx context.Context, room string, ps []Publication) error {
+func (b *Memory) PublishBatch(ctx context.Context, room string, ps []Publication) error {
 	if err := b.lock(ctx); err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func (b *MemoryBroker) PublishBatch(ctx context.Context, room string, ps []Publi
 }
 
 // Subscribe implements Broker.
-func (b *MemoryBroker) Subscribe(ctx context.Context, room string, deliver func(Publication)) (Subscription, error) {
+func (b *Memory) Subscribe(ctx context.Context, room string, deliver func(Publication)) (Subscription, error) {
 	if err := b.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func (s *memorySubscription) Unsubscribe() error {
 }
 
 // History implements HistoryBroker.
-func (b *MemoryBroker) History(ctx context.Context, room string, after uint64) ([]Publication, bool, error) {
+func (b *Memory) History(ctx context.Context, room string, after uint64) ([]Publication, bool, error) {
 	if err := b.lock(ctx); err != nil {
 		return nil, false, err
 	}
@@ -147,7 +147,7 @@ func (b *MemoryBroker) History(ctx context.Context, room string, after uint64) (
 }
 
 // SetPresence implements PresenceBroker.
-func (b *MemoryBroker) SetPresence(ctx context.Context, room, node string, nicknames []string, ttl time.Duration) error {
+func (b *Memory) SetPresence(ctx context.Context, room, node string, nicknames []string, ttl time.Duration) error {
 	if err := b.lock(ctx); err != nil {
 		return err
 	}
@@ -165,7 +165,7 @@ func (b *MemoryBroker) SetPresence(ctx context.Context, room, node string, nickn
 }
 
 // Presence implements PresenceBroker.
-func (b *MemoryBroker) Presence(ctx context.Context, room string) (map[string][]string, error) {
+func (b *Memory) Presence(ctx context.Context, room string) (map[string][]string, error) {
 	if err := b.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -181,8 +181,8 @@ func (b *MemoryBroker) Presence(ctx context.Context, room string) (map[string][]
 }
 
 // Close ends every subscription; Publish, Subscribe and History then return
-// ErrBrokerClosed.
-func (b *MemoryBroker) Close() error {
+// ErrClosed.
+func (b *Memory) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
