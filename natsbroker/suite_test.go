@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/seed014c2c51/chatroom"
 	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/brokertest"
 	"github.com/seed014c2c51/chatroom/natsbroker"
