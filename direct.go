@@ -1,9 +1,6 @@
 package chatroom
 
-import (
-	"context"
-	"slices"
-)
+import "context"
 
 // WithDirectMessages lets clients send a message to one nickname, and turns
 // on the envelope. A client adds "to":
@@ -44,29 +41,23 @@ func (rm *Room) SendTo(ctx context.Context, nickname string, msg Message) error 
 			msg.To = nickname
 		}
 	}
-	if c := rm.cluster; c != nil {
-		rm.mu.Lock()
-		closed, present := rm.closed, c.presentLocked(nickname)
-		rm.mu.Unlock()
-		switch {
-		case closed:
-			return ErrRoomClosed
-		case !present:
-			return ErrNoSuchMember
-		}
-		c.publish(nil, nickname, msg)
-		return nil
+	if err := rm.present(nickname); err != nil {
+		return err
 	}
+	return rm.publish(ctx, nil, nickname, msg)
+}
+
+// present returns ErrRoomClosed once the room is closed, ErrNoSuchMember if
+// nobody on any node has the nickname, and nil otherwise.
+func (rm *Room) present(nickname string) error {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
-	if rm.closed {
+	switch {
+	case rm.closed:
 		return ErrRoomClosed
-	}
-	to := rm.byNick[nickname]
-	if len(to) == 0 {
+	case !rm.link.presentLocked(nickname):
 		return ErrNoSuchMember
 	}
-	rm.sendLocked(msg, to...)
 	return nil
 }
 
@@ -74,34 +65,15 @@ func (rm *Room) SendTo(ctx context.Context, nickname string, msg Message) error 
 // connections and echoes it to the sender's, or answers the sender with an
 // error frame if the recipient is absent.
 func (rm *Room) sendDirect(from *Member, msg Message) error {
-	if c := rm.cluster; c != nil {
+	switch err := rm.present(msg.To); err {
+	case nil:
+		return rm.publish(from.ctx, from, msg.To, msg)
+	case ErrNoSuchMember:
 		rm.mu.Lock()
-		closed, present := rm.closed, c.presentLocked(msg.To)
-		if !closed && !present {
-			rm.sendLocked(errorFrame(StatusNoSuchMember, "no such member: "+msg.To), from)
-		}
-		rm.mu.Unlock()
-		if present && !closed {
-			c.publish(from, msg.To, msg)
-		}
-		if closed {
-			return ErrRoomClosed
-		}
-		return nil
-	}
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	if rm.closed {
-		return ErrRoomClosed
-	}
-	to := rm.byNick[msg.To]
-	if len(to) == 0 {
 		rm.sendLocked(errorFrame(StatusNoSuchMember, "no such member: "+msg.To), from)
+		rm.mu.Unlock()
 		return nil
+	default:
+		return err
 	}
-	if !slices.Contains(to, from) {
-		to = append(slices.Clip(to), from)
-	}
-	rm.sendLocked(msg, to...)
-	return nil
 }

@@ -80,24 +80,9 @@ func WithExcludeSender() Option {
 	return func(c *config) { c.excludeSender = true }
 }
 
-// stamps reports whether frames get an ID and a time: when clients see them,
-// or when a store keeps them.
-func (c *config) stamps() bool { return c.envelope || c.store != nil }
-
-// stampLocked gives msg the room's next ID and the time. rm.mu is held, so
-// IDs increase in the order frames are queued.
-func (rm *Room) stampLocked(msg *Message) {
-	msg.Type = msg.Type.orDefault()
-	if !rm.cfg.stamps() {
-		return
-	}
-	if rm.cluster == nil || !rm.cluster.numbered() {
-		msg.ID = rm.nextIDLocked()
-	} else {
-		msg.ID = rm.seq // the broker numbers the room's frames: the last one's ID
-	}
-	msg.Time = rm.cfg.now()
-}
+// stamps reports whether frames get an ID and a time: when clients see
+// them, or when a history keeps them.
+func (c *config) stamps() bool { return c.envelope || c.history != nil }
 
 // encode returns msg in the room's protocol as a complete WebSocket text
 // frame, header included, in one allocation: encoded once, the same bytes

@@ -283,12 +283,12 @@ func ExampleWithPresence() {
 		fmt.Println(ann.NextRaw())
 	})
 	// Output:
-	// {"type":"members","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","members":["ann"]}
-	// {"type":"join","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","nickname":"ann"}
-	// {"type":"members","id":1838510899203877,"time":"2026-11-23T08:00:00.000Z","members":["ann","sei"]}
-	// {"type":"join","id":1838510899204901,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
-	// {"type":"join","id":1838510899204901,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
-	// {"type":"leave","id":1838510899205925,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"members","id":1838510899200805,"time":"2026-11-23T08:00:00.000Z","members":["ann"]}
+	// {"type":"join","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","nickname":"ann"}
+	// {"type":"members","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","members":["ann","sei"]}
+	// {"type":"join","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"join","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
+	// {"type":"leave","id":1838510899203877,"time":"2026-11-23T08:00:00.000Z","nickname":"sei"}
 }
 
 // A direct message reaches the recipient and the sender only; a message to
@@ -306,16 +306,16 @@ func ExampleWithDirectMessages() {
 		fmt.Println(bob.NextRaw())
 	})
 	// Output:
-	// {"type":"direct","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
-	// {"type":"error","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","message":"no such member: nobody","code":4404}
-	// {"type":"direct","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
+	// {"type":"direct","id":1838510899200805,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
+	// {"type":"error","id":1838510899200805,"time":"2026-11-23T08:00:00.000Z","message":"no such member: nobody","code":4404}
+	// {"type":"direct","id":1838510899200805,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","to":"bob","message":"lunch?"}
 }
 
 // With history a joiner receives the last messages first, and a client that
 // comes back with ?since= and the last id it saw receives exactly what it
 // missed.
 func ExampleWithHistory() {
-	room := chatroom.New(chatroom.WithHistory(50), chatroom.WithEnvelope(), chatroom.WithClock(stopped))
+	room := chatroom.New(chatroom.WithHistory(chatroom.History{Len: 50}), chatroom.WithEnvelope(), chatroom.WithClock(stopped))
 	defer room.Close()
 	srv := httptest.NewServer(room)
 	defer srv.Close()
@@ -406,8 +406,8 @@ func ExampleWithErrorFrames() {
 	impostor := connect(ctx, wsURL(srv, "/?nickname=sei"))
 	impostor.print(1)
 	// Output:
-	// {"type":"error","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","message":"expected {\"message\": string}","code":1007}
-	// {"type":"message","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"better"}
+	// {"type":"error","id":1838510899200805,"time":"2026-11-23T08:00:00.000Z","message":"expected {\"message\": string}","code":1007}
+	// {"type":"message","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"better"}
 	// closed: 4009 nickname taken
 }
 

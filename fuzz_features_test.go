@@ -110,17 +110,17 @@ func FuzzDeliver(f *testing.F) {
 		f.Add([]byte(s), uint64(42))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, id uint64) {
-		rm := New(WithBroker(broker.NewMemory(4)), WithPresence(), WithHistory(4), WithName("lobby"))
-		c := rm.cluster
+		rm := New(WithBroker(broker.NewMemory(4)), WithPresence(), WithHistory(History{Len: 4}), WithName("lobby"))
+		c := rm.link.(*cluster)
 		c.deliver(broker.Publication{ID: id, Keep: id != 0, Data: data})
-		c.expire(time.Now().Add(time.Hour)) // every peer has expired
 		rm.mu.Lock()
 		defer rm.mu.Unlock()
-		if len(c.peers) != 0 {
-			t.Fatalf("peers left after expiry: %v", c.peers)
+		c.peers.expireLocked(time.Now().Add(time.Hour)) // every peer has expired
+		if len(c.peers.peers) != 0 {
+			t.Fatalf("peers left after expiry: %v", c.peers.peers)
 		}
-		if len(c.told) != 0 {
-			t.Fatalf("nicknames still told present with no member anywhere: %v", c.told)
+		if len(c.peers.told) != 0 {
+			t.Fatalf("nicknames still told present with no member anywhere: %v", c.peers.told)
 		}
 	})
 }

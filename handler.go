@@ -149,7 +149,7 @@ func (rm *Room) admit(r *http.Request) (admission, int, error) {
 		}
 		adm.identity, adm.clientIP = Identity{Nickname: nickname}, clientIP
 	}
-	if s := r.URL.Query().Get(sinceParam); s != "" && rm.cfg.store != nil {
+	if s := r.URL.Query().Get(sinceParam); s != "" && rm.cfg.history != nil {
 		since, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			return adm, http.StatusBadRequest, fmt.Errorf("chatroom: invalid %s: %q", sinceParam, s)
@@ -220,13 +220,10 @@ func (rm *Room) admitMember(m *Member) bool {
 func (rm *Room) serve(m *Member) {
 	defer m.cancel()
 	m.stop(rm.readLoop(m))
-	announce := rm.remove(m)
-	if c := rm.cluster; c != nil {
-		if announce {
-			c.publish(nil, "", Message{Type: TypeLeave, Nickname: m.nickname})
-		}
-		c.exit()
+	if rm.remove(m) {
+		rm.announce(TypeLeave, m.nickname)
 	}
+	rm.link.detach()
 	m.discardReads()
 	m.reap()
 	reason := m.leaveReason()
@@ -253,21 +250,24 @@ func (rm *Room) join(m *Member) error {
 			return cause(ErrRefused, websocket.StatusPolicyViolation, reasonJoinRefused, err)
 		}
 	}
-	c := rm.cluster
-	if c == nil {
-		return rm.add(m)
-	}
-	c.enter()
-	c.readHistory(m)
-	if err := rm.add(m); err != nil {
-		c.forget(m)
-		c.exit()
+	rm.link.attach()
+	rm.link.readHistory(m)
+	announce, err := rm.add(m)
+	if err != nil {
+		rm.link.forget(m)
+		rm.link.detach()
 		return err
 	}
-	if m.announce {
-		c.publish(nil, "", Message{Type: TypeJoin, Nickname: m.nickname})
+	if announce {
+		rm.announce(TypeJoin, m.nickname)
 	}
 	return nil
+}
+
+// announce publishes a join or leave notice of nickname. A notice that
+// cannot be published, once the room is closed, has no one left to tell.
+func (rm *Room) announce(t MessageType, nickname string) {
+	_ = rm.publish(context.Background(), nil, "", Message{Type: t, Nickname: nickname})
 }
 
 // hookClose reports whether a hook's error asks to close the member with a
@@ -331,10 +331,13 @@ func (rm *Room) readLoop(m *Member) error {
 		if msg.Type == TypeDirect || msg.To != "" {
 			err = rm.sendDirect(m, msg)
 		} else {
-			err = rm.publish(m, msg)
+			err = rm.publish(m.ctx, m, "", msg)
 		}
 		if err != nil {
-			return roomClosed()
+			if errors.Is(err, ErrRoomClosed) {
+				return roomClosed()
+			}
+			return errLeaving // m.ctx ended: the member is leaving
 		}
 	}
 }

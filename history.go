@@ -1,8 +1,11 @@
 package chatroom
 
 import (
+	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // A Store keeps the recent frames of one room, for joiners and for clients
@@ -22,17 +25,41 @@ type Store interface {
 	Since(after uint64) (msgs []Message, complete bool)
 }
 
-// DefaultHistoryBytes bounds the memory of WithHistory's store unless
-// WithHistoryBytes says otherwise: a room keeps at most its last n messages
-// and at most this many bytes of them.
-const DefaultHistoryBytes = 256 << 10
+// Defaults of History's bounds.
+const (
+	// DefaultHistoryLen is how many messages a room's history keeps unless
+	// History.Len says otherwise.
+	DefaultHistoryLen = 100
+	// DefaultHistoryBytes bounds the nicknames and texts a room's history
+	// keeps in memory unless History.Bytes says otherwise.
+	DefaultHistoryBytes = 256 << 10
+)
 
-// WithHistory keeps the room's last n chat and server messages in memory,
-// within DefaultHistoryBytes, 256 KiB, of nicknames and texts (see
-// WithHistoryBytes), and apart from them its last n join and leave notices,
-// so that one client joining and leaving in a loop cannot push the messages
-// out; not direct messages, which are private, nor error frames. A joiner
-// receives them, in the order they were sent, before any live frame.
+// History configures a room's history (WithHistory). Its zero value is the
+// default: the last DefaultHistoryLen messages, within DefaultHistoryBytes,
+// in the room's memory.
+type History struct {
+	// Len is how many chat and server messages a joiner receives: the
+	// room keeps its last Len, and apart from them its last Len join and
+	// leave notices, so that one client joining and leaving in a loop
+	// cannot push the messages out. 0 means DefaultHistoryLen.
+	Len int
+	// Bytes bounds the nicknames and texts of the messages kept, and of
+	// those a joiner receives from a broker's history: the oldest go
+	// first, and the newest is always kept. 0 means DefaultHistoryBytes.
+	Bytes int
+	// Store, if not nil, keeps the room's frames instead of its memory:
+	// a Store of the host's, which decides itself how many it keeps (Len
+	// and Bytes do not bound it). Give each room its own. A room whose
+	// broker keeps the history (a broker.HistoryBroker, see WithBroker)
+	// has no Store of its own: New panics if given both.
+	Store Store
+}
+
+// WithHistory keeps the room's recent chat and server messages, and join
+// and leave notices, as h says; not direct messages, which are private, nor
+// error frames. A joiner receives them, in the order they were sent, before
+// any live frame.
 //
 // A client that reconnects with the ID of the last frame it saw,
 //
@@ -46,40 +73,52 @@ const DefaultHistoryBytes = 256 << 10
 //	{"type":"truncated","id":1838510899310373,"time":"…"}
 //
 // and then every frame still kept. Notices dropped for lack of room do not
-// count: the member list (WithPresence) makes up for them. A since that is not a number is refused
-// with HTTP 400 before the upgrade. Frames keep their IDs when replayed,
-// while the notice and the member list take new ones: a client resumes from
-// the greatest ID it has seen. Without the envelope clients see no IDs, so
-// history only replays the last frames to joiners.
+// count: the member list (WithPresence) makes up for them. A since that is
+// not a number is refused with HTTP 400 before the upgrade. Frames keep
+// their IDs when replayed: a client resumes from the greatest ID it has
+// seen (PROTOCOL.md). Without the envelope clients see no IDs, so history
+// only replays the last frames to joiners.
+//
+// With a broker (WithBroker) the history is the cluster's if the broker
+// keeps one (a broker.HistoryBroker): a client resumes on any node. With a
+// plain broker each node keeps its own, in h.Store or its memory, which
+// begins again whenever the node joins the cluster afresh.
 //
 // A joiner's history counts against the message bound of WithSendQueue. The
 // room encodes it only as the member's writer reaches it, so a joiner that
 // does not read holds no more than a batch of it (32 KiB) beyond what the
 // kernel buffers (WithSendBuffer).
-func WithHistory(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.store, c.historyLen = nil, n
-		}
-	}
+//
+// New panics if h.Len or h.Bytes is negative, or if h.Store is set on a room
+// whose broker keeps the history.
+func WithHistory(h History) Option {
+	return func(c *config) { c.history = &h }
 }
 
-// WithHistoryBytes bounds WithHistory's store in bytes of nicknames and
-// texts (default DefaultHistoryBytes, 256 KiB): the oldest messages go
-// first, and the newest is always kept. It has no effect on a Store of the
-// host's. A value <= 0 keeps the default.
-func WithHistoryBytes(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.historyBytes = n
-		}
+// historyConfig is WithHistory's History with its defaults filled in, or
+// nil without history. It panics, naming the option, on what New must
+// refuse.
+func (c *config) historyConfig() *History {
+	if c.history == nil {
+		return nil
 	}
-}
-
-// WithStore is WithHistory with a Store of the host's. Give each room its
-// own.
-func WithStore(s Store) Option {
-	return func(c *config) { c.store, c.historyLen = s, 0 }
+	h := *c.history
+	switch {
+	case h.Len < 0:
+		panic(fmt.Sprintf("chatroom: WithHistory: negative Len %d", h.Len))
+	case h.Bytes < 0:
+		panic(fmt.Sprintf("chatroom: WithHistory: negative Bytes %d", h.Bytes))
+	}
+	if h.Len == 0 {
+		h.Len = DefaultHistoryLen
+	}
+	if h.Bytes == 0 {
+		h.Bytes = DefaultHistoryBytes
+	}
+	if _, ok := c.broker.(broker.HistoryBroker); ok && h.Store != nil {
+		panic(fmt.Sprintf("chatroom: WithHistory: a Store cannot be combined with WithBroker of a broker.HistoryBroker (%T), which keeps the room's history for the whole cluster", c.broker))
+	}
+	return &h
 }
 
 // kept reports whether a frame of type t belongs in the room's history:
@@ -92,10 +131,11 @@ func kept(t MessageType) bool {
 	return false
 }
 
-// replayLocked queues for the joiner m the history it has not seen. rm.mu
-// is held, so no frame is sent between the history and m joining.
-func (rm *Room) replayLocked(m *Member) {
-	st := rm.cfg.store
+// replayStoreLocked queues for the joiner m the history it has not seen,
+// from the room's own Store. rm.mu is held, so no frame is sent between
+// the history and m joining.
+func (rm *Room) replayStoreLocked(m *Member) {
+	st := rm.store
 	if st == nil {
 		return
 	}
@@ -105,7 +145,7 @@ func (rm *Room) replayLocked(m *Member) {
 	}
 	msgs, complete := st.Since(after)
 	if m.resume {
-		foreign := !rm.ownIDLocked(after)
+		foreign := !rm.ids.own(after)
 		if foreign {
 			msgs, _ = st.Since(0)
 		}
@@ -126,15 +166,20 @@ type MemoryStore struct {
 	notices keptFrames
 }
 
-// NewMemoryStore returns a store that keeps the last n messages (at least
-// 1) and at most maxBytes of their nicknames and texts (DefaultHistoryBytes
-// if maxBytes <= 0), and as many join and leave notices besides. The newest
-// message is always kept, whatever its size.
+// NewMemoryStore returns a store that keeps the last n messages and at most
+// maxBytes of their nicknames and texts, and as many join and leave notices
+// besides; 0 means DefaultHistoryLen and DefaultHistoryBytes, and a negative
+// value panics. The newest message is always kept, whatever its size.
 func NewMemoryStore(n, maxBytes int) *MemoryStore {
-	if maxBytes <= 0 {
+	switch {
+	case n < 0 || maxBytes < 0:
+		panic(fmt.Sprintf("chatroom: NewMemoryStore: negative bound (%d, %d)", n, maxBytes))
+	case n == 0:
+		n = DefaultHistoryLen
+	}
+	if maxBytes == 0 {
 		maxBytes = DefaultHistoryBytes
 	}
-	n = max(n, 1)
 	return &MemoryStore{
 		chat:    keptFrames{maxCount: n, maxBytes: maxBytes},
 		notices: keptFrames{maxCount: n, maxBytes: maxBytes},

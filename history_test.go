@@ -14,7 +14,7 @@ import (
 )
 
 func TestHistoryReplayedToJoiners(t *testing.T) {
-	tr := newTestRoom(t, WithHistory(2))
+	tr := newTestRoom(t, WithHistory(History{Len: 2}))
 	ann := tr.join("ann")
 	for _, text := range []string{"one", "two", "three"} {
 		ann.send(text)
@@ -31,7 +31,7 @@ func TestHistoryReplayedToJoiners(t *testing.T) {
 }
 
 func TestHistoryResume(t *testing.T) {
-	tr := newTestRoom(t, WithHistory(3), WithEnvelope(), WithClock(fixedClock))
+	tr := newTestRoom(t, WithHistory(History{Len: 3}), WithEnvelope(), WithClock(fixedClock))
 	ann := tr.join("ann")
 	for i := range 5 {
 		ann.send(fmt.Sprint(i))
@@ -80,7 +80,7 @@ func TestHistoryResume(t *testing.T) {
 }
 
 func TestHistoryInvalidSince(t *testing.T) {
-	tr := newTestRoom(t, WithHistory(3))
+	tr := newTestRoom(t, WithHistory(History{Len: 3}))
 	_, resp, err := tr.dialRaw("since=yesterday", nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("dial: err=%v resp=%v, want HTTP 400", err, resp)
@@ -198,7 +198,7 @@ func checkSuffix(t *testing.T, who string, all, got []uint64) {
 
 func TestHistoryNoGapNoDuplicateUnderConcurrentSenders(t *testing.T) {
 	const senders, joiners = 4, 6
-	tr := newTestRoom(t, WithHistory(100), WithEnvelope())
+	tr := newTestRoom(t, WithHistory(History{Len: 100}), WithEnvelope())
 	observer := tr.join("observer")
 	stop := make(chan struct{})
 	wait := startSenders(t, tr, senders, stop)
@@ -245,7 +245,7 @@ func TestHistoryNoGapNoDuplicateUnderConcurrentSenders(t *testing.T) {
 
 func TestResumeUnderConcurrentSenders(t *testing.T) {
 	const senders = 4
-	tr := newTestRoom(t, WithHistory(10000), WithEnvelope())
+	tr := newTestRoom(t, WithHistory(History{Len: 10000}), WithEnvelope())
 	observed := observe(tr.join("observer"))
 	stop := make(chan struct{})
 	wait := startSenders(t, tr, senders, stop)
@@ -289,7 +289,7 @@ func (s *recordingStore) Append(msg Message) {
 
 func TestWithStore(t *testing.T) {
 	st := &recordingStore{MemoryStore: NewMemoryStore(10, 0)}
-	tr := newTestRoom(t, WithStore(st), WithDirectMessages())
+	tr := newTestRoom(t, WithHistory(History{Store: st}), WithDirectMessages())
 	ann := tr.join("ann")
 	ann.send("public")
 	ann.sendTo("ann", "private")
@@ -308,7 +308,7 @@ func TestWithStore(t *testing.T) {
 // created at the same instant): the resuming client is told that its
 // history is gone rather than silently skipping frames.
 func TestHistoryForeignSince(t *testing.T) {
-	tg := newTestRegistry(t, WithRoomOptions(WithHistory(10), WithEnvelope(), WithClock(fixedClock)))
+	tg := newTestRegistry(t, WithRoomOptions(WithHistory(History{Len: 10}), WithEnvelope(), WithClock(fixedClock)))
 	a, b := tg.join("a", "ann"), tg.join("b", "bob")
 	var idsA, idsB []uint64
 	for i := range 3 {

@@ -23,7 +23,10 @@ type Member struct {
 	identity Identity
 	since    uint64 // where the member's history resumes, if resume
 	resume   bool
-	announce bool  // a cluster's join notice is to be published; set under room.mu
+	// replayed is the ID of the newest frame of a joiner's history read
+	// from a broker, which live frames up to it must not repeat; 0
+	// otherwise. Guarded by room.mu.
+	replayed uint64
 	refusal  error // why the member may not join, decided before the upgrade
 	conn     *websocket.Conn
 	sock     *socket // the hijacked connection under conn
@@ -108,7 +111,7 @@ func (m *Member) Send(ctx context.Context, msg Message) error {
 	// Under the room lock, so that the frame's ID keeps the room's order.
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
-	rm.stampLocked(&msg)
+	rm.stampOwnLocked(&msg, m)
 	if !m.enqueue(rm.encode(msg)) {
 		return ErrMemberLeft
 	}

@@ -96,7 +96,7 @@ func TestNonReadingJoinersCostBoundedMemory(t *testing.T) {
 		textSize  = 32 << 10
 		perJoiner = 512 << 10 // at most, heap and kernel memory together
 	)
-	tr := newTestRoom(t, WithHistory(history), WithHistoryBytes(history*textSize+history*16), WithKeepalive(0, 0))
+	tr := newTestRoom(t, WithHistory(History{Len: history, Bytes: history*textSize + history*16}), WithKeepalive(0, 0))
 	text := strings.Repeat("h", textSize)
 	for i := range history {
 		if err := tr.room.Broadcast(context.Background(), Message{Nickname: "server", Text: fmt.Sprintf("%03d%s", i, text)}); err != nil {
@@ -156,7 +156,7 @@ func TestChurnKeepsHistory(t *testing.T) {
 		return RemoteIP(r)
 	}
 	churner := &websocket.DialOptions{HTTPHeader: http.Header{"X-Client": {"192.0.2.1"}}}
-	tr := newTestRoom(t, WithHistory(100), WithPresence(), WithClock(fixedClock), WithJoinLimit(20, 50), WithClientIP(clientIP))
+	tr := newTestRoom(t, WithHistory(History{Len: 100}), WithPresence(), WithClock(fixedClock), WithJoinLimit(20, 50), WithClientIP(clientIP))
 	ann := tr.join("ann")
 	var first uint64
 	for i := range messages {

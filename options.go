@@ -86,9 +86,9 @@ type config struct {
 	uniqueNicknames bool
 	excludeSender   bool
 	keepWhenEmpty   bool
-	store           Store
-	historyLen      int // WithHistory's n; 0 with WithStore
-	historyBytes    int // WithHistoryBytes; 0 for DefaultHistoryBytes
+	history         *History // WithHistory's, as given; nil without
+	historyLen      int      // New sets them from history: 0 without
+	historyBytes    int
 	broker          broker.Broker
 	heartbeat       time.Duration
 	authenticate    func(*http.Request) (Identity, error)

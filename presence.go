@@ -57,11 +57,7 @@ func (rm *Room) Nicknames() []string {
 // this node's first, each by its first connection's join order. rm.mu is
 // held.
 func (rm *Room) nicknamesLocked() []string {
-	names := rm.localNicknamesLocked()
-	if rm.cluster != nil {
-		names = rm.cluster.clusterNicknamesLocked(names)
-	}
-	return names
+	return rm.link.nicknamesLocked(rm.localNicknamesLocked())
 }
 
 // localNicknamesLocked lists the nicknames of this node's members by their

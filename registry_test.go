@@ -30,7 +30,7 @@ func TestRegistryRoomsAreIsolated(t *testing.T) {
 }
 
 func TestRegistryRemovesEmptyRooms(t *testing.T) {
-	tg := newTestRegistry(t, WithRoomOptions(WithHistory(10)))
+	tg := newTestRegistry(t, WithRoomOptions(WithHistory(History{Len: 10})))
 	c := tg.join("lobby", "ann")
 	c.send("remember me?")
 	c.read()
@@ -51,7 +51,7 @@ func TestRegistryRemovesEmptyRooms(t *testing.T) {
 }
 
 func TestRegistryKeepsOpenedRooms(t *testing.T) {
-	tg := newTestRegistry(t, WithRoomOptions(WithHistory(10)))
+	tg := newTestRegistry(t, WithRoomOptions(WithHistory(History{Len: 10})))
 	rm, err := tg.reg.Open("news")
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/coder/websocket"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // A Room is one broadcast chat room: every message a member sends reaches
@@ -25,14 +26,15 @@ type Room struct {
 	chunks      sync.Pool // *chunk for members' queues
 	batches     sync.Pool // *[]byte for members' sockets while writing
 
-	// firstID is the ID of the room's first frame (ids.go).
-	firstID uint64
-
 	// onEmpty, set by a Registry, learns when the last connection is gone.
 	onEmpty func(*Room)
 
-	// cluster links the room to the other nodes (WithBroker); nil without.
-	cluster *cluster
+	// link carries the room's posts to its members on every node: a
+	// cluster (WithBroker), or the room alone.
+	link link
+	// store keeps the room's own history: WithHistory's, on a room whose
+	// broker keeps none; nil without.
+	store Store
 
 	joins *joinLimiter // nil without a join limit
 
@@ -41,7 +43,7 @@ type Room struct {
 	byNick  map[string][]*Member // members by nickname, each list in join order
 	byKey   map[string]int       // members by nicknameKey, with WithUniqueNicknames only
 	nextID  uint64               // the last member ID given
-	seq     uint64               // the last frame ID given
+	ids     numbering            // the frames' IDs
 	keep    bool                 // a Registry keeps the room when empty
 	closed  bool                 // Shutdown or Close has begun
 	active  int                  // connections between acquire and release
@@ -55,8 +57,16 @@ func New(opts ...Option) *Room {
 	for _, opt := range opts {
 		opt(&rm.cfg)
 	}
-	if rm.cfg.historyLen > 0 && rm.cfg.store == nil {
-		rm.cfg.store = NewMemoryStore(rm.cfg.historyLen, rm.cfg.historyBytes)
+	switch {
+	case rm.cfg.heartbeat < 0:
+		panic(fmt.Sprintf("chatroom: WithHeartbeat: negative duration %v", rm.cfg.heartbeat))
+	case rm.cfg.heartbeat == 0:
+		rm.cfg.heartbeat = DefaultHeartbeat
+	}
+	h := rm.cfg.historyConfig()
+	rm.cfg.historyLen, rm.cfg.historyBytes = 0, 0
+	if h != nil {
+		rm.cfg.historyLen, rm.cfg.historyBytes = h.Len, h.Bytes
 	}
 	if rm.cfg.presence {
 		rm.cfg.notices = true
@@ -64,14 +74,23 @@ func New(opts ...Option) *Room {
 	if rm.cfg.notices || rm.cfg.direct {
 		rm.cfg.envelope = true
 	}
-	if rm.cfg.stamps() {
-		rm.startNumberingLocked()
-	}
 	rm.keep = rm.cfg.keepWhenEmpty
 	rm.joins = rm.cfg.newJoinLimiter()
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
+	_, byBroker := rm.cfg.broker.(broker.HistoryBroker)
+	if h != nil && !byBroker {
+		rm.store = h.Store
+		if rm.store == nil {
+			rm.store = NewMemoryStore(h.Len, h.Bytes)
+		}
+	}
+	rm.ids.byBroker = byBroker
+	if rm.cfg.stamps() && !byBroker {
+		rm.ids.restart(rm.cfg.now(), rm.cfg.name)
+	}
+	rm.link = localLink{rm}
 	if rm.cfg.broker != nil {
-		rm.cluster = newCluster(rm)
+		rm.link = newCluster(rm)
 	}
 	return rm
 }
@@ -83,69 +102,14 @@ func (rm *Room) Name() string { return rm.cfg.name }
 // Broadcast sends msg to every member, as if a member had sent it but without
 // the message hook: for bots, announcements and server events. With the
 // envelope its type defaults to TypeMessage; TypeSystem marks a message from
-// the server. It never waits for a member's socket. It returns ErrRoomClosed
-// once Shutdown or Close has begun.
+// the server. It never waits for a member's socket; in a cluster it waits,
+// within ctx, only while the queue of publications for the broker is full.
+// It returns ErrRoomClosed once Shutdown or Close has begun.
 func (rm *Room) Broadcast(ctx context.Context, msg Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return rm.publish(nil, msg)
-}
-
-// publish is the one path by which a frame reaches the whole room. It
-// encodes the frame once and queues the same bytes for every member, under
-// the room lock so that all members see one order. from, if not nil, is the
-// member that sent it.
-func (rm *Room) publish(from *Member, msg Message) error {
-	if rm.cluster != nil {
-		if rm.isClosed() {
-			return ErrRoomClosed
-		}
-		rm.cluster.publish(from, "", msg)
-		return nil
-	}
-	var frame []byte
-	if !rm.cfg.stamps() {
-		// Nothing to number: encode before taking the lock.
-		frame = rm.encode(msg)
-	}
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	if rm.closed {
-		return ErrRoomClosed
-	}
-	rm.publishLocked(from, msg, frame)
-	return nil
-}
-
-// publishLocked is publish with rm.mu held; frame is msg encoded, or nil.
-func (rm *Room) publishLocked(from *Member, msg Message, frame []byte) {
-	if frame == nil {
-		rm.stampLocked(&msg)
-		frame = rm.encode(msg)
-		if rm.cfg.store != nil && kept(msg.Type) {
-			rm.cfg.store.Append(msg)
-		}
-	}
-	skip := from
-	if !rm.cfg.excludeSender {
-		skip = nil
-	}
-	for _, m := range rm.members {
-		if m != skip {
-			m.enqueue(frame)
-		}
-	}
-}
-
-// sendLocked numbers and encodes msg and queues it for the given members
-// only. rm.mu is held.
-func (rm *Room) sendLocked(msg Message, to ...*Member) {
-	rm.stampLocked(&msg)
-	frame := rm.encode(msg)
-	for _, m := range to {
-		m.enqueue(frame)
-	}
+	return rm.publish(ctx, nil, "", msg)
 }
 
 // Members returns the current members in the order they joined.
@@ -185,9 +149,7 @@ func (rm *Room) Shutdown(ctx context.Context) error {
 	rm.closeMembers(roomClosed())
 	select {
 	case <-rm.idle:
-		if rm.cluster != nil {
-			rm.cluster.drain()
-		}
+		rm.link.drain()
 		return nil
 	case <-ctx.Done():
 		rm.cancel()
@@ -205,9 +167,7 @@ func (rm *Room) Close() error {
 	rm.closeMembers(cause(ErrRoomClosed, 0, "", nil)) // code 0: no close frame
 	rm.dropConnections()
 	<-rm.idle
-	if rm.cluster != nil {
-		rm.cluster.drain()
-	}
+	rm.link.drain()
 	return nil
 }
 
@@ -298,8 +258,9 @@ func (rm *Room) isClosed() bool {
 
 // add makes m a member, in one step under the room lock so that nothing is
 // missed or seen twice: the history m missed, the member list, then every
-// frame from its join notice on.
-func (rm *Room) add(m *Member) error {
+// frame delivered after it. It reports whether m's join notice is to be
+// published (WithNotices), which its caller does once the lock is released.
+func (rm *Room) add(m *Member) (announce bool, err error) {
 	var key string
 	if rm.cfg.uniqueNicknames {
 		key = nicknameKey(m.nickname) // outside the lock: it costs a PRECIS pass
@@ -307,46 +268,31 @@ func (rm *Room) add(m *Member) error {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	if rm.closed {
-		return roomClosed()
+		return false, roomClosed()
 	}
-	same := rm.byNick[m.nickname]
-	present := len(same) > 0
-	if rm.cluster != nil {
-		present = rm.cluster.presentLocked(m.nickname)
-	}
+	present := rm.link.presentLocked(m.nickname)
 	if rm.cfg.uniqueNicknames {
 		if present || rm.byKey[key] > 0 {
-			return cause(ErrNicknameTaken, StatusNicknameTaken, reasonNicknameTaken, nil)
+			return false, cause(ErrNicknameTaken, StatusNicknameTaken, reasonNicknameTaken, nil)
 		}
 		if rm.byKey == nil {
 			rm.byKey = make(map[string]int)
 		}
 		rm.byKey[key]++
 	}
-	if rm.cluster != nil && rm.cluster.numbered() {
-		rm.cluster.replayLocked(m)
-	} else {
-		rm.replayLocked(m)
-	}
+	rm.link.replayLocked(m)
 	m.index = len(rm.members)
 	rm.members = append(rm.members, m)
-	rm.byNick[m.nickname] = append(same, m)
+	rm.byNick[m.nickname] = append(rm.byNick[m.nickname], m)
 	if rm.cfg.presence {
 		rm.sendLocked(Message{Type: TypeMembers, Members: rm.nicknamesLocked()}, m)
 	}
-	if rm.cfg.notices && !present {
-		if rm.cluster != nil {
-			m.announce = true // published by join, outside the lock
-		} else {
-			rm.publishLocked(nil, Message{Type: TypeJoin, Nickname: m.nickname}, nil)
-		}
-	}
-	return nil
+	return rm.cfg.notices && !present, nil
 }
 
-// remove takes m out of the room; no broadcast reaches it afterwards. The
-// last connection of a nickname to leave announces it (WithNotices). In a
-// cluster it reports that the leave notice is to be published.
+// remove takes m out of the room; no frame reaches it afterwards. It
+// reports whether m's leave notice is to be published: it was the last
+// connection of its nickname on any node (WithNotices).
 func (rm *Room) remove(m *Member) (announce bool) {
 	var key string
 	if rm.cfg.uniqueNicknames {
@@ -376,12 +322,5 @@ func (rm *Room) remove(m *Member) (announce bool) {
 		return false
 	}
 	delete(rm.byNick, m.nickname)
-	if !rm.cfg.notices {
-		return false
-	}
-	if rm.cluster != nil {
-		return !rm.cluster.presentLocked(m.nickname)
-	}
-	rm.publishLocked(nil, Message{Type: TypeLeave, Nickname: m.nickname}, nil)
-	return false
+	return rm.cfg.notices && !rm.link.presentLocked(m.nickname)
 }

@@ -120,5 +120,17 @@ type PresenceBroker interface {
 	Presence(ctx context.Context, room string) (map[string][]string, error)
 }
 
-// ErrClosed is returned by a Broker that has been closed.
-var ErrClosed = errors.New("broker: closed")
+// Errors a Broker returns. A room delivers a publication to its own
+// members only when Publish's error wraps one of them: the broker certainly
+// did not take it, and never will. Any other error leaves the outcome open
+// (a timeout: the broker may still take it, later), and the room then
+// leaves delivery to the broker.
+var (
+	// ErrClosed is returned by a Broker that has been closed.
+	ErrClosed = errors.New("broker: closed")
+	// ErrUnavailable is wrapped by Publish and PublishBatch when the
+	// broker certainly did not take the publications: there is no
+	// connection to send them on, the server refused them, or the broker
+	// is stopped.
+	ErrUnavailable = errors.New("broker: unavailable")
+)

@@ -53,7 +53,7 @@ func NewMemory(keep int) *Memory {
 func (b *Memory) roomLocked(name string) *memoryRoom {
 	r := b.rooms[name]
 	if r == nil {
-		base := uint64(max(b.now().UnixMicro(), 0)) + 1
+		base := uint64(max(b.now().UnixMilli(), 0)) + 1
 		r = &memoryRoom{base: base, last: base - 1}
 		b.rooms[name] = r
 	}

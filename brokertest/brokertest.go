@@ -320,7 +320,7 @@ func testHistory(t *testing.T, b Backend) {
 	if _, ok := b.Connect(t).(broker.HistoryBroker); !ok {
 		t.Skip("not a broker.HistoryBroker: history is per node")
 	}
-	nodes := startNodes(t, b, chatroom.WithHistory(100), chatroom.WithEnvelope())
+	nodes := startNodes(t, b, chatroom.WithHistory(chatroom.History{Len: 100}), chatroom.WithEnvelope())
 	ann := nodes[0].connect("lobby", "ann")
 	dave := nodes[1].connect("lobby", "dave")
 	for i := range 3 {

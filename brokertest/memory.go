@@ -2,7 +2,7 @@ package brokertest
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -13,7 +13,7 @@ import (
 )
 
 // errStopped is what a MemoryBackend's brokers return while it is stopped.
-var errStopped = errors.New("brokertest: backend stopped")
+var errStopped = fmt.Errorf("brokertest: backend stopped: %w", broker.ErrUnavailable)
 
 // MemoryBackend is a Backend on one broker.Memory, for the rooms'
 // own tests: each node's broker can be closed on its own (a dead node), and

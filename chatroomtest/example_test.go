@@ -179,7 +179,7 @@ func ExampleHeader() {
 // A client resumes a room's history with the since query parameter.
 func ExampleQuery() {
 	chatroomtest.Run(os.Stdout, func(t chatroomtest.TB) {
-		room := chatroom.New(chatroom.WithHistory(10), chatroom.WithEnvelope())
+		room := chatroom.New(chatroom.WithHistory(chatroom.History{Len: 10}), chatroom.WithEnvelope())
 		srv := chatroomtest.NewServer(t, room)
 		ann := srv.Connect("ann")
 		ann.Send("one")

@@ -18,7 +18,7 @@
 //	}
 //	defer b.Close()
 //	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(
-//		chatroom.WithBroker(b), chatroom.WithHistory(50), chatroom.WithPresence()))
+//		chatroom.WithBroker(b), chatroom.WithHistory(chatroom.History{Len: 50}), chatroom.WithPresence()))
 //	http.Handle("/rooms/{room}/chat", rooms)
 //
 // # Two modes

@@ -37,7 +37,7 @@ func Example() {
 
 	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(
 		chatroom.WithBroker(broker),
-		chatroom.WithHistory(100),
+		chatroom.WithHistory(chatroom.History{Len: 100}),
 		chatroom.WithPresence(),
 	))
 	http.Handle("/rooms/{room}/chat", rooms)

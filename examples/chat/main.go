@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 			chatroom.WithUniqueNicknames(), // one "sei" per room, in any case: 4009 for another
 			chatroom.WithErrorFrames(),     // bad input and rate limit: an error frame, not a close
 			chatroom.WithRateLimit(ratePerSecond, rateBurst),
-			chatroom.WithHistory(*history), // 0 keeps none
+			chatroom.WithHistory(chatroom.History{Len: *history}), // 0 keeps none
 		),
 	)
 	srv := limits.Server(newMux(tutorial, rooms), log)

@@ -182,7 +182,7 @@ func startNode(name, addr, natsURL string, history int, limits serve.Limits, log
 		chatroom.WithBroker(b),     // rooms of the same name on every node are one room
 		chatroom.WithPresence(),    // the member list spans the nodes
 		chatroom.WithErrorFrames(), // bad input: an error frame, not a close
-		chatroom.WithHistory(history),
+		chatroom.WithHistory(chatroom.History{Len: history}),
 	))
 	mux := http.NewServeMux()
 	mux.Handle("/rooms/{room}/chat", rooms)

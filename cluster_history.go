@@ -1,0 +1,152 @@
+package chatroom
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// recentKept is how many of the latest kept frames a node remembers, to
+// bridge a joiner's history, read from the broker, and the live frames.
+const recentKept = 256
+
+// recentFrames is what a node on a HistoryBroker keeps to replay a joiner's
+// history: the latest room frames it delivered, and the history read for
+// each member about to join.
+type recentFrames struct {
+	mu      sync.Mutex
+	frames  []Message          // the latest room frames, oldest first
+	joiners map[*Member]replay // history read for members about to join
+}
+
+// replay is the history a joiner receives, read from a HistoryBroker.
+type replay struct {
+	msgs      []Message
+	truncated bool // the joiner resumes and the broker does not have all it missed
+}
+
+func (r *recentFrames) init() { r.joiners = make(map[*Member]replay) }
+
+func (r *recentFrames) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.frames = r.frames[:0]
+}
+
+// deliveredLocked implements link for the cluster: it remembers the room
+// frames the broker numbered. rm.mu is held.
+func (c *cluster) deliveredLocked(msg Message) {
+	if !c.numbered() || msg.ID%idStride != 0 {
+		return // not numbered by the broker: not in its history either
+	}
+	r := &c.recent
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.frames) == recentKept {
+		r.frames = slices.Delete(r.frames, 0, 1)
+	}
+	r.frames = append(r.frames, msg)
+}
+
+// readHistory implements link for the cluster: it reads from a
+// HistoryBroker, before m is added, the history m will receive. It does
+// nothing unless the room keeps history.
+func (c *cluster) readHistory(m *Member) {
+	rm := c.rm
+	if !c.numbered() || rm.cfg.historyLen == 0 {
+		return
+	}
+	var after uint64
+	var local bool
+	if m.resume {
+		after, local = brokerSince(m.since)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	pubs, complete, err := c.history.History(ctx, rm.cfg.name, after)
+	if err != nil {
+		rm.cfg.log.Warn("chatroom: broker history failed", "room", rm.cfg.name, "err", err)
+		complete = false
+	}
+	r := replay{truncated: m.resume && (!complete || local)}
+	for _, p := range pubs {
+		w, err := decodeWire(p.Data)
+		if err != nil || w.Msg == nil {
+			continue
+		}
+		msg := *w.Msg
+		msg.ID = min(p.ID, maxBrokerID) * idStride
+		r.msgs = append(r.msgs, msg)
+	}
+	if !m.resume {
+		r.msgs = newest(r.msgs, rm.cfg.historyLen, rm.cfg.historyBytes)
+	}
+	c.recent.mu.Lock()
+	c.recent.joiners[m] = r
+	c.recent.mu.Unlock()
+}
+
+// newest returns the last of msgs, at most n and within maxBytes (see
+// storedSize), but always the last one.
+func newest(msgs []Message, n, maxBytes int) []Message {
+	if len(msgs) > n {
+		msgs = msgs[len(msgs)-n:]
+	}
+	size := 0
+	for i := len(msgs) - 1; i >= 0; i-- {
+		size += storedSize(msgs[i])
+		if size > maxBytes && i < len(msgs)-1 {
+			return msgs[i+1:]
+		}
+	}
+	return msgs
+}
+
+// forget implements link for the cluster: it drops the history read for a
+// member that did not join.
+func (c *cluster) forget(m *Member) {
+	c.recent.mu.Lock()
+	delete(c.recent.joiners, m)
+	c.recent.mu.Unlock()
+}
+
+// replayLocked implements link for the cluster: it queues for m the history
+// read for it, then the room frames this node delivered since that read;
+// without a HistoryBroker, the node's own history. rm.mu is held.
+func (c *cluster) replayLocked(m *Member) {
+	if !c.numbered() {
+		c.rm.replayStoreLocked(m)
+		return
+	}
+	r := &c.recent
+	r.mu.Lock()
+	rp, ok := r.joiners[m]
+	delete(r.joiners, m)
+	var msgs []Message
+	if ok {
+		var last uint64
+		if m.resume {
+			last = m.since
+		}
+		if len(rp.msgs) > 0 {
+			last = rp.msgs[len(rp.msgs)-1].ID
+		}
+		msgs = rp.msgs
+		for _, msg := range r.frames {
+			if msg.ID > last {
+				msgs = append(msgs, msg)
+			}
+		}
+	}
+	r.mu.Unlock()
+	if !ok {
+		return
+	}
+	if rp.truncated && c.rm.cfg.envelope {
+		c.rm.sendLocked(Message{Type: TypeTruncated}, m)
+	}
+	if len(msgs) > 0 {
+		m.replayed = msgs[len(msgs)-1].ID
+	}
+	m.replayLocked(msgs)
+}

@@ -1,0 +1,136 @@
+package chatroom
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// A post is a frame on its way to the room: for every member (to is
+// empty), or for the connections of nickname to and the sender's.
+type post struct {
+	msg Message
+	to  string
+	// from is the member that sent it, on the node that sent it; 0 for
+	// the host. mine says that node is this one; sender is then the
+	// member, or nil.
+	from   uint64
+	mine   bool
+	sender *Member
+	// origin is the node that sent it.
+	origin string
+	// frame is msg encoded, when the room stamps nothing and could encode
+	// it before taking its lock; nil otherwise.
+	frame []byte
+}
+
+// publish sends msg to the whole room, or with to set to the connections of
+// that nickname and the sender's, through the room's link: the one path by
+// which a frame reaches members of more than one. from is the member that
+// sent it, or nil.
+func (rm *Room) publish(ctx context.Context, from *Member, to string, msg Message) error {
+	msg.Type = msg.Type.orDefault()
+	msg.ID = 0
+	msg.Time = time.Time{}
+	if rm.cfg.stamps() {
+		msg.Time = rm.cfg.now()
+	}
+	p := &post{msg: msg, to: to, mine: true, sender: from}
+	if from != nil {
+		p.from = from.id
+	}
+	return rm.link.send(ctx, p)
+}
+
+// deliverLocked hands p to this node's members, and reports whether it
+// did: it is where every post reaches them, whichever node sent it. b is
+// the number a HistoryBroker gave p, or 0. rm.mu is held, so all members
+// receive the room's frames in one order.
+func (rm *Room) deliverLocked(p *post, b uint64) bool {
+	msg := p.msg
+	roomFrame := p.to == "" && kept(msg.Type)
+	if isNotice(msg.Type) && !rm.link.noticeLocked(p) {
+		return true
+	}
+	frame := p.frame
+	if frame == nil {
+		if rm.cfg.stamps() {
+			if roomFrame {
+				id, ok := rm.ids.next(b)
+				if !ok {
+					return false
+				}
+				msg.ID = id
+			} else {
+				msg.ID = rm.ids.last
+			}
+		}
+		if roomFrame {
+			rm.link.deliveredLocked(msg)
+			if rm.store != nil {
+				rm.store.Append(msg)
+			}
+		}
+		frame = rm.encode(msg)
+	}
+	if p.to != "" {
+		to := rm.byNick[p.to]
+		if p.mine && p.sender != nil && p.sender.index >= 0 && !slices.Contains(to, p.sender) {
+			to = append(slices.Clip(to), p.sender)
+		}
+		for _, m := range to {
+			m.enqueue(frame)
+		}
+		return true
+	}
+	var skip uint64
+	if rm.cfg.excludeSender && p.mine {
+		skip = p.from
+	}
+	for _, m := range rm.members {
+		// A joiner whose history came from the broker has its newest
+		// frames already: m.replayed is the last it was replayed.
+		if m.id != skip && (m.replayed == 0 || msg.ID > m.replayed) {
+			m.enqueue(frame)
+		}
+	}
+	return true
+}
+
+// sendLocked queues msg for the given members only: a frame of theirs.
+// rm.mu is held.
+func (rm *Room) sendLocked(msg Message, to ...*Member) {
+	var one *Member
+	if len(to) == 1 {
+		one = to[0]
+	}
+	rm.stampOwnLocked(&msg, one)
+	frame := rm.encode(msg)
+	for _, m := range to {
+		m.enqueue(frame)
+	}
+}
+
+// stampOwnLocked stamps a frame for some members only: it carries the ID of
+// the last room frame before it, or, for a joiner m whose history came from
+// the broker, of the last of that history. rm.mu is held.
+func (rm *Room) stampOwnLocked(msg *Message, m *Member) {
+	msg.Type = msg.Type.orDefault()
+	if !rm.cfg.stamps() {
+		return
+	}
+	msg.ID = rm.ids.last
+	if m != nil {
+		msg.ID = max(msg.ID, m.replayed)
+	}
+	msg.Time = rm.cfg.now()
+}
+
+// memberLocked returns this node's member with the given ID, or nil. rm.mu
+// is held.
+func (rm *Room) memberLocked(id uint64) *Member {
+	if i := slices.IndexFunc(rm.members, func(m *Member) bool { return m.id == id }); i >= 0 {
+		return rm.members[i]
+	}
+	return nil
+}

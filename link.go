@@ -1,0 +1,76 @@
+package chatroom
+
+import "context"
+
+// A link carries a room's posts to the members of every node that has the
+// room: the room hands it each post (Broadcast, a member's message, a
+// notice, a direct message), and the link hands each back to the room's
+// deliverLocked, once on every node, in one order that every node shares.
+// It is the room's one seam between sending and delivering. A room without
+// a broker has the trivial link, localLink, which delivers at once; a room
+// with one has a cluster (cluster.go), which delivers what the broker hands
+// back.
+//
+// A link also answers what depends on the other nodes: who is present, and
+// what history a joiner receives.
+type link interface {
+	// send hands p to every node. It returns ErrRoomClosed once the room
+	// is closed, or ctx's error if ctx ends while it waits for room in a
+	// queue.
+	send(ctx context.Context, p *post) error
+	// attach counts a joining member in, before its history is read, and
+	// detach counts a member out once it has left or was refused.
+	attach()
+	detach()
+	// readHistory reads, before m is added and without the room's lock,
+	// the history m will receive, if it comes from elsewhere than the
+	// room's own Store; forget drops it if m does not join.
+	readHistory(m *Member)
+	forget(m *Member)
+	// replayLocked queues for m the history it has not seen, as it is
+	// added. rm.mu is held.
+	replayLocked(m *Member)
+	// presentLocked reports whether nickname is present on any node, and
+	// nicknamesLocked lists the nicknames present on every node, this
+	// node's (local) first. rm.mu is held.
+	presentLocked(nickname string) bool
+	nicknamesLocked(local []string) []string
+	// noticeLocked reports whether this node's members are to receive the
+	// join or leave notice p, and records it. rm.mu is held.
+	noticeLocked(p *post) bool
+	// deliveredLocked learns of each room frame delivered, with its ID.
+	// rm.mu is held.
+	deliveredLocked(msg Message)
+	// drain waits until every post sent has been handed over.
+	drain()
+}
+
+// localLink is the link of a room without a broker: the room is the only
+// node, and delivers each post as it is sent.
+type localLink struct{ rm *Room }
+
+func (l localLink) send(_ context.Context, p *post) error {
+	rm := l.rm
+	if !rm.cfg.stamps() {
+		// Nothing to number: encode before taking the lock.
+		p.frame = rm.encode(p.msg)
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.closed {
+		return ErrRoomClosed
+	}
+	rm.deliverLocked(p, 0)
+	return nil
+}
+
+func (localLink) attach()                                 {}
+func (localLink) detach()                                 {}
+func (localLink) readHistory(*Member)                     {}
+func (localLink) forget(*Member)                          {}
+func (l localLink) replayLocked(m *Member)                { l.rm.replayStoreLocked(m) }
+func (l localLink) presentLocked(nickname string) bool    { return len(l.rm.byNick[nickname]) > 0 }
+func (localLink) nicknamesLocked(local []string) []string { return local }
+func (localLink) noticeLocked(*post) bool                 { return true }
+func (localLink) deliveredLocked(Message)                 {}
+func (localLink) drain()                                  {}
