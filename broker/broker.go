@@ -86,8 +86,11 @@ type BatchBroker interface {
 // publications are delivered in the order of their IDs.
 //
 // An adapter should number a room's first publication, and its first after
-// the broker lost the room's data, from the clock in microseconds, so that
-// IDs from before such a loss are recognised as foreign.
+// the broker lost the room's data, from the clock in milliseconds, so that
+// IDs from before such a loss are recognised as foreign. IDs must stay
+// below 2^43: a room scales them by 1024 (leaving room for the frames a
+// node delivers on its own during an outage) and clients hold them as
+// JavaScript numbers, exact below 2^53.
 type HistoryBroker interface {
 	Broker
 

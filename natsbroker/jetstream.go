@@ -104,7 +104,7 @@ type JetStreamConfig struct {
 // publications, kept or not, in the order it published them. A kept
 // publication's ID is its stream sequence, which is greater than any
 // earlier one's in every room; the stream is created with its first
-// sequence taken from the clock in microseconds, so that the IDs of a
+// sequence taken from the clock in milliseconds, so that the IDs of a
 // stream created again after a loss are above the old ones, which History
 // then treats as foreign.
 //
@@ -212,7 +212,7 @@ func (j *jsState) streamConfig(prefix string) jetstream.StreamConfig {
 		AllowDirect:       true,
 		// Numbering from the clock makes the IDs of a stream created again
 		// after a loss greater than the old ones.
-		FirstSeq: uint64(max(time.Now().UnixMicro(), 1)),
+		FirstSeq: uint64(max(time.Now().UnixMilli(), 1)),
 	}
 }
 

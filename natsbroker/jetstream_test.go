@@ -33,7 +33,7 @@ func jsPair(t *testing.T, cfg natsbroker.JetStreamConfig) (*server.Server, *nats
 }
 
 func TestJetStreamPublishSubscribe(t *testing.T) {
-	start := uint64(time.Now().UnixMicro())
+	start := uint64(time.Now().UnixMilli())
 	_, a, b := jsPair(t, natsbroker.JetStreamConfig{})
 	ra, _ := subscribe(t, a, "lobby")
 	rb, _ := subscribe(t, b, "lobby")
@@ -45,7 +45,7 @@ func TestJetStreamPublishSubscribe(t *testing.T) {
 		if d := datas(got); !slices.Equal(d, []string{"kept", "live", "kept too"}) {
 			t.Fatalf("node %s got %q", name, d)
 		}
-		// IDs come from the clock in microseconds, and increase.
+		// IDs come from the clock in milliseconds, and increase.
 		if got[0].ID < start || !got[0].Keep || got[1].ID != 0 || got[1].Keep || got[2].ID <= got[0].ID || !got[2].Keep {
 			t.Errorf("node %s got %+v", name, got)
 		}

@@ -8,9 +8,9 @@ import "github.com/redis/go-redis/v9"
 // when the server does not have the script (after a restart, say).
 //
 // Numbers: Redis runs Lua 5.1, whose numbers are doubles; the IDs (the
-// clock in microseconds, about 1.8e15 today) and the times in milliseconds
-// stay far below 2^53, under which doubles hold integers exactly, until
-// about the year 2255. IDs are stored and returned as decimal strings
+// clock in milliseconds, about 1.8e12 today, which rooms scale by 1024) and
+// the times in milliseconds stay far below 2^53, under which doubles hold
+// integers exactly. IDs are stored and returned as decimal strings
 // (string.format('%d'), since tostring would use an exponent).
 
 // publishScript numbers, keeps and publishes a batch of publications of
@@ -56,7 +56,7 @@ for a = 4, #ARGV, 2 do
     publish(0, ARGV[a + 1])
   else
     local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     if not last then
       local m = redis.call('HMGET', KEYS[1], 'last', 'base')
       if m[1] then
