@@ -22,8 +22,7 @@ const (
 
 // WithEnvelope puts every frame in the envelope: besides "nickname" and
 // "message" it carries "type" (see MessageType), "time" (RFC 3339, UTC,
-// milliseconds, from the server's clock) and "id" (unique within the room,
-// increasing in the order members receive frames):
+// milliseconds, from the server's clock) and "id" (see Message.ID):
 //
 //	{"type":"message","id":1763884800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"hi"}
 //
@@ -33,9 +32,9 @@ const (
 //
 // A room numbers its frames from the time it was created, so that a room
 // created again (after a restart, say) numbers above the old one and a
-// resuming client learns that its history is gone (see WithHistory).
-// Consecutive IDs differ by 1024, and their remainder modulo 1024 comes from
-// the room's name, so that an ID from another room is told apart too.
+// resuming client learns that its history is gone (see WithHistory), or
+// takes the numbers of a broker that keeps the cluster's history
+// (WithBroker). PROTOCOL.md says how IDs are made.
 func WithEnvelope() Option {
 	return func(c *config) { c.envelope = true }
 }

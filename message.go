@@ -26,10 +26,13 @@ type Message struct {
 	// Type says what the frame is; see the MessageType constants. Empty means
 	// TypeMessage.
 	Type MessageType `json:"type,omitempty"`
-	// ID is the frame's number, unique within the room and increasing in the
-	// order members receive frames. The room assigns it; a value set by the
-	// host is ignored. IDs are not contiguous: frames for single members
-	// take numbers too.
+	// ID is the frame's number, which the room assigns (a value set by the
+	// host is ignored). Room frames (chat and server messages, join and
+	// leave notices) take increasing IDs of their own; a frame for some
+	// members only (the member list, an error, a truncated notice, a direct
+	// message) carries the ID of the last room frame before it. IDs are not
+	// contiguous. A client resumes from the greatest it has seen
+	// (WithHistory).
 	ID uint64 `json:"id,omitempty"`
 	// Time is when the room sent the frame, by the server's clock (see
 	// WithClock). The room sets it; a value set by the host is ignored.
