@@ -198,7 +198,7 @@ func (c *cluster) detach() {
 }
 
 // send queues p for the broker (cluster_outbox.go).
-func (c *cluster) send(ctx context.Context, p *post) error {
+func (c *cluster) send(ctx context.Context, p post) error {
 	if c.rm.isClosed() {
 		return ErrRoomClosed
 	}

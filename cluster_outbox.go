@@ -57,7 +57,7 @@ func (o *outbox) init(c *cluster) {
 // reading while the broker answers, and what queues meanwhile goes to the
 // broker together. It waits, within ctx, only while maxOutbox publications
 // are queued.
-func (o *outbox) push(ctx context.Context, p *post) error {
+func (o *outbox) push(ctx context.Context, p post) error {
 	w := wire{Node: o.c.node, Seq: o.seq.Add(1), From: p.from, Msg: &p.msg, To: p.to}
 	out := outgoing{w: w, p: broker.Publication{Keep: p.to == "" && kept(p.msg.Type), Data: w.encode()}, sender: p.sender}
 	o.mu.Lock()

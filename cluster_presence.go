@@ -154,16 +154,15 @@ func (v *peerView) expireLocked(now time.Time) {
 // node's notice, and reports whether this node's members are to receive it:
 // a nickname joins for them when it was not present, and leaves when it is
 // present on no node. rm.mu is held.
-func (c *cluster) noticeLocked(p *post) bool {
+func (c *cluster) noticeLocked(msg Message, origin string, mine bool) bool {
 	v := &c.peers
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	msg := p.msg
-	if !p.mine {
-		pr := v.peers[p.origin]
+	if !mine {
+		pr := v.peers[origin]
 		if pr == nil {
 			pr = &peer{}
-			v.peers[p.origin] = pr
+			v.peers[origin] = pr
 		}
 		pr.expires = time.Now().Add(3 * c.heartbeat)
 		pr.nicks = slices.DeleteFunc(slices.Clone(pr.nicks), func(n string) bool { return n == msg.Nickname })

@@ -35,7 +35,7 @@ func (rm *Room) publish(ctx context.Context, from *Member, to string, msg Messag
 	if rm.cfg.stamps() {
 		msg.Time = rm.cfg.now()
 	}
-	p := &post{msg: msg, to: to, mine: true, sender: from}
+	p := post{msg: msg, to: to, mine: true, sender: from}
 	if from != nil {
 		p.from = from.id
 	}
@@ -49,7 +49,7 @@ func (rm *Room) publish(ctx context.Context, from *Member, to string, msg Messag
 func (rm *Room) deliverLocked(p *post, b uint64) bool {
 	msg := p.msg
 	roomFrame := p.to == "" && kept(msg.Type)
-	if isNotice(msg.Type) && !rm.link.noticeLocked(p) {
+	if isNotice(msg.Type) && !rm.link.noticeLocked(msg, p.origin, p.mine) {
 		return true
 	}
 	frame := p.frame

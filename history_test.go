@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"strings"
 	"testing"
 
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 func TestHistoryReplayedToJoiners(t *testing.T) {
@@ -348,6 +350,29 @@ func TestHistoryForeignSince(t *testing.T) {
 			if got := first.Type == TypeTruncated; got != tc.truncated {
 				t.Errorf("first frame %+v, want truncated %v", first, tc.truncated)
 			}
+		})
+	}
+}
+
+// WithHistory refuses, in New and naming itself, what it cannot do.
+func TestWithHistoryRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		want string
+	}{
+		{"negative Len", []Option{WithHistory(History{Len: -1})}, "chatroom: WithHistory: negative Len"},
+		{"negative Bytes", []Option{WithHistory(History{Bytes: -1})}, "chatroom: WithHistory: negative Bytes"},
+		{"Store on a HistoryBroker", []Option{WithBroker(broker.NewMemory(1)), WithHistory(History{Store: NewMemoryStore(0, 0)})}, "chatroom: WithHistory: a Store cannot be combined with WithBroker of a broker.HistoryBroker"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				msg, _ := recover().(string)
+				if !strings.HasPrefix(msg, tc.want) {
+					t.Errorf("New panicked with %q, want %q...", msg, tc.want)
+				}
+			}()
+			New(tc.opts...)
 		})
 	}
 }

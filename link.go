@@ -17,7 +17,7 @@ type link interface {
 	// send hands p to every node. It returns ErrRoomClosed once the room
 	// is closed, or ctx's error if ctx ends while it waits for room in a
 	// queue.
-	send(ctx context.Context, p *post) error
+	send(ctx context.Context, p post) error
 	// attach counts a joining member in, before its history is read, and
 	// detach counts a member out once it has left or was refused.
 	attach()
@@ -35,9 +35,10 @@ type link interface {
 	// node's (local) first. rm.mu is held.
 	presentLocked(nickname string) bool
 	nicknamesLocked(local []string) []string
-	// noticeLocked reports whether this node's members are to receive the
-	// join or leave notice p, and records it. rm.mu is held.
-	noticeLocked(p *post) bool
+	// noticeLocked reports whether this node's members are to receive a
+	// join or leave notice that node origin sent (mine: this node), and
+	// records it. rm.mu is held.
+	noticeLocked(msg Message, origin string, mine bool) bool
 	// deliveredLocked learns of each room frame delivered, with its ID.
 	// rm.mu is held.
 	deliveredLocked(msg Message)
@@ -49,7 +50,7 @@ type link interface {
 // node, and delivers each post as it is sent.
 type localLink struct{ rm *Room }
 
-func (l localLink) send(_ context.Context, p *post) error {
+func (l localLink) send(_ context.Context, p post) error {
 	rm := l.rm
 	if !rm.cfg.stamps() {
 		// Nothing to number: encode before taking the lock.
@@ -60,7 +61,7 @@ func (l localLink) send(_ context.Context, p *post) error {
 	if rm.closed {
 		return ErrRoomClosed
 	}
-	rm.deliverLocked(p, 0)
+	rm.deliverLocked(&p, 0)
 	return nil
 }
 
@@ -71,6 +72,6 @@ func (localLink) forget(*Member)                          {}
 func (l localLink) replayLocked(m *Member)                { l.rm.replayStoreLocked(m) }
 func (l localLink) presentLocked(nickname string) bool    { return len(l.rm.byNick[nickname]) > 0 }
 func (localLink) nicknamesLocked(local []string) []string { return local }
-func (localLink) noticeLocked(*post) bool                 { return true }
+func (localLink) noticeLocked(Message, string, bool) bool { return true }
 func (localLink) deliveredLocked(Message)                 {}
 func (localLink) drain()                                  {}
