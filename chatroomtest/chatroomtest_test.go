@@ -745,7 +745,10 @@ func TestNextFuncBounded(t *testing.T) {
 	c := srv.Connect("ann")
 	start := time.Now()
 	f.do(func() { c.NextFunc(func(chatroom.Message) bool { return false }) })
-	f.wantFailure("Fatalf", `client "ann": NextFunc: nothing received within 250ms, and no frame matched; received `)
+	report := f.wantFailure("Fatalf", `client "ann": NextFunc: nothing received within 250ms, and no frame matched; received `, "frames, the first 20:")
+	if n := strings.Count(report, "noise"); n != 20 {
+		t.Errorf("the report lists %d frames, want 20", n)
+	}
 	if took := time.Since(start); took > 20*short {
 		t.Errorf("NextFunc gave up after %v, with a timeout of %v", took, short)
 	}

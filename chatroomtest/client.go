@@ -285,7 +285,8 @@ func (c *Client) Next() chatroom.Message {
 // others the test cannot know: another node's join notice in a cluster,
 // where presence travels on its own, or a message the server sends on a
 // timer. One timeout bounds the whole wait. It fails the test with Fatalf, as
-// Next does, if no frame matches in time, listing the frames it discarded.
+// Next does, if no frame matches in time, listing the first frames it
+// discarded.
 //
 //	bob := srv.Connect("bob") // on another node
 //	ann.NextFunc(func(m chatroom.Message) bool { return m.Type == chatroom.TypeJoin && m.Nickname == "bob" })
@@ -296,7 +297,8 @@ func (c *Client) NextFunc(match func(chatroom.Message) bool) chatroom.Message {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	var skipped []string
+	var skipped []string // the first maxListed of the n frames skipped
+	n := 0
 	for {
 		f, err := c.next(ctx)
 		if err == nil && ctx.Err() != nil {
@@ -308,15 +310,24 @@ func (c *Client) NextFunc(match func(chatroom.Message) bool) chatroom.Message {
 			m, err = c.decode(f)
 		}
 		if err != nil {
-			c.t.Fatalf("chatroomtest: %s: NextFunc: %v, and no frame matched%s", c.name, err, listFrames(skipped))
+			list := listFrames(skipped)
+			if n > len(skipped) {
+				list = fmt.Sprintf("; received %d frames, the first %d:\n\t%s", n, len(skipped), strings.Join(skipped, "\n\t"))
+			}
+			c.t.Fatalf("chatroomtest: %s: NextFunc: %v, and no frame matched%s", c.name, err, list)
 			return chatroom.Message{}
 		}
 		if match(m) {
 			return m
 		}
-		skipped = append(skipped, f.String())
+		if n++; len(skipped) < maxListed {
+			skipped = append(skipped, f.String())
+		}
 	}
 }
+
+// maxListed bounds the frames a failure of NextFunc lists.
+const maxListed = 20
 
 // NextRaw returns the next frame as received, for checks of the exact wire
 // form such as `{"nickname":"ann","message":"hi"}`. It fails the test as
