@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -612,4 +613,186 @@ func TestRun(t *testing.T) {
 	if !chatroomtest.Run(&out, func(chatroomtest.TB) {}) {
 		t.Error("Run = false for a function that passes")
 	}
+}
+
+// Remote connects to a server the test runs itself: the URL's path and query
+// are the clients' defaults, the handshake carries none of the kit's own
+// headers, Connect does not wait for the join, and Close drops the clients
+// but leaves the server and its room alone.
+func TestRemote(t *testing.T) {
+	release := make(chan struct{})
+	room := chatroom.New(
+		chatroom.WithNicknameFunc(func(r *http.Request, _ string) (string, error) {
+			if r.Header.Get("Chatroomtest-Client") != "" {
+				return "", errors.New("the kit's header reached the handler")
+			}
+			q := r.URL.Query()
+			return q.Get("nickname") + "/" + q.Get("team"), nil
+		}),
+		chatroom.OnJoin(func(ctx context.Context, m *chatroom.Member) error {
+			if m.Nickname() == "slow/blue" {
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		}),
+	)
+	t.Cleanup(func() {
+		if err := room.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/chat", room)
+	host := httptest.NewServer(mux)
+	t.Cleanup(host.Close)
+
+	f := newFakeTB(t)
+	srv := chatroomtest.Remote(f, host.URL+"/chat?team=blue")
+	if want := "ws" + strings.TrimPrefix(host.URL, "http"); srv.URL != want {
+		t.Errorf("URL = %q, want %q", srv.URL, want)
+	}
+	ann := srv.Connect("ann")
+	ann.Send("hi")
+	ann.Expect(msg("ann/blue", "hi")) // ann has joined
+	red := srv.Connect("rex", chatroomtest.Query("team", "red"))
+	red.Send("hi")
+	red.Expect(msg("rex/blue", "hi")) // the URL's parameter comes first
+	ann.Expect(msg("rex/blue", "hi"))
+
+	// A join hook that blocks does not hold Connect up.
+	slow := srv.Connect("slow")
+	if n := room.Len(); n != 2 {
+		t.Errorf("Len() = %d while slow's join hook blocks, want 2", n)
+	}
+	close(release)
+	slow.Send("here")
+	for _, c := range []*chatroomtest.Client{ann, red, slow} {
+		c.Expect(msg("slow/blue", "here"))
+	}
+
+	if _, resp, err := srv.Dial("ann", chatroomtest.Path("/elsewhere")); err == nil || resp == nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("Dial elsewhere: %v, %v; want 404", resp, err)
+	}
+
+	srv.Close()
+	f.wantNoFailure()
+	if err := room.Broadcast(context.Background(), msg("x", "y")); err != nil {
+		t.Errorf("Broadcast after Close: %v, want the room open", err)
+	}
+	// The host's server still serves: the kit's own test client reaches it.
+	again := chatroomtest.Remote(t, host.URL, chatroomtest.Path("/chat"))
+	dan := again.Connect("dan")
+	dan.Send("still here")
+	dan.Expect(msg("dan/", "still here"))
+}
+
+func TestRemoteBadURL(t *testing.T) {
+	for _, url := range []string{"127.0.0.1:80", "ftp://127.0.0.1", "ws://", "ws://u:p@127.0.0.1", "ws://127.0.0.1/#x", "ws://%zz"} {
+		f := newFakeTB(t)
+		if f.do(func() { chatroomtest.Remote(f, url) }) {
+			t.Errorf("Remote(%q) returned", url)
+		}
+		f.wantFailure("Fatalf", fmt.Sprintf("chatroomtest: Remote(%q): ", url))
+	}
+}
+
+func TestNextFunc(t *testing.T) {
+	room := chatroom.New(chatroom.WithNotices())
+	f := newFakeTB(t)
+	srv := chatroomtest.NewServer(f, room, chatroomtest.IgnoreIDAndTime())
+	ann := srv.Connect("ann")
+	srv.Connect("bob")
+	srv.Connect("carl").Send("hi")
+	isMessage := func(m chatroom.Message) bool { return m.Type == chatroom.TypeMessage }
+	got := ann.NextFunc(isMessage)
+	if got.Nickname != "carl" || got.Text != "hi" {
+		t.Errorf("NextFunc = %+v, want carl's hi", got)
+	}
+	// The join notices before it are gone.
+	ann.Send("next")
+	ann.Expect(chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "next"})
+
+	// No match in time: the frames skipped are listed.
+	dan := srv.Connect("dan", chatroomtest.Timeout(short))
+	f.do(func() { dan.NextFunc(isMessage) })
+	f.wantFailure("Fatalf", `client "dan": NextFunc: nothing received within 250ms, and no frame matched; received 1 frame(s):`+"\n\t"+`{"type":"join",`)
+	f.wantNoFailure()
+}
+
+// Frames that keep coming do not make NextFunc wait beyond its timeout.
+func TestNextFuncBounded(t *testing.T) {
+	var handlers sync.WaitGroup
+	t.Cleanup(handlers.Wait)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		for range 1_000_000 { // until the client goes
+			if conn.Write(r.Context(), websocket.MessageText, []byte(`{"nickname":"x","message":"noise"}`)) != nil {
+				return
+			}
+		}
+	})
+	f := newFakeTB(t)
+	srv := chatroomtest.NewServer(f, h, chatroomtest.NoJoinWait(), chatroomtest.Timeout(short))
+	c := srv.Connect("ann")
+	start := time.Now()
+	f.do(func() { c.NextFunc(func(chatroom.Message) bool { return false }) })
+	report := f.wantFailure("Fatalf", `client "ann": NextFunc: nothing received within 250ms, and no frame matched; received `, "frames, the first 20:")
+	if n := strings.Count(report, "noise"); n != 20 {
+		t.Errorf("the report lists %d frames, want 20", n)
+	}
+	if took := time.Since(start); took > 20*short {
+		t.Errorf("NextFunc gave up after %v, with a timeout of %v", took, short)
+	}
+}
+
+func TestDisallowUnknownFields(t *testing.T) {
+	frames := []string{
+		`{"nickname":"a","message":"known"}`,
+		`{"nickname":"a","message":"b","extra":1}`,
+		`{"nickname":"a","message":"b"} {}`,
+		`{"nickname":"a","message":"b","extra":1}`,
+		`{"nickname":"a","message":"b","extra":1}`,
+	}
+	var handlers sync.WaitGroup
+	t.Cleanup(handlers.Wait)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		for _, fr := range frames {
+			_ = conn.Write(r.Context(), websocket.MessageText, []byte(fr))
+		}
+		_, _, _ = conn.Read(r.Context()) // until the client goes
+	})
+	f := newFakeTB(t)
+	srv := chatroomtest.NewServer(f, h, chatroomtest.NoJoinWait())
+
+	lenient := srv.Connect("lenient")
+	lenient.Expect(msg("a", "known"), msg("a", "b"))
+	f.do(func() { lenient.Next() })
+	f.wantFailure("Fatalf", `client "lenient": Next: frame {"nickname":"a","message":"b"} {}: invalid character '{' after top-level value`)
+
+	strict := srv.Connect("strict", chatroomtest.DisallowUnknownFields())
+	strict.Expect(msg("a", "known"))
+	f.do(func() { strict.Next() })
+	f.wantFailure("Fatalf", `client "strict": Next: frame {"nickname":"a","message":"b","extra":1}: json: unknown field "extra"`)
+	f.do(func() { strict.Next() })
+	f.wantFailure("Fatalf", `client "strict": Next: frame {"nickname":"a","message":"b"} {}: data after the JSON object`)
+	f.do(func() { strict.Expect(msg("a", "b")) })
+	f.wantFailure("Fatalf", `client "strict": Expect: frame 1 of 1: frame {"nickname":"a","message":"b","extra":1}: json: unknown field "extra"`)
+	f.do(func() { strict.NextFunc(func(chatroom.Message) bool { return true }) })
+	f.wantFailure("Fatalf", `client "strict": NextFunc: frame {"nickname":"a","message":"b","extra":1}: json: unknown field "extra", and no frame matched`)
 }

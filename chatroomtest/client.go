@@ -1,10 +1,12 @@
 package chatroomtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -33,6 +35,7 @@ type Client struct {
 	conn     *websocket.Conn
 	timeout  time.Duration
 	compare  []cmp.Option
+	strict   bool          // DisallowUnknownFields
 	done     chan struct{} // closed when readLoop has returned
 
 	mu          sync.Mutex // guards the fields below
@@ -66,6 +69,7 @@ func newClient(t TB, name, nickname string, conn *websocket.Conn, cfg settings) 
 		conn:     conn,
 		timeout:  cfg.timeout,
 		compare:  cfg.compare,
+		strict:   cfg.strict,
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 	}
@@ -155,13 +159,26 @@ func (e *endedError) Error() string { return e.msg }
 
 func (e *endedError) Unwrap() error { return e.err }
 
-// decode decodes a frame as a chatroom.Message.
-func decode(f frame) (chatroom.Message, error) {
+// decode decodes a frame as a chatroom.Message, refusing fields a Message
+// does not have if c is strict.
+func (c *Client) decode(f frame) (chatroom.Message, error) {
 	var m chatroom.Message
 	if f.typ != websocket.MessageText {
 		return m, fmt.Errorf("received %v, want a text frame", f)
 	}
-	if err := json.Unmarshal(f.data, &m); err != nil {
+	var err error
+	if c.strict {
+		dec := json.NewDecoder(bytes.NewReader(f.data))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(&m); err == nil {
+			if _, end := dec.Token(); end != io.EOF {
+				err = errors.New("data after the JSON object")
+			}
+		}
+	} else {
+		err = json.Unmarshal(f.data, &m)
+	}
+	if err != nil {
 		return m, fmt.Errorf("frame %s: %w", f.data, err)
 	}
 	return m, nil
@@ -256,12 +273,61 @@ func (c *Client) Next() chatroom.Message {
 		c.t.Fatalf("chatroomtest: %s: Next: %v", c.name, err)
 		return chatroom.Message{}
 	}
-	m, err := decode(f)
+	m, err := c.decode(f)
 	if err != nil {
 		c.t.Fatalf("chatroomtest: %s: Next: %v", c.name, err)
 	}
 	return m
 }
+
+// NextFunc returns the next frame, decoded, for which match reports true,
+// and discards the frames before it. It is for a frame whose place among the
+// others the test cannot know: another node's join notice in a cluster,
+// where presence travels on its own, or a message the server sends on a
+// timer. One timeout bounds the whole wait. It fails the test with Fatalf, as
+// Next does, if no frame matches in time, listing the first frames it
+// discarded.
+//
+//	bob := srv.Connect("bob") // on another node
+//	ann.NextFunc(func(m chatroom.Message) bool { return m.Type == chatroom.TypeJoin && m.Nickname == "bob" })
+//
+// Where the order is known, prefer Expect: NextFunc cannot show that a frame
+// it skipped should not have been sent.
+func (c *Client) NextFunc(match func(chatroom.Message) bool) chatroom.Message {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	var skipped []string // the first maxListed of the n frames skipped
+	n := 0
+	for {
+		f, err := c.next(ctx)
+		if err == nil && ctx.Err() != nil {
+			// Frames that keep coming must not extend the wait.
+			err = timeoutError{c.timeout}
+		}
+		var m chatroom.Message
+		if err == nil {
+			m, err = c.decode(f)
+		}
+		if err != nil {
+			list := listFrames(skipped)
+			if n > len(skipped) {
+				list = fmt.Sprintf("; received %d frames, the first %d:\n\t%s", n, len(skipped), strings.Join(skipped, "\n\t"))
+			}
+			c.t.Fatalf("chatroomtest: %s: NextFunc: %v, and no frame matched%s", c.name, err, list)
+			return chatroom.Message{}
+		}
+		if match(m) {
+			return m
+		}
+		if n++; len(skipped) < maxListed {
+			skipped = append(skipped, f.String())
+		}
+	}
+}
+
+// maxListed bounds the frames a failure of NextFunc lists.
+const maxListed = 20
 
 // NextRaw returns the next frame as received, for checks of the exact wire
 // form such as `{"nickname":"ann","message":"hi"}`. It fails the test as
@@ -296,7 +362,7 @@ func (c *Client) Expect(want ...chatroom.Message) bool {
 		f, err := c.nextFrame()
 		var m chatroom.Message
 		if err == nil {
-			m, err = decode(f)
+			m, err = c.decode(f)
 		}
 		if err != nil {
 			c.t.Fatalf("chatroomtest: %s: Expect: frame %d of %d: %v\nframes received (-want +got):\n%s",

@@ -19,13 +19,19 @@
 // path (Path), and returns once the client has joined the room, so that what
 // the next client says reaches it. Server.Dial does the same but returns the
 // handshake's error and HTTP response, to test refusals before the upgrade.
+// Remote connects clients in the same way to a server the test runs itself,
+// such as the host's own http.Server with its middleware and limits, or a
+// process it has started, but cannot see the join: its clients first hear
+// something that shows they have joined.
 //
 // A Client sends chat messages (Send), direct messages (SendTo) and raw
 // frames (SendRaw). Client.Expect reads the next frames, decodes them into
 // chatroom.Message values and reports any difference from the expected ones
 // as a go-cmp diff; Client.Next returns the next message for checks of your
-// own, Client.NextRaw its exact wire form, and Client.ExpectClose checks the
-// status the server closed the connection with.
+// own, Client.NextRaw its exact wire form, Client.NextFunc the next one a
+// test function accepts (for frames whose order the test cannot know), and
+// Client.ExpectClose checks the status the server closed the connection
+// with.
 //
 // # IDs and times
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -228,6 +229,49 @@ func ExampleServer_Close() {
 		fmt.Println(left)
 	})
 	// Output: [ann (room closed: true)]
+}
+
+// A host tests its own server, with its routes and middleware, as it runs in
+// production: Remote connects to it. The kit does not see the host's
+// handler return, so each client first hears its own message, which proves
+// it has joined.
+func ExampleRemote() {
+	chatroomtest.Run(os.Stdout, func(t chatroomtest.TB) {
+		room := chatroom.New()
+		t.Cleanup(func() { _ = room.Close() }) // registered first: runs last
+		mux := http.NewServeMux()
+		mux.Handle("GET /chat", room)
+		host := httptest.NewServer(mux) // or the host's own http.Server, on a loopback port
+		t.Cleanup(host.Close)
+
+		srv := chatroomtest.Remote(t, host.URL+"/chat")
+		ann := srv.Connect("ann")
+		ann.Send("hi")
+		ann.Expect(chatroom.Message{Nickname: "ann", Text: "hi"}) // ann has joined
+		bob := srv.Connect("bob")
+		bob.Send("hello")
+		bob.Expect(chatroom.Message{Nickname: "bob", Text: "hello"})
+		ann.Expect(chatroom.Message{Nickname: "bob", Text: "hello"})
+		fmt.Println(room.Nicknames())
+	})
+	// Output: [ann bob]
+}
+
+// A frame whose place the test cannot know: a join notice among others.
+// NextFunc skips to it.
+func ExampleClient_NextFunc() {
+	chatroomtest.Run(os.Stdout, func(t chatroomtest.TB) {
+		room := chatroom.New(chatroom.WithPresence())
+		srv := chatroomtest.NewServer(t, room, chatroomtest.IgnoreIDAndTime())
+		ann := srv.Connect("ann") // receives the member list and her own join first
+		srv.Connect("bob")
+
+		got := ann.NextFunc(func(m chatroom.Message) bool {
+			return m.Type == chatroom.TypeJoin && m.Nickname == "bob"
+		})
+		fmt.Println(got.Type, got.Nickname)
+	})
+	// Output: join bob
 }
 
 // Run reports failures to its writer and whether the function passed.

@@ -27,6 +27,7 @@ type settings struct {
 	query    url.Values
 	header   http.Header
 	joinWait bool
+	strict   bool
 }
 
 func newSettings(opts ...[]Option) settings {
@@ -77,6 +78,15 @@ func IgnoreIDAndTime() Option {
 // treats an empty Members list and an absent one as equal.
 func Compare(opts ...cmp.Option) Option {
 	return func(s *settings) { s.compare = append(s.compare, opts...) }
+}
+
+// DisallowUnknownFields makes Next, NextFunc and Expect fail the test with
+// Fatalf on a frame that has a field chatroom.Message lacks, which they would
+// otherwise drop unseen: to check that a server sends nothing beyond the chat
+// protocol (see PROTOCOL.md), such as a field a middleware or another
+// version added. NextRaw returns any frame as it is.
+func DisallowUnknownFields() Option {
+	return func(s *settings) { s.strict = true }
 }
 
 // Query adds a query parameter to the client's handshake request, for

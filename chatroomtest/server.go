@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,8 @@ type shutdowner interface {
 }
 
 // A Server serves a chat handler on a loopback httptest.Server and connects
-// clients to it. Create one with NewServer; it is closed when the test ends.
+// clients to it. Create one with NewServer, or with Remote for a server the
+// test runs itself; it is closed when the test ends.
 type Server struct {
 	// URL is the server's base URL, "ws://127.0.0.1:port", with no path.
 	// Clients of other WebSocket libraries can dial it; the kit's own
@@ -36,8 +38,8 @@ type Server struct {
 	URL string
 
 	t        TB
-	handler  http.Handler
-	http     *httptest.Server
+	handler  http.Handler     // nil for Remote
+	http     *httptest.Server // nil for Remote
 	defaults []Option
 	timeout  time.Duration
 
@@ -75,6 +77,68 @@ func NewServer(t TB, h http.Handler, opts ...Option) *Server {
 	return s
 }
 
+// Remote returns a Server that connects clients to a chat server the test
+// runs itself, rather than one NewServer starts: a host's own http.Server,
+// with its real middleware and limits, or a process the test has started.
+// url is that server's base URL, such as "ws://127.0.0.1:8080" ("http" and
+// "https" stand for "ws" and "wss"); a path in it is every client's default
+// path, as if given with Path, and its query parameters every client's, as
+// with Query. opts apply to every client, as NewServer's do.
+//
+//	addr := startApp(t) // the host's server, on a loopback port
+//	srv := chatroomtest.Remote(t, "ws://"+addr, chatroomtest.Path("/chat"))
+//	ann := srv.Connect("ann")
+//
+// The kit does not serve the requests, so it cannot tell when the handler
+// has returned: Connect and Dial return as soon as the WebSocket handshake
+// is done, as with NoJoinWait, and the client may not have joined yet. Before
+// another client talks to the room, have this one receive something that
+// proves it has joined: its own message back, its join notice, a greeting
+// from the join hook.
+//
+// Close, and the test's cleanup, drop the clients' connections and wait for
+// their reader goroutines; they leave the server itself to the test. Remote
+// fails the test with Fatalf if url is not a base URL it can dial.
+func Remote(t TB, url string, opts ...Option) *Server {
+	t.Helper()
+	u, err := neturl.Parse(url)
+	if err == nil {
+		switch u.Scheme {
+		case "ws", "wss":
+		case "http", "https":
+			u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
+		default:
+			err = fmt.Errorf("scheme %q, want ws or wss", u.Scheme)
+		}
+	}
+	if err == nil && (u.Host == "" || u.User != nil || u.Fragment != "") {
+		err = errors.New("want ws://host:port[/path][?query]")
+	}
+	if err != nil {
+		t.Fatalf("chatroomtest: Remote(%q): %v", url, err)
+		return nil
+	}
+	var defaults []Option
+	if u.Path != "" && u.Path != "/" {
+		defaults = append(defaults, Path(u.Path))
+	}
+	for key, values := range u.Query() {
+		for _, v := range values {
+			defaults = append(defaults, Query(key, v))
+		}
+	}
+	defaults = append(defaults, opts...)
+	s := &Server{
+		URL:      u.Scheme + "://" + u.Host,
+		t:        t,
+		defaults: defaults,
+		timeout:  newSettings(defaults).timeout,
+		served:   make(map[string]chan struct{}),
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
 // serveHTTP serves a request with the handler, and tells the client that
 // sent it when the handler has returned.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +167,8 @@ func (s *Server) handlerReturned(id string) {
 // join hook or the authenticator, is returned: check its close status with
 // Client.ExpectClose. Connect fails the test with Fatalf if the handshake
 // fails, for example when the handler answers with an HTTP error; use Dial to
-// test those.
+// test those. A Server made by Remote does not wait for the join (see
+// Remote).
 //
 // Call Connect from the test's goroutine only.
 func (s *Server) Connect(nickname string, opts ...Option) *Client {
@@ -161,11 +226,12 @@ func (s *Server) Dial(nickname string, opts ...Option) (*Client, *http.Response,
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
 	header := cfg.header.Clone()
-	header.Set(clientHeader, id)
-	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
-		HTTPClient: s.http.Client(),
-		HTTPHeader: header,
-	})
+	dialOpts := &websocket.DialOptions{HTTPHeader: header}
+	if s.http != nil {
+		header.Set(clientHeader, id)
+		dialOpts.HTTPClient = s.http.Client()
+	}
+	conn, resp, err := websocket.Dial(ctx, u, dialOpts)
 	if err != nil {
 		return nil, resp, fmt.Errorf("chatroomtest: %s: dial %s: %w", name, u, err)
 	}
@@ -180,7 +246,7 @@ func (s *Server) Dial(nickname string, opts ...Option) (*Client, *http.Response,
 	s.clients = append(s.clients, c)
 	s.mu.Unlock()
 
-	if cfg.joinWait {
+	if cfg.joinWait && s.http != nil {
 		select {
 		case <-served:
 		case <-ctx.Done():
@@ -195,7 +261,8 @@ func (s *Server) Dial(nickname string, opts ...Option) (*Client, *http.Response,
 // earlier, and more than once. In order, it shuts the handler down if the
 // server owns it (see NewServer), within the server's timeout; drops every
 // client's connection and waits for the client's reader goroutine; then
-// closes the HTTP server. A failure to shut down is reported with Errorf.
+// closes the HTTP server. For a Server made by Remote, it only drops the
+// clients. A failure to shut down is reported with Errorf.
 //
 // After Close, a Room the server owned has run every leave hook, so a test
 // can check what they did; clients can still read what they received before.
@@ -224,6 +291,8 @@ func (s *Server) Close() {
 				s.t.Errorf("chatroomtest: %v", err)
 			}
 		}
-		s.http.Close()
+		if s.http != nil {
+			s.http.Close()
+		}
 	})
 }

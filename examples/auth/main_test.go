@@ -1,21 +1,19 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/google/go-cmp/cmp"
+	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/chatroomtest"
 	"github.com/seed014c2c51/chatroom/examples/internal/serve/servetest"
 )
 
@@ -41,7 +39,7 @@ func TestLogin(t *testing.T) {
 		{"too big", "application/json", `{"nickname":"` + strings.Repeat("x", 5000) + `"}`, 413, "request too large\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			status, body := post(t, srv.addr, tt.contentType, tt.body)
+			status, body := post(t, srv.Ready, tt.contentType, tt.body)
 			if status != tt.status {
 				t.Fatalf("POST /login = %d %q, want %d", status, body, tt.status)
 			}
@@ -60,7 +58,7 @@ func TestLogin(t *testing.T) {
 			}
 		})
 	}
-	resp, err := http.Get("http://" + srv.addr + "/login")
+	resp, err := http.Get("http://" + srv.Ready + "/login")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,28 +70,27 @@ func TestLogin(t *testing.T) {
 
 func TestChatWithToken(t *testing.T) {
 	srv := start(t)
-	seiToken := loginAs(t, srv.addr, "sei")
-	annToken := loginAs(t, srv.addr, "ann")
+	seiToken := loginAs(t, srv.Ready, "sei")
+	annToken := loginAs(t, srv.Ready, "ann")
 
 	// A browser puts the token in the query; the nickname parameter is
 	// ignored: the token names the member.
-	sei := dial(t, srv.chatURL(url.Values{"token": {seiToken}, "nickname": {"admin"}}), nil)
-	say(t, sei, "hello")
-	expect(t, sei, `{"nickname":"sei","message":"hello"}`) // sei has joined
+	sei := srv.chat.Connect("admin", chatroomtest.Query("token", seiToken))
+	sei.Send("hello")
+	sei.Expect(msg("sei", "hello")) // sei has joined
 	// Another client sends it in a header.
-	ann := dial(t, srv.chatURL(nil), http.Header{"Authorization": {"Bearer " + annToken}})
-	say(t, ann, "hi sei")
-	for _, c := range []*websocket.Conn{ann, sei} {
-		expect(t, c, `{"nickname":"ann","message":"hi sei"}`)
+	ann := srv.chat.Connect("", chatroomtest.Header("Authorization", "Bearer "+annToken))
+	ann.Send("hi sei")
+	for _, c := range []*chatroomtest.Client{ann, sei} {
+		c.Expect(msg("ann", "hi sei"))
 	}
 
 	// SIGINT's path: every member receives 1001 and run returns nil.
-	srv.stop()
-	for _, c := range []*websocket.Conn{sei, ann} {
-		expectClose(t, c, websocket.StatusGoingAway, "room closed")
-	}
-	if err := srv.wait(); err != nil {
+	if err := srv.Stop(); err != nil {
 		t.Errorf("run = %v, want nil", err)
+	}
+	for _, c := range []*chatroomtest.Client{sei, ann} {
+		c.ExpectCloseReason(websocket.StatusGoingAway, "room closed")
 	}
 }
 
@@ -121,34 +118,29 @@ func TestBadTokens(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			// By default, as in the tutorial: accepted, then closed with 4001.
-			c := dial(t, srv.chatURL(url.Values{"token": {tt.token}}), nil)
-			expectClose(t, c, 4001, "Unauthorized")
-			c = dial(t, srv.chatURL(nil), http.Header{"Authorization": {"Bearer " + tt.token}})
-			expectClose(t, c, 4001, "Unauthorized")
+			srv.chat.Connect("", chatroomtest.Query("token", tt.token)).ExpectCloseReason(chatroom.StatusUnauthorized, "Unauthorized")
+			srv.chat.Connect("", chatroomtest.Header("Authorization", "Bearer "+tt.token)).ExpectCloseReason(chatroom.StatusUnauthorized, "Unauthorized")
 		})
 	}
 	// The signed token itself is fine.
-	c := dial(t, srv.chatURL(url.Values{"token": {good}}), nil)
-	say(t, c, "still works")
-	expect(t, c, `{"nickname":"sei","message":"still works"}`)
+	c := srv.chat.Connect("", chatroomtest.Query("token", good))
+	c.Send("still works")
+	c.Expect(msg("sei", "still works"))
 }
 
 func TestHTTPUnauthorized(t *testing.T) {
 	srv := start(t, "-http-unauthorized")
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	c, resp, err := websocket.Dial(ctx, srv.chatURL(url.Values{"token": {"garbage"}}), nil)
-	if err == nil {
-		c.CloseNow()
+	c, resp, err := srv.chat.Dial("", chatroomtest.Query("token", "garbage"))
+	if c != nil {
 		t.Fatal("upgraded with a bad token")
 	}
 	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("%v, want HTTP 401", err)
 	}
 	// A good token is let in as before.
-	c = dial(t, srv.chatURL(url.Values{"token": {loginAs(t, srv.addr, "sei")}}), nil)
-	say(t, c, "in")
-	expect(t, c, `{"nickname":"sei","message":"in"}`)
+	c = srv.chat.Connect("", chatroomtest.Query("token", loginAs(t, srv.Ready, "sei")))
+	c.Send("in")
+	c.Expect(msg("sei", "in"))
 }
 
 // A member is closed when its token expires. The token below expires in one
@@ -162,10 +154,10 @@ func TestSessionEndsAtExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	token, _ := (&signer{key: key, ttl: 2 * time.Second, now: time.Now}).issue("sei")
-	c := dial(t, srv.chatURL(url.Values{"token": {token}}), nil)
-	say(t, c, "quick")
-	expect(t, c, `{"nickname":"sei","message":"quick"}`)
-	expectClose(t, c, 4001, "token expired")
+	c := srv.chat.Connect("", chatroomtest.Query("token", token))
+	c.Send("quick")
+	c.Expect(msg("sei", "quick"))
+	c.ExpectCloseReason(chatroom.StatusUnauthorized, "token expired")
 }
 
 // The server closes idle keep-alive connections after -idle-timeout, while
@@ -175,16 +167,16 @@ func TestTimeouts(t *testing.T) {
 	limits := servetest.Short()
 	srv := start(t, servetest.Args(limits)...)
 	joinedAt := time.Now()
-	sei := dial(t, srv.chatURL(url.Values{"token": {loginAs(t, srv.addr, "sei")}}), nil)
-	say(t, sei, "hello")
-	expect(t, sei, `{"nickname":"sei","message":"hello"}`)
+	sei := srv.chat.Connect("", chatroomtest.Query("token", loginAs(t, srv.Ready, "sei")))
+	sei.Send("hello")
+	sei.Expect(msg("sei", "hello"))
 
 	// GET /login: 405, and the connection is kept.
-	t.Log(servetest.ExpectIdleClosed(t, srv.addr, "/login", 200, limits.IdleTimeout))
+	t.Log(servetest.ExpectIdleClosed(t, srv.Ready, "/login", 200, limits.IdleTimeout))
 
 	servetest.ExpectOutlived(t, limits, joinedAt)
-	say(t, sei, "still here")
-	expect(t, sei, `{"nickname":"sei","message":"still here"}`)
+	sei.Send("still here")
+	sei.Expect(msg("sei", "still here"))
 }
 
 func TestBadFlags(t *testing.T) {
@@ -209,49 +201,23 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
-// server is the example running on a loopback port.
-type server struct {
-	addr string
-	stop context.CancelFunc // SIGINT
-	done chan error
-	once sync.Once
-	err  error
+// msg is a frame of the default protocol, {"nickname","message"}.
+func msg(nickname, text string) chatroom.Message {
+	return chatroom.Message{Nickname: nickname, Text: text}
+}
+
+// example is one run of the example on a loopback port.
+type example struct {
+	*servetest.Server[string]
+	chat *chatroomtest.Server // connects the kit's clients to the room at /chat
 }
 
 // start runs the example on 127.0.0.1 with the test's password and args,
 // and shuts it down when the test ends.
-func start(t *testing.T, args ...string) *server {
+func start(t *testing.T, args ...string) *example {
 	t.Helper()
-	ctx, stop := context.WithCancel(context.Background())
-	s := &server{stop: stop, done: make(chan error, 1)}
-	ready := make(chan string, 1)
-	args = append([]string{"-addr", "127.0.0.1:0", "-password", password}, args...)
-	go func() { s.done <- run(ctx, args, io.Discard, ready) }()
-	select {
-	case s.addr = <-ready:
-	case err := <-s.done:
-		stop()
-		t.Fatalf("run: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.wait(); err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	return s
-}
-
-// wait stops the server and returns what run returned.
-func (s *server) wait() error {
-	s.once.Do(func() {
-		s.stop()
-		s.err = <-s.done
-	})
-	return s.err
-}
-
-func (s *server) chatURL(query url.Values) string {
-	return "ws://" + s.addr + "/chat?" + query.Encode()
+	s := servetest.Start(t, run, append([]string{"-addr", "127.0.0.1:0", "-password", password}, args...)...)
+	return &example{Server: s, chat: chatroomtest.Remote(t, "ws://"+s.Ready+"/chat")}
 }
 
 // writeKey writes a signing key to a file, as an operator would with
@@ -294,58 +260,4 @@ func loginAs(t *testing.T, addr, nickname string) string {
 		t.Fatalf("login as %s = %d %q (%v)", nickname, status, body, err)
 	}
 	return got.Token
-}
-
-func dial(t *testing.T, url string, header http.Header) *websocket.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: header})
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
-}
-
-func say(t *testing.T, c *websocket.Conn, text string) {
-	t.Helper()
-	frame, err := json.Marshal(map[string]string{"message": text})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := c.Write(ctx, websocket.MessageText, frame); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-}
-
-// expect reads the next frame and compares it with want, byte for byte.
-func expect(t *testing.T, c *websocket.Conn, want string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	_, got, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	if diff := cmp.Diff(want, string(got)); diff != "" {
-		t.Errorf("frame (-want +got):\n%s", diff)
-	}
-}
-
-func expectClose(t *testing.T, c *websocket.Conn, code websocket.StatusCode, reason string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	_, frame, err := c.Read(ctx)
-	var ce websocket.CloseError
-	if !errors.As(err, &ce) {
-		t.Fatalf("read = %q, %v; want close %d %q", frame, err, code, reason)
-	}
-	want := websocket.CloseError{Code: code, Reason: reason}
-	if diff := cmp.Diff(want, ce); diff != "" {
-		t.Errorf("close (-want +got):\n%s", diff)
-	}
 }

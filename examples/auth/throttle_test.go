@@ -121,9 +121,9 @@ func flood(t *testing.T, client *http.Client, addr string, n int, limit time.Dur
 // has passed, the right password works again.
 func TestLoginThrottle(t *testing.T) {
 	srv := start(t) // the defaults: a burst of 5, then one a second
-	attacker := loginFrom(t, srv.addr, "127.0.0.1")
+	attacker := loginFrom(t, srv.Ready, "127.0.0.1")
 
-	r := flood(t, attacker, srv.addr, 10_000, 5*time.Second)
+	r := flood(t, attacker, srv.Ready, 10_000, 5*time.Second)
 	checked := r.byStatus[http.StatusUnauthorized]
 	refused := r.byStatus[http.StatusTooManyRequests]
 	t.Logf("%d guesses in %v: %d checked (401), %d refused (429)", r.sent, r.elapsed.Round(time.Millisecond), checked, refused)
@@ -147,11 +147,11 @@ func TestLoginThrottle(t *testing.T) {
 	}
 
 	// Another address has its own budget.
-	other := loginFrom(t, srv.addr, "127.0.0.2")
-	if a := try(t.Context(), other, srv.addr, "ann", "guess"); a.err != nil || a.status != http.StatusUnauthorized {
+	other := loginFrom(t, srv.Ready, "127.0.0.2")
+	if a := try(t.Context(), other, srv.Ready, "ann", "guess"); a.err != nil || a.status != http.StatusUnauthorized {
 		t.Errorf("a wrong password from 127.0.0.2: %d %q (%v), want 401", a.status, a.body, a.err)
 	}
-	if a := try(t.Context(), other, srv.addr, "ann", password); a.err != nil || a.status != http.StatusOK {
+	if a := try(t.Context(), other, srv.Ready, "ann", password); a.err != nil || a.status != http.StatusOK {
 		t.Errorf("the password from 127.0.0.2: %d %q (%v), want 200", a.status, a.body, a.err)
 	}
 
@@ -162,7 +162,7 @@ func TestLoginThrottle(t *testing.T) {
 	wait := time.NewTimer(time.Until(r.last429At.Add(time.Duration(secs) * time.Second)))
 	defer wait.Stop()
 	<-wait.C
-	if a := try(t.Context(), attacker, srv.addr, "sei", password); a.err != nil || a.status != http.StatusOK {
+	if a := try(t.Context(), attacker, srv.Ready, "sei", password); a.err != nil || a.status != http.StatusOK {
 		t.Errorf("the password from 127.0.0.1 after Retry-After: %d %q (%v), want 200", a.status, a.body, a.err)
 	}
 }
@@ -171,11 +171,11 @@ func TestLoginThrottle(t *testing.T) {
 // right one is refused too, with the time to wait.
 func TestLoginThrottleBeforePassword(t *testing.T) {
 	srv := start(t, "-login-burst", "1", "-login-interval", "1h")
-	client := loginFrom(t, srv.addr, "127.0.0.1")
-	if a := try(t.Context(), client, srv.addr, "sei", "guess"); a.err != nil || a.status != http.StatusUnauthorized {
+	client := loginFrom(t, srv.Ready, "127.0.0.1")
+	if a := try(t.Context(), client, srv.Ready, "sei", "guess"); a.err != nil || a.status != http.StatusUnauthorized {
 		t.Fatalf("the first guess: %d %q (%v), want 401", a.status, a.body, a.err)
 	}
-	a := try(t.Context(), client, srv.addr, "sei", password)
+	a := try(t.Context(), client, srv.Ready, "sei", password)
 	want := attempt{
 		status:     http.StatusTooManyRequests,
 		body:       "too many login attempts from your address; try again in 3600 s\n",

@@ -18,14 +18,17 @@
 //
 // # Who hears what
 //
-// A command is not broadcast: the message hook answers it and refuses it,
-// so the room drops it. The member stays connected and, since the room does
-// not use chatroom.WithErrorFrames (which would add an error frame "message
-// refused"), hears nothing but the bot's answer. The answer goes to the
-// asking connection alone, with Member.Send: nobody else saw the question,
-// not even the asker's other connections (Room.SendTo would reach those),
-// so to them the answer would be noise. /me and //text are rewritten
-// instead, and reach everyone as messages of their sender.
+// A command is not broadcast: the message hook answers it and returns an
+// error wrapping chatroom.ErrHandled, so the room drops it, as it drops any
+// message a hook refuses, but knows the hook has dealt with it. The room
+// uses chatroom.WithErrorFrames, which answers bad input and refused
+// messages with an error frame instead of closing the connection; for a
+// handled command it sends none, and the asker hears nothing but the bot's
+// answer. The answer goes to the asking connection alone, with Member.Send:
+// nobody else saw the question, not even the asker's other connections
+// (Room.SendTo would reach those), so to them the answer would be noise. /me
+// and //text are rewritten instead, and reach everyone as messages of their
+// sender.
 //
 // # Not blocking the room
 //
@@ -113,6 +116,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	room := chatroom.New(
 		chatroom.WithLogger(log),
 		chatroom.WithEnvelope(),
+		chatroom.WithErrorFrames(), // bad input: an error frame, not a close
 		chatroom.WithNicknameValidator(b.validateNickname),
 		chatroom.OnJoin(b.greet),
 		chatroom.OnMessage(b.onMessage),
@@ -197,12 +201,10 @@ func (b *bot) tell(ctx context.Context, m *chatroom.Member, text string) error {
 	return m.Send(ctx, chatroom.Message{Nickname: b.name, Text: text})
 }
 
-// errAnswered refuses a command the bot has answered: the room drops it.
-var errAnswered = errors.New("bot: command answered privately")
-
 // onMessage is the message hook, on the sender's goroutine. Ordinary
 // messages pass unchanged; /me and //text are rewritten for the room; any
-// other command is answered to the sender and refused.
+// other command is answered to the sender and dropped, with
+// chatroom.ErrHandled, so that the room sends no error frame for it.
 func (b *bot) onMessage(ctx context.Context, from *chatroom.Member, msg chatroom.Message) (chatroom.Message, error) {
 	text, isCommand := strings.CutPrefix(msg.Text, "/")
 	if !isCommand {
@@ -221,7 +223,7 @@ func (b *bot) onMessage(ctx context.Context, from *chatroom.Member, msg chatroom
 	if err := b.tell(ctx, from, b.answer(from, name, args)); err != nil {
 		return msg, err // the member is leaving
 	}
-	return msg, errAnswered
+	return msg, fmt.Errorf("bot: answered /%s: %w", name, chatroom.ErrHandled)
 }
 
 // answer returns the bot's answer to the command /name args from a member.

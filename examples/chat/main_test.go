@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -17,62 +15,32 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/chatroomtest"
 	"github.com/seed014c2c51/chatroom/examples/internal/serve/servetest"
 )
 
-// timeout bounds every dial, read and write, and the server's shutdown.
-const timeout = 10 * time.Second
-
-// server is one run of the example on a loopback port.
-type server struct {
-	addr string
-	stop context.CancelFunc
-	done chan error
+// example is one run of the example on a loopback port.
+type example struct {
+	*servetest.Server[string]
+	// chat connects the kit's clients to the example's WebSocket endpoints.
+	// They refuse a frame with a field a Message does not have.
+	chat *chatroomtest.Server
 }
 
 // start runs the example with args on 127.0.0.1:0 and stops it when the test
 // ends.
-func start(t *testing.T, args ...string) *server {
+func start(t *testing.T, args ...string) *example {
 	t.Helper()
-	ctx, stop := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	s := &server{stop: stop, done: make(chan error, 1)}
-	go func() { s.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard, ready) }()
-	select {
-	case s.addr = <-ready:
-	case err := <-s.done:
-		stop()
-		t.Fatalf("run: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.shutdown(); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return s
-}
-
-// shutdown stops the server as SIGINT does and returns what run returned.
-// It may be called more than once.
-func (s *server) shutdown() error {
-	s.stop()
-	select {
-	case err, ok := <-s.done:
-		if ok {
-			close(s.done)
-		}
-		return err
-	case <-time.After(2 * timeout):
-		return errors.New("run did not return")
-	}
+	s := servetest.Start(t, run, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	return &example{Server: s, chat: chatroomtest.Remote(t, "ws://"+s.Ready, chatroomtest.DisallowUnknownFields())}
 }
 
 // get fetches a path of the server.
-func (s *server) get(t *testing.T, path string) (*http.Response, []byte) {
+func (s *example) get(t *testing.T, path string) (*http.Response, []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), servetest.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Ready+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,96 +56,48 @@ func (s *server) get(t *testing.T, path string) (*http.Response, []byte) {
 	return resp, body
 }
 
-// dial connects a WebSocket client to a path of the server.
-func (s *server) dial(t *testing.T, path string) *websocket.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+s.addr+path, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", path, err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
+// tutorial connects nickname ("": none) to the tutorial's room, /chat.
+func (s *example) tutorial(nickname string) *chatroomtest.Client {
+	return s.chat.Connect(nickname, chatroomtest.Path("/chat"))
 }
 
 // join connects nickname to a room of the page, resuming after since if it
 // is not empty.
-func (s *server) join(t *testing.T, room, nickname, since string) *websocket.Conn {
-	t.Helper()
-	q := url.Values{"nickname": {nickname}}
+func (s *example) join(room, nickname, since string) *chatroomtest.Client {
+	opts := []chatroomtest.Option{chatroomtest.Path("/rooms/" + url.PathEscape(room) + "/chat")}
 	if since != "" {
-		q.Set("since", since)
+		opts = append(opts, chatroomtest.Query("since", since))
 	}
-	return s.dial(t, "/rooms/"+url.PathEscape(room)+"/chat?"+q.Encode())
+	return s.chat.Connect(nickname, opts...)
 }
 
-func readRaw(t *testing.T, c *websocket.Conn) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	typ, data, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	if typ != websocket.MessageText {
-		t.Fatalf("read a %v frame, want text", typ)
-	}
-	return data
-}
-
-// read reads one envelope frame, refusing fields a Message does not have.
-func read(t *testing.T, c *websocket.Conn) chatroom.Message {
-	t.Helper()
-	data := readRaw(t, c)
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var m chatroom.Message
-	if err := dec.Decode(&m); err != nil {
-		t.Fatalf("frame %s: %v", data, err)
-	}
-	if m.ID == 0 || m.Time.IsZero() {
-		t.Fatalf("frame %s: no id or time", data)
-	}
-	return m
-}
-
-// readN reads n frames and checks that their IDs increase, but for a
+// want reads len(frames) frames and compares them with frames, but for
+// their IDs and times, which the room stamps from its clock. It checks
+// those instead: every frame has both, and IDs increase, but for a
 // truncated notice, which takes a new ID before the replayed frames that
-// keep theirs (PROTOCOL.md, section 5).
-func readN(t *testing.T, c *websocket.Conn, n int) []chatroom.Message {
+// keep theirs (PROTOCOL.md, section 5). It returns the frames read.
+func want(t *testing.T, c *chatroomtest.Client, frames ...chatroom.Message) []chatroom.Message {
 	t.Helper()
-	ms := make([]chatroom.Message, n)
+	got := make([]chatroom.Message, len(frames))
 	var prev uint64
-	for i := range ms {
-		ms[i] = read(t, c)
-		if ms[i].Type == chatroom.TypeTruncated {
+	for i := range got {
+		got[i] = c.Next()
+		if got[i].ID == 0 || got[i].Time.IsZero() {
+			t.Fatalf("frame %d, %+v, has no id or time", i, got[i])
+		}
+		if got[i].Type == chatroom.TypeTruncated {
 			continue
 		}
-		if ms[i].ID <= prev {
-			t.Fatalf("frame %d has id %d after %d", i, ms[i].ID, prev)
+		if got[i].ID <= prev {
+			t.Fatalf("frame %d has id %d after %d", i, got[i].ID, prev)
 		}
-		prev = ms[i].ID
+		prev = got[i].ID
 	}
-	return ms
+	if diff := cmp.Diff(frames, got, cmpopts.IgnoreFields(chatroom.Message{}, "ID", "Time"), cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("frames (-want +got):\n%s", diff)
+	}
+	return got
 }
-
-func send(t *testing.T, c *websocket.Conn, text string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	data, err := json.Marshal(map[string]string{"message": text})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Write(ctx, websocket.MessageText, data); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-}
-
-// Frames as the tests expect them: IDs and times are checked by read and
-// readN, not compared.
-var ignoreStamps = cmpopts.IgnoreFields(chatroom.Message{}, "ID", "Time")
 
 func members(names ...string) chatroom.Message {
 	return chatroom.Message{Type: chatroom.TypeMembers, Members: names}
@@ -193,15 +113,6 @@ func left(name string) chatroom.Message {
 
 func message(name, text string) chatroom.Message {
 	return chatroom.Message{Type: chatroom.TypeMessage, Nickname: name, Text: text}
-}
-
-func want(t *testing.T, c *websocket.Conn, frames ...chatroom.Message) []chatroom.Message {
-	t.Helper()
-	got := readN(t, c, len(frames))
-	if diff := cmp.Diff(frames, got, ignoreStamps, cmpopts.EquateEmpty()); diff != "" {
-		t.Fatalf("frames (-want +got):\n%s", diff)
-	}
-	return got
 }
 
 func TestPage(t *testing.T) {
@@ -253,15 +164,15 @@ func TestPage(t *testing.T) {
 // The tutorial's endpoint speaks the default protocol, byte for byte.
 func TestTutorialEndpoint(t *testing.T) {
 	s := start(t)
-	sei := s.dial(t, "/chat?nickname=sei")
-	send(t, sei, "hello")
-	if diff := cmp.Diff(`{"nickname":"sei","message":"hello"}`, string(readRaw(t, sei))); diff != "" {
+	sei := s.tutorial("sei")
+	sei.Send("hello")
+	if diff := cmp.Diff(`{"nickname":"sei","message":"hello"}`, sei.NextRaw()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	anon := s.dial(t, "/chat")
-	send(t, anon, "hi")
-	for _, c := range []*websocket.Conn{sei, anon} {
-		if diff := cmp.Diff(`{"nickname":"unknown_127.0.0.1","message":"hi"}`, string(readRaw(t, c))); diff != "" {
+	anon := s.tutorial("")
+	anon.Send("hi")
+	for _, c := range []*chatroomtest.Client{sei, anon} {
+		if diff := cmp.Diff(`{"nickname":"unknown_127.0.0.1","message":"hi"}`, c.NextRaw()); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
 	}
@@ -269,51 +180,50 @@ func TestTutorialEndpoint(t *testing.T) {
 
 func TestRoomChat(t *testing.T) {
 	s := start(t)
-	ann := s.join(t, "lobby", "ann", "")
+	ann := s.join("lobby", "ann", "")
 	want(t, ann, members("ann"), joined("ann"))
-	bob := s.join(t, "lobby", "bob", "")
+	bob := s.join("lobby", "bob", "")
 	want(t, bob, joined("ann"), members("ann", "bob"), joined("bob")) // the history, then the list
 	want(t, ann, joined("bob"))
 
 	const japanese = "こんにちは、世界 🌏🎉 日本語もOK"
-	send(t, ann, japanese)
-	raw := readRaw(t, bob)
-	if !bytes.Contains(raw, []byte(`"message":"`+japanese+`"`)) {
+	ann.Send(japanese)
+	if raw := bob.NextRaw(); !strings.Contains(raw, `"message":"`+japanese+`"`) {
 		t.Errorf("frame %s does not carry the text as UTF-8", raw)
 	}
 	want(t, ann, message("ann", japanese))
 
 	// Markup is only text: the page must render it so.
 	const markup = `<script>alert(1)</script><img src=x onerror="alert(2)">`
-	send(t, bob, markup)
-	for _, c := range []*websocket.Conn{ann, bob} {
+	bob.Send(markup)
+	for _, c := range []*chatroomtest.Client{ann, bob} {
 		want(t, c, message("bob", markup))
 	}
 
-	bob.Close(websocket.StatusNormalClosure, "")
+	bob.Close()
 	want(t, ann, left("bob"))
 }
 
 func TestRoomsAreIsolated(t *testing.T) {
 	s := start(t)
-	ann := s.join(t, "lobby", "ann", "")
+	ann := s.join("lobby", "ann", "")
 	want(t, ann, members("ann"), joined("ann"))
-	send(t, ann, "only for the lobby")
+	ann.Send("only for the lobby")
 	want(t, ann, message("ann", "only for the lobby"))
 
 	// Had the lobby's message leaked, it would come before cat's own: it
 	// was sent first.
-	cat := s.join(t, "台所", "cat", "")
-	send(t, cat, "only for the kitchen")
+	cat := s.join("台所", "cat", "")
+	cat.Send("only for the kitchen")
 	want(t, cat, members("cat"), joined("cat"), message("cat", "only for the kitchen"))
 
-	tutorial := s.dial(t, "/chat?nickname=tut")
-	send(t, tutorial, "only for /chat")
-	if got := string(readRaw(t, tutorial)); got != `{"nickname":"tut","message":"only for /chat"}` {
+	tutorial := s.tutorial("tut")
+	tutorial.Send("only for /chat")
+	if got := tutorial.NextRaw(); got != `{"nickname":"tut","message":"only for /chat"}` {
 		t.Errorf("/chat read %s", got)
 	}
 
-	send(t, ann, "still only the lobby")
+	ann.Send("still only the lobby")
 	want(t, ann, message("ann", "still only the lobby"))
 
 	if resp, body := s.get(t, "/rooms/no%20spaces/chat"); resp.StatusCode != http.StatusBadRequest {
@@ -323,26 +233,26 @@ func TestRoomsAreIsolated(t *testing.T) {
 
 func TestHistoryResume(t *testing.T) {
 	s := start(t, "-history", "50")
-	ann := s.join(t, "lobby", "ann", "")
+	ann := s.join("lobby", "ann", "")
 	want(t, ann, members("ann"), joined("ann"))
-	bob := s.join(t, "lobby", "bob", "")
+	bob := s.join("lobby", "bob", "")
 	want(t, bob, joined("ann"), members("ann", "bob"), joined("bob")) // the history, then the list
 	want(t, ann, joined("bob"))
 
-	send(t, ann, "one")
+	ann.Send("one")
 	want(t, ann, message("ann", "one"))
 	last := want(t, bob, message("ann", "one"))[0].ID
 
 	// Bob goes away; ann talks on.
-	bob.Close(websocket.StatusGoingAway, "")
+	bob.Close()
 	want(t, ann, left("bob"))
-	send(t, ann, "two")
-	send(t, ann, "three 🍣")
+	ann.Send("two")
+	ann.Send("three 🍣")
 	missed := want(t, ann, message("ann", "two"), message("ann", "three 🍣"))
 
 	// Bob resumes: exactly what he missed, with the IDs ann saw, then the
 	// member list and his join.
-	bob = s.join(t, "lobby", "bob", strconv.FormatUint(last, 10))
+	bob = s.join("lobby", "bob", strconv.FormatUint(last, 10))
 	got := want(t, bob, left("bob"), message("ann", "two"), message("ann", "three 🍣"), members("ann", "bob"), joined("bob"))
 	if diff := cmp.Diff(missed, got[1:3]); diff != "" {
 		t.Errorf("replayed frames differ from the live ones (-live +replayed):\n%s", diff)
@@ -355,9 +265,9 @@ func TestHistoryResume(t *testing.T) {
 		joined("ann"), joined("bob"), message("ann", "one"), left("bob"),
 		message("ann", "two"), message("ann", "three 🍣"), joined("bob"),
 	}
-	cat := s.join(t, "lobby", "cat", "")
+	cat := s.join("lobby", "cat", "")
 	want(t, cat, append(history, members("ann", "bob", "cat"), joined("cat"))...)
-	dan := s.join(t, "lobby", "dan", "1")
+	dan := s.join("lobby", "dan", "1")
 	truncated := chatroom.Message{Type: chatroom.TypeTruncated}
 	want(t, dan, append(append([]chatroom.Message{truncated}, history...),
 		joined("cat"), members("ann", "bob", "cat", "dan"), joined("dan"))...)
@@ -373,13 +283,13 @@ func TestHistoryFlag(t *testing.T) {
 	} {
 		t.Run("history="+tt.history, func(t *testing.T) {
 			s := start(t, "-history", tt.history)
-			ann := s.join(t, "lobby", "ann", "")
+			ann := s.join("lobby", "ann", "")
 			want(t, ann, members("ann"), joined("ann"))
 			for _, text := range []string{"a", "b", "c"} {
-				send(t, ann, text)
+				ann.Send(text)
 				want(t, ann, message("ann", text))
 			}
-			bob := s.join(t, "lobby", "bob", "")
+			bob := s.join("lobby", "bob", "")
 			want(t, bob, append(tt.replay, members("ann", "bob"), joined("bob"))...)
 		})
 	}
@@ -388,31 +298,17 @@ func TestHistoryFlag(t *testing.T) {
 // SIGINT's path: the context ends, every member gets 1001, run returns nil.
 func TestShutdown(t *testing.T) {
 	s := start(t)
-	ann := s.join(t, "lobby", "ann", "")
+	ann := s.join("lobby", "ann", "")
 	want(t, ann, members("ann"), joined("ann"))
-	sei := s.dial(t, "/chat?nickname=sei")
-	send(t, sei, "hello")
-	readRaw(t, sei)
+	sei := s.tutorial("sei")
+	sei.Send("hello")
+	sei.NextRaw()
 
-	// Read while the server shuts down, so that the close handshakes
-	// complete at once.
-	codes := make(chan websocket.StatusCode, 2)
-	for _, c := range []*websocket.Conn{ann, sei} {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
-			_, _, err := c.Read(ctx)
-			codes <- websocket.CloseStatus(err)
-		}()
-	}
-	if err := s.shutdown(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatalf("run = %v, want nil after a clean shutdown", err)
 	}
-	for range 2 {
-		if code := <-codes; code != websocket.StatusGoingAway {
-			t.Errorf("a client saw close status %d, want 1001", code)
-		}
-	}
+	ann.ExpectCloseReason(websocket.StatusGoingAway, "room closed")
+	sei.ExpectCloseReason(websocket.StatusGoingAway, "room closed")
 }
 
 // The server closes idle keep-alive connections after -idle-timeout, while
@@ -422,17 +318,17 @@ func TestTimeouts(t *testing.T) {
 	limits := servetest.Short()
 	s := start(t, servetest.Args(limits)...)
 	joinedAt := time.Now()
-	ann := s.join(t, "lobby", "ann", "")
+	ann := s.join("lobby", "ann", "")
 	want(t, ann, members("ann"), joined("ann"))
-	tut := s.dial(t, "/chat?nickname=tut")
+	tut := s.tutorial("tut")
 
-	t.Log(servetest.ExpectIdleClosed(t, s.addr, "/", 200, limits.IdleTimeout))
+	t.Log(servetest.ExpectIdleClosed(t, s.Ready, "/", 200, limits.IdleTimeout))
 
 	servetest.ExpectOutlived(t, limits, joinedAt)
-	send(t, ann, "still here")
+	ann.Send("still here")
 	want(t, ann, message("ann", "still here"))
-	send(t, tut, "me too")
-	if got := string(readRaw(t, tut)); got != `{"nickname":"tut","message":"me too"}` {
+	tut.Send("me too")
+	if got := tut.NextRaw(); got != `{"nickname":"tut","message":"me too"}` {
 		t.Errorf("/chat read %s", got)
 	}
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"testing"
 
-	"github.com/coder/websocket"
-	"github.com/google/go-cmp/cmp"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/chatroomtest"
 )
 
 // The page's rooms refuse a nickname already present, in any case, with
@@ -16,26 +13,23 @@ import (
 // member, and the tutorial's /chat does not check.
 func TestUniqueNicknames(t *testing.T) {
 	s := start(t)
-	ann := s.join(t, "lobby", "ann", "")
+	ann := s.join("lobby", "ann", "")
 	want(t, ann, members("ann"), joined("ann"))
 	for _, name := range []string{"ann", "Ann", "ＡＮＮ"} {
-		c := s.join(t, "lobby", name, "")
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		_, _, err := c.Read(ctx)
-		cancel()
-		var ce websocket.CloseError
-		errors.As(err, &ce)
-		if diff := cmp.Diff(websocket.CloseError{Code: chatroom.StatusNicknameTaken, Reason: "nickname taken"}, ce); diff != "" {
-			t.Errorf("%s joining lobby: %v (-want +got):\n%s", name, err, diff)
-		}
+		s.join("lobby", name, "").ExpectCloseReason(chatroom.StatusNicknameTaken, "nickname taken")
 	}
-	send(t, ann, "still the only ann")
+	ann.Send("still the only ann")
 	want(t, ann, message("ann", "still the only ann"))
 
-	kitchen := s.join(t, "kitchen", "ann", "")
+	kitchen := s.join("kitchen", "ann", "")
 	want(t, kitchen, members("ann"), joined("ann"))
-	s.dial(t, "/chat?nickname=sei")
-	s.dial(t, "/chat?nickname=sei")
+	for range 2 {
+		sei := s.tutorial("sei")
+		sei.Send("me")
+		if got := sei.NextRaw(); got != `{"nickname":"sei","message":"me"}` {
+			t.Errorf("/chat read %s", got)
+		}
+	}
 }
 
 // A room name made only of dots is refused: a page would otherwise connect
@@ -43,10 +37,8 @@ func TestUniqueNicknames(t *testing.T) {
 func TestDotRoomNames(t *testing.T) {
 	s := start(t)
 	for _, room := range []string{"%2E", "%2E%2E", "..."} {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		_, resp, err := websocket.Dial(ctx, "ws://"+s.addr+"/rooms/"+room+"/chat?nickname=ann", nil)
-		cancel()
-		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+		c, resp, err := s.chat.Dial("ann", chatroomtest.Path("/rooms/"+room+"/chat"))
+		if c != nil || err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("dial /rooms/%s/chat: err=%v resp=%v, want HTTP 400", room, err, resp)
 		}
 	}

@@ -1,118 +1,77 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"io"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/chatroomtest"
 	"github.com/seed014c2c51/chatroom/examples/internal/serve/servetest"
 )
 
+// testTimeout bounds each wait of a test: a frame crosses nodes through
+// the embedded NATS server, which is slow to start under the race detector.
 const testTimeout = 20 * time.Second
 
-// startCluster runs the example on free loopback ports, with args, and
-// returns the nodes' addresses; it stops when the test ends.
-func startCluster(t *testing.T, args ...string) []string {
+// startCluster runs the example with two nodes on free loopback ports, with
+// args, and returns the nodes' addresses and a kit server for each node, to
+// connect clients to it; it stops when the test ends.
+func startCluster(t *testing.T, args ...string) ([]string, []*chatroomtest.Server) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan []string, 1)
-	done := make(chan error, 1)
-	args = append([]string{"-addrs", "127.0.0.1:0,127.0.0.1:0"}, args...)
-	go func() { done <- run(ctx, args, io.Discard, ready) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	select {
-	case addrs := <-ready:
-		return addrs
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	case <-time.After(testTimeout):
-		t.Fatal("the cluster did not start")
+	s := servetest.Start(t, run, append([]string{"-addrs", "127.0.0.1:0,127.0.0.1:0"}, args...)...)
+	nodes := make([]*chatroomtest.Server, len(s.Ready))
+	for i, addr := range s.Ready {
+		nodes[i] = chatroomtest.Remote(t, "ws://"+addr, chatroomtest.Timeout(testTimeout))
 	}
-	return nil
+	return s.Ready, nodes
 }
 
-type client struct {
-	t    *testing.T
-	conn *websocket.Conn
-	ctx  context.Context
-}
-
-func dial(t *testing.T, addr, room, nickname, since string) *client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	u := "ws://" + addr + "/rooms/" + room + "/chat?nickname=" + nickname
+// join connects nickname to room on a node, resuming after since if it is
+// not empty.
+func join(node *chatroomtest.Server, room, nickname, since string) *chatroomtest.Client {
+	opts := []chatroomtest.Option{chatroomtest.Path("/rooms/" + room + "/chat")}
 	if since != "" {
-		u += "&since=" + since
+		opts = append(opts, chatroomtest.Query("since", since))
 	}
-	conn, _, err := websocket.Dial(ctx, u, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", u, err)
-	}
-	t.Cleanup(func() { _ = conn.CloseNow() })
-	return &client{t: t, conn: conn, ctx: ctx}
+	return node.Connect(nickname, opts...)
 }
 
-func (c *client) send(text string) {
-	c.t.Helper()
-	b, _ := json.Marshal(map[string]string{"message": text})
-	if err := c.conn.Write(c.ctx, websocket.MessageText, b); err != nil {
-		c.t.Fatalf("send: %v", err)
-	}
+// joinOf matches the join notice of nickname. Presence travels between
+// nodes on its own, so its frames come in no order a test can know.
+func joinOf(nickname string) func(chatroom.Message) bool {
+	return func(m chatroom.Message) bool { return m.Type == chatroom.TypeJoin && m.Nickname == nickname }
 }
 
-// next returns the next frame of one of the given types, skipping others.
-func (c *client) next(types ...chatroom.MessageType) chatroom.Message {
-	c.t.Helper()
-	for {
-		_, data, err := c.conn.Read(c.ctx)
-		if err != nil {
-			c.t.Fatalf("read: %v", err)
-		}
-		var m chatroom.Message
-		if err := json.Unmarshal(data, &m); err != nil {
-			c.t.Fatalf("frame %s: %v", data, err)
-		}
-		for _, typ := range types {
-			if m.Type == typ {
-				return m
-			}
-		}
-	}
+// messageOrTruncated matches a message, or the notice that some are gone.
+func messageOrTruncated(m chatroom.Message) bool {
+	return m.Type == chatroom.TypeMessage || m.Type == chatroom.TypeTruncated
 }
+
+func isMessage(m chatroom.Message) bool { return m.Type == chatroom.TypeMessage }
 
 // A message crosses from one node to the other, presence spans both, and
 // a client that leaves one node and comes back on the other resumes where
 // it was.
 func TestMessageCrossesNodes(t *testing.T) {
-	addrs := startCluster(t)
-	ann := dial(t, addrs[0], "lobby", "ann", "")
-	bob := dial(t, addrs[1], "lobby", "bob", "")
+	_, nodes := startCluster(t)
+	ann := join(nodes[0], "lobby", "ann", "")
+	bob := join(nodes[1], "lobby", "bob", "")
 	// ann, on node 1, learns that bob joined on node 2.
-	for m := ann.next(chatroom.TypeJoin); m.Nickname != "bob"; m = ann.next(chatroom.TypeJoin) {
-	}
+	ann.NextFunc(joinOf("bob"))
 
-	ann.send("hello from node 1")
-	got := bob.next(chatroom.TypeMessage)
+	ann.Send("hello from node 1")
+	got := bob.NextFunc(isMessage)
 	if got.Nickname != "ann" || got.Text != "hello from node 1" {
 		t.Fatalf("bob, on node 2, got %+v", got)
 	}
 	last := got.ID
-	_ = bob.conn.Close(websocket.StatusNormalClosure, "")
+	bob.Close()
 
-	ann.send("while bob was away")
-	bob = dial(t, addrs[0], "lobby", "bob", strconv.FormatUint(last, 10))
-	got = bob.next(chatroom.TypeMessage, chatroom.TypeTruncated)
+	ann.Send("while bob was away")
+	bob = join(nodes[0], "lobby", "bob", strconv.FormatUint(last, 10))
+	got = bob.NextFunc(messageOrTruncated)
 	if got.Type != chatroom.TypeMessage || got.Text != "while bob was away" {
 		t.Fatalf("bob, resuming on node 1, got %+v, want what he missed", got)
 	}
@@ -123,26 +82,25 @@ func TestMessageCrossesNodes(t *testing.T) {
 // requests, not WebSockets.
 func TestTimeouts(t *testing.T) {
 	limits := servetest.Short()
-	addrs := startCluster(t, servetest.Args(limits)...)
+	addrs, nodes := startCluster(t, servetest.Args(limits)...)
 	joinedAt := time.Now()
-	ann := dial(t, addrs[0], "lobby", "ann", "")
-	bob := dial(t, addrs[1], "lobby", "bob", "")
-	for m := ann.next(chatroom.TypeJoin); m.Nickname != "bob"; m = ann.next(chatroom.TypeJoin) {
-	}
+	ann := join(nodes[0], "lobby", "ann", "")
+	bob := join(nodes[1], "lobby", "bob", "")
+	ann.NextFunc(joinOf("bob"))
 
 	for _, addr := range addrs {
 		t.Log(addr, servetest.ExpectIdleClosed(t, addr, "/", 200, limits.IdleTimeout))
 	}
 
 	servetest.ExpectOutlived(t, limits, joinedAt)
-	ann.send("still here")
-	if got := bob.next(chatroom.TypeMessage); got.Nickname != "ann" || got.Text != "still here" {
+	ann.Send("still here")
+	if got := bob.NextFunc(isMessage); got.Nickname != "ann" || got.Text != "still here" {
 		t.Fatalf("bob got %+v", got)
 	}
-	bob.send("me too")
+	bob.Send("me too")
 	// ann sees the room's order: her own message, then bob's answer to it.
 	for _, want := range []chatroom.Message{{Nickname: "ann", Text: "still here"}, {Nickname: "bob", Text: "me too"}} {
-		if got := ann.next(chatroom.TypeMessage); got.Nickname != want.Nickname || got.Text != want.Text {
+		if got := ann.NextFunc(isMessage); got.Nickname != want.Nickname || got.Text != want.Text {
 			t.Fatalf("ann got %+v, want %s: %s", got, want.Nickname, want.Text)
 		}
 	}

@@ -1,15 +1,19 @@
-// Package servetest checks, from outside and over loopback, that an
-// example's HTTP server applies the limits of package serve. The examples'
-// tests use it; nothing else should.
+// Package servetest runs an example's server in its test, as the command
+// does, and checks from outside and over loopback that it applies the limits
+// of package serve. The examples' tests use it; nothing else should. What
+// the tests say to the chat rooms goes through package chatroomtest, which
+// connects to the running server with chatroomtest.Remote.
 package servetest
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +23,64 @@ import (
 // Timeout bounds every dial, write and read of this package, beyond the
 // idle timeout it waits for.
 const Timeout = 10 * time.Second
+
+// Server is one run of an example's run function, which every example has:
+// run(ctx, args, stderr, ready) serves until ctx ends, as main does until
+// SIGINT, and sends on ready what it listens on once it accepts
+// connections: an address, or the addresses of several nodes.
+type Server[R any] struct {
+	// Ready is what run sent on ready: "127.0.0.1:port" for an example that
+	// listens on one address.
+	Ready R
+
+	stop context.CancelFunc
+	done chan error
+	once sync.Once
+	err  error
+}
+
+// Start calls run with args on a goroutine of its own, with its logs
+// discarded, and returns once run is ready; it fails the test if run returns
+// first, or is not ready within twice Timeout (an embedded NATS server
+// starts in that time under the race detector). When the test ends, the server is stopped, and the test fails
+// unless run returns nil.
+func Start[R any](t testing.TB, run func(ctx context.Context, args []string, stderr io.Writer, ready chan<- R) error, args ...string) *Server[R] {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Server[R]{stop: stop, done: make(chan error, 1)}
+	ready := make(chan R, 1)
+	go func() { s.done <- run(ctx, args, io.Discard, ready) }()
+	select {
+	case s.Ready = <-ready:
+	case err := <-s.done:
+		stop()
+		t.Fatalf("run(%q) = %v before it was ready", args, err)
+	case <-time.After(2 * Timeout):
+		err := s.Stop()
+		t.Fatalf("run(%q) was not ready within %v; stopped: %v", args, 2*Timeout, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return s
+}
+
+// Stop stops the server as SIGINT stops the command, waits for run to
+// return, and returns what it returned. It may be called more than once.
+// The examples shut down within 10 seconds; Stop waits twice Timeout.
+func (s *Server[R]) Stop() error {
+	s.once.Do(func() {
+		s.stop()
+		select {
+		case s.err = <-s.done:
+		case <-time.After(2 * Timeout):
+			s.err = fmt.Errorf("run did not return within %v of the stop", 2*Timeout)
+		}
+	})
+	return s.err
+}
 
 // Short returns limits short enough for a test to wait them out: the
 // read and write timeouts are half the idle timeout, so a test that has
