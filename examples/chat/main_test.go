@@ -85,11 +85,20 @@ func want(t *testing.T, c *chatroomtest.Client, frames ...chatroom.Message) []ch
 		if got[i].ID == 0 || got[i].Time.IsZero() {
 			t.Fatalf("frame %d, %+v, has no id or time", i, got[i])
 		}
-		if got[i].Type == chatroom.TypeTruncated {
+		// PROTOCOL.md: room frames take increasing IDs; a frame for some
+		// members carries the last room frame's; a truncated notice comes
+		// before the history it announces.
+		switch got[i].Type {
+		case chatroom.TypeTruncated:
 			continue
-		}
-		if got[i].ID <= prev {
-			t.Fatalf("frame %d has id %d after %d", i, got[i].ID, prev)
+		case chatroom.TypeMembers, chatroom.TypeError, chatroom.TypeDirect:
+			if got[i].ID < prev {
+				t.Fatalf("frame %d (%s) has id %d before %d", i, got[i].Type, got[i].ID, prev)
+			}
+		default:
+			if got[i].ID <= prev {
+				t.Fatalf("frame %d has id %d after %d", i, got[i].ID, prev)
+			}
 		}
 		prev = got[i].ID
 	}
