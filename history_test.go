@@ -308,7 +308,7 @@ func TestWithStore(t *testing.T) {
 // created at the same instant): the resuming client is told that its
 // history is gone rather than silently skipping frames.
 func TestHistoryForeignSince(t *testing.T) {
-	tg := newTestRegistry(t, WithRoomOptions(WithHistory(10), WithEnvelope(), WithClock(fixedClock)))
+	tg := newTestRegistry(t, WithRoomOptions(sameOptions(WithHistory(10), WithEnvelope(), WithClock(fixedClock))))
 	a, b := tg.join("a", "ann"), tg.join("b", "bob")
 	var idsA, idsB []uint64
 	for i := range 3 {

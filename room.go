@@ -49,20 +49,12 @@ type Room struct {
 }
 
 // New returns a room configured by opts. It starts no goroutine: a room costs
-// nothing until members connect.
+// nothing until members connect. It panics if an option is out of range or
+// options contradict each other (see Option).
 func New(opts ...Option) *Room {
-	rm := &Room{cfg: defaultConfig(), idle: make(chan struct{}), byNick: make(map[string][]*Member)}
-	for _, opt := range opts {
-		opt(&rm.cfg)
-	}
+	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), byNick: make(map[string][]*Member)}
 	if rm.cfg.historyLen > 0 && rm.cfg.store == nil {
 		rm.cfg.store = NewMemoryStore(rm.cfg.historyLen, rm.cfg.historyBytes)
-	}
-	if rm.cfg.presence {
-		rm.cfg.notices = true
-	}
-	if rm.cfg.notices || rm.cfg.direct {
-		rm.cfg.envelope = true
 	}
 	if rm.cfg.stamps() {
 		rm.startNumberingLocked()

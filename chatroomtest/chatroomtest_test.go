@@ -435,12 +435,12 @@ func TestDialRefusedBeforeUpgrade(t *testing.T) {
 // Options of the server apply to every client, before the client's own;
 // the kit's own header never reaches the handler.
 func TestOptionsQueryHeaderPath(t *testing.T) {
-	room := chatroom.New(chatroom.WithNicknameFunc(func(r *http.Request, _ string) (string, error) {
+	room := chatroom.New(chatroom.WithAuthenticator(func(r *http.Request) (chatroom.Identity, error) {
 		if r.Header.Get("Chatroomtest-Client") != "" {
-			return "", errors.New("the kit's header reached the handler")
+			return chatroom.Identity{}, errors.New("the kit's header reached the handler")
 		}
 		q := r.URL.Query()
-		return fmt.Sprintf("%s/%s/%s@%s", r.Header.Get("X-User"), q.Get("team"), q.Get("nickname"), r.URL.Path), nil
+		return chatroom.Identity{Nickname: fmt.Sprintf("%s/%s/%s@%s", r.Header.Get("X-User"), q.Get("team"), q.Get("nickname"), r.URL.Path)}, nil
 	}))
 	srv := chatroomtest.NewServer(t, room, chatroomtest.Header("X-User", "sei"), chatroomtest.Query("team", "blue"), chatroomtest.Path("/chat"))
 	c := srv.Connect("a b&c", chatroomtest.Path("/other"), chatroomtest.Query("x", "y"))
@@ -453,9 +453,11 @@ func TestOptionsQueryHeaderPath(t *testing.T) {
 
 func TestMount(t *testing.T) {
 	left := make(chan string, 10)
-	reg := chatroom.NewRegistry(chatroom.WithRoomOptions(chatroom.OnLeave(func(_ context.Context, m *chatroom.Member, reason error) {
-		left <- m.Room().Name() + ": " + m.Nickname() + ": " + fmt.Sprint(errors.Is(reason, chatroom.ErrRoomClosed))
-	})))
+	reg := chatroom.NewRegistry(chatroom.WithRoomOptions(func(string) []chatroom.Option {
+		return []chatroom.Option{chatroom.OnLeave(func(_ context.Context, m *chatroom.Member, reason error) {
+			left <- m.Room().Name() + ": " + m.Nickname() + ": " + fmt.Sprint(errors.Is(reason, chatroom.ErrRoomClosed))
+		})}
+	}))
 	srv := chatroomtest.NewServer(t, chatroomtest.Mount("/rooms/{room}/chat", reg))
 	ann := srv.Connect("ann", chatroomtest.Path("/rooms/lobby/chat"))
 	bob := srv.Connect("bob", chatroomtest.Path("/rooms/lobby/chat"))

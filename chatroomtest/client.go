@@ -168,7 +168,7 @@ func decode(f frame) (chatroom.Message, error) {
 }
 
 // Nickname returns the nickname the client asked for, "" if none. The room
-// may name the member otherwise (an authenticator, WithNicknameFunc).
+// may name the member otherwise (an authenticator).
 func (c *Client) Nickname() string { return c.nickname }
 
 // Send sends the chat message {"message": text}.

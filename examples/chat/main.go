@@ -94,15 +94,17 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	// The page's rooms: every frame in the envelope (type, id, time).
 	rooms := chatroom.NewRegistry(
 		chatroom.WithMaxRooms(maxRooms),
-		chatroom.WithRoomOptions(
-			chatroom.WithLogger(log),
-			chatroom.WithOriginPatterns(allowed...),
-			chatroom.WithPresence(),        // member list, join and leave notices
-			chatroom.WithUniqueNicknames(), // one "sei" per room, in any case: 4009 for another
-			chatroom.WithErrorFrames(),     // bad input and rate limit: an error frame, not a close
-			chatroom.WithRateLimit(ratePerSecond, rateBurst),
-			chatroom.WithHistory(*history), // 0 keeps none
-		),
+		chatroom.WithRoomOptions(func(string) []chatroom.Option {
+			return []chatroom.Option{
+				chatroom.WithLogger(log),
+				chatroom.WithOriginPatterns(allowed...),
+				chatroom.WithPresence(),        // member list, join and leave notices
+				chatroom.WithUniqueNicknames(), // one "sei" per room, in any case: 4009 for another
+				chatroom.WithErrorFrames(),     // bad input and rate limit: an error frame, not a close
+				chatroom.WithRateLimit(ratePerSecond, rateBurst),
+				chatroom.WithHistory(*history), // 0 keeps none
+			}
+		}),
 	)
 	srv := limits.Server(newMux(tutorial, rooms), log)
 
