@@ -72,7 +72,9 @@ func WithErrorFrames() Option {
 // WithExcludeSender sends members' messages to every member but the
 // connection that sent them, as the tutorial's broadcast_to_room(exclude=…)
 // does. By default the sender receives its own messages too, which is how a
-// client of the original protocol learns that its message went out.
+// client of the original protocol learns that its message went out. A
+// direct message (WithDirectMessages) still reaches the sender's
+// connection: it is the sender's only record of it.
 func WithExcludeSender() Option {
 	return func(c *config) { c.excludeSender = true }
 }

@@ -83,9 +83,6 @@ const Off = -1
 //   - An option that needs another turns it on, and says so with "It turns
 //     on WithEnvelope.": the other option's doc then holds. One that only
 //     matters together with another says "It has no effect without ...".
-//
-// Several options of one feature (the history, the cluster) are one
-// option that takes a struct, whose zero fields follow the same rules.
 type Option func(*config)
 
 // config is a room's configuration. Options record their arguments in it
