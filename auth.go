@@ -1,6 +1,7 @@
 package chatroom
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 )
@@ -18,21 +19,29 @@ type Identity struct {
 
 const reasonUnauthorized = "Unauthorized"
 
-// WithAuthenticator checks every upgrade request with authenticate before
-// anything else: it reads a token from the query, a header or a cookie (the
-// host's choice) and returns who the client is, or an error.
+// WithAuthenticator is how the host says who a request is, instead of the
+// client: it is the one way to name members from a token, a session or a
+// header. By default (and with nil) the client names itself with the
+// "nickname" query parameter, "unknown_{client IP}" when it gives none.
 //
-// The Identity's nickname replaces the nickname query parameter, so a client
-// cannot pass itself off as another; it must still pass the nickname
-// validator. Hooks read it with Member.Identity.
+// authenticate runs on every upgrade request before anything else: it
+// reads what the host trusts (a token in the query, a header, a session
+// cookie) and returns who the client is, or an error. The Identity's
+// nickname replaces the nickname query parameter, so a client cannot pass
+// itself off as another; it must pass the nickname validator
+// (WithNicknameValidator), as given, or the request is refused with HTTP
+// 400. Hooks read the identity with Member.Identity.
 //
-// On an error the default is the tutorial's: the connection is accepted and
-// at once closed with StatusUnauthorized (4001) and reason "Unauthorized",
-// because browser code can read a close code but never an HTTP status. With
-// WithHTTPUnauthorized the request is refused with HTTP 401 instead. Either
-// way the client never becomes a member and no hook runs. The authenticator
-// runs on the request's goroutine and may block, bounded by r.Context(). A
-// panic in it answers HTTP 500.
+// An error refuses the client, in the tutorial's way by default: the
+// connection is accepted and at once closed with StatusUnauthorized (4001)
+// and reason "Unauthorized", because browser code can read a close code
+// but never an HTTP status. With WithHTTPUnauthorized the request is
+// refused with HTTP 401 instead. An error that wraps ErrInvalidNickname
+// says that the client is known but its name will not do: it is answered
+// with HTTP 400 and the error's text, as a nickname the validator refuses
+// is. Either way the client never becomes a member and no hook runs. The
+// authenticator runs on the request's goroutine and may block, bounded by
+// r.Context(). A panic in it answers HTTP 500.
 func WithAuthenticator(authenticate func(r *http.Request) (Identity, error)) Option {
 	return func(c *config) { c.authenticate = authenticate }
 }
@@ -40,7 +49,7 @@ func WithAuthenticator(authenticate func(r *http.Request) (Identity, error)) Opt
 // WithHTTPUnauthorized refuses a request the authenticator rejects with
 // HTTP 401 before the upgrade, instead of accepting it and closing with
 // 4001. Non-browser clients see the status directly; browsers see only a
-// failed connection.
+// failed connection. It has no effect without WithAuthenticator.
 func WithHTTPUnauthorized() Option {
 	return func(c *config) { c.authHTTP = true }
 }
@@ -50,6 +59,8 @@ func WithHTTPUnauthorized() Option {
 func (m *Member) Identity() Identity { return m.identity }
 
 // runAuthenticator runs the authenticator, turning a panic into an error.
+// An error that does not wrap ErrInvalidNickname is returned wrapped in
+// ErrUnauthorized.
 func (c *config) runAuthenticator(r *http.Request) (id Identity, panicked bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -58,9 +69,11 @@ func (c *config) runAuthenticator(r *http.Request) (id Identity, panicked bool, 
 		}
 	}()
 	id, err = c.authenticate(r)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrInvalidNickname):
+	case err != nil:
 		err = fmt.Errorf("%w: %w", ErrUnauthorized, err)
-	} else if id.Nickname == "" {
+	case id.Nickname == "":
 		id.Nickname = id.ID
 	}
 	return id, false, err

@@ -77,13 +77,16 @@ func flood(t *testing.T, tr *testRoom, sender *client, max, window int) (int, le
 }
 
 func TestSlowConsumerIsCutAndOthersGetEverything(t *testing.T) {
-	tr := newTestRoom(t, WithSendQueue(64, 4<<20), WithKeepalive(0, 0))
+	tr := newTestRoom(t, WithSendQueue(64, 4<<20), WithKeepalive(Off, 0))
 	tr.join("slow") // never reads
 	fast := tr.join("fast")
 
 	sent, ev, echoes, rest := flood(t, tr, fast, 4000, 8)
-	if ev.nickname != "slow" || !errors.Is(ev.reason, ErrSlowConsumer) || !errors.Is(ev.reason, errQueueFull) {
-		t.Fatalf("leave = %+v, want slow with ErrSlowConsumer (queue full)", ev)
+	if ev.nickname != "slow" || !errors.Is(ev.reason, ErrQueueOverflow) || !errors.Is(ev.reason, ErrSlowConsumer) || errors.Is(ev.reason, ErrWriteTimeout) {
+		t.Fatalf("leave = %+v, want slow with ErrQueueOverflow, an ErrSlowConsumer", ev)
+	}
+	if diff := cmp.Diff(closeStatus{websocket.StatusPolicyViolation, "too slow"}, leftWith(ev.reason)); diff != "" {
+		t.Errorf("LeaveError (-want +got):\n%s", diff)
 	}
 	fast.send("end")
 	for s := range rest {
@@ -109,12 +112,15 @@ func TestWriteTimeoutCutsAMemberThatStoppedReading(t *testing.T) {
 	// member: with the default queue, a fast machine fills 4 MiB before
 	// the timeout has passed. The timeout leaves the sender, which reads
 	// (slowly, under -race), time to take a batch of 16 KiB frames.
-	tr := newTestRoom(t, WithWriteTimeout(500*time.Millisecond), WithSendQueue(1<<20, 1<<30), WithKeepalive(0, 0))
+	tr := newTestRoom(t, WithWriteTimeout(500*time.Millisecond), WithSendQueue(1<<20, 1<<30), WithKeepalive(Off, 0))
 	tr.join("stalled")
 	sender := tr.join("sender")
 	_, ev, _, _ := flood(t, tr, sender, 4000, 8)
-	if ev.nickname != "stalled" || !errors.Is(ev.reason, ErrSlowConsumer) || !errors.Is(ev.reason, errWriteTimeout) {
-		t.Fatalf("leave = %+v, want stalled with ErrSlowConsumer (write timeout)", ev)
+	if ev.nickname != "stalled" || !errors.Is(ev.reason, ErrWriteTimeout) || !errors.Is(ev.reason, ErrSlowConsumer) || errors.Is(ev.reason, ErrQueueOverflow) {
+		t.Fatalf("leave = %+v, want stalled with ErrWriteTimeout, an ErrSlowConsumer", ev)
+	}
+	if diff := cmp.Diff(closeStatus{websocket.StatusPolicyViolation, "too slow"}, leftWith(ev.reason)); diff != "" {
+		t.Errorf("LeaveError (-want +got):\n%s", diff)
 	}
 }
 

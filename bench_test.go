@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -61,7 +60,7 @@ func BenchmarkBroadcast(b *testing.B) {
 func benchmarkBroadcast(b *testing.B, members int) {
 	joined := make(chan struct{}, members)
 	// Every member connects from one address: no join limit.
-	room := New(WithKeepalive(0, 0), WithJoinLimit(math.Inf(1), 0))
+	room := New(WithKeepalive(Off, 0), WithJoinLimit(Off, 0))
 	room.cfg.joined = func(*Member) { joined <- struct{}{} }
 	srv := httptest.NewServer(room)
 	defer srv.Close()

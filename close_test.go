@@ -29,7 +29,7 @@ func TestOversizeMessageCloseReachesAClientStillWriting(t *testing.T) {
 	}
 	// The close timeout bounds the whole handshake, the rest of the message
 	// included: generous here, since the race detector slows both ends.
-	tr := newTestRoom(t, WithKeepalive(0, 0), WithCloseTimeout(30*time.Second))
+	tr := newTestRoom(t, WithKeepalive(Off, 0), WithCloseTimeout(30*time.Second))
 	for _, sz := range sizes {
 		t.Run(fmt.Sprintf("%dKiB", sz.n>>10), func(t *testing.T) {
 			for run := range sz.runs {
@@ -94,7 +94,7 @@ func TestCloseCodeReachesAClientStillWriting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := newTestRoom(t, WithKeepalive(0, 0))
+			tr := newTestRoom(t, WithKeepalive(Off, 0))
 			for run := range 5 {
 				seen, _ := writeWhileClosing(tr, func(c *rawClient) error {
 					if err := tt.first(c); err != nil {
@@ -110,7 +110,7 @@ func TestCloseCodeReachesAClientStillWriting(t *testing.T) {
 		})
 	}
 	t.Run("shutdown", func(t *testing.T) {
-		tr := newTestRoom(t, WithKeepalive(0, 0))
+		tr := newTestRoom(t, WithKeepalive(Off, 0))
 		c := tr.dialRawClient("nickname=writer")
 		tr.waitJoin()
 		go func() {
@@ -196,14 +196,14 @@ func TestClosingDrainIsBounded(t *testing.T) {
 		}
 	}
 	t.Run("time", func(t *testing.T) {
-		tr := newTestRoom(t, WithKeepalive(0, 0), WithCloseTimeout(200*time.Millisecond))
+		tr := newTestRoom(t, WithKeepalive(Off, 0), WithCloseTimeout(200*time.Millisecond))
 		start := time.Now()
 		stream(t, tr)
 		t.Logf("connection cut %v after the join", time.Since(start).Round(time.Millisecond))
 		tr.expectLeave("streamer", ErrMessageTooBig)
 	})
 	t.Run("bytes", func(t *testing.T) {
-		tr := newTestRoom(t, WithKeepalive(0, 0), WithCloseTimeout(time.Hour))
+		tr := newTestRoom(t, WithKeepalive(Off, 0), WithCloseTimeout(time.Hour))
 		took := stream(t, tr)
 		// What the kernels on both ends buffer comes on top, and on
 		// loopback that is tens of MiB (a receive buffer that is read
@@ -224,7 +224,7 @@ func TestClosingDrainIsBounded(t *testing.T) {
 // close timeout only, then sends the close frame while the client is still
 // sending.
 func TestOversizeCloseReachesASlowClient(t *testing.T) {
-	tr := newTestRoom(t, WithKeepalive(0, 0), WithCloseTimeout(time.Second))
+	tr := newTestRoom(t, WithKeepalive(Off, 0), WithCloseTimeout(time.Second))
 	c := tr.dialRawClient("nickname=slow")
 	tr.waitJoin()
 	seen := make(chan closeSeen, 1)

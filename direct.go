@@ -2,8 +2,8 @@ package chatroom
 
 import "context"
 
-// WithDirectMessages lets clients send a message to one nickname, and turns
-// on the envelope. A client adds "to":
+// WithDirectMessages lets clients send a message to one nickname. A client
+// adds "to":
 //
 //	{"message":"see you at 6","to":"ann"}
 //
@@ -21,9 +21,9 @@ import "context"
 // The message hook sees direct messages too, with Type TypeDirect and To set.
 // Without this option a client frame with a "to" field is refused (1007
 // "direct messages are not enabled") rather than broadcast to everyone.
-// Direct messages are never kept in the history.
+// Direct messages are never kept in the history. It turns on WithEnvelope.
 func WithDirectMessages() Option {
-	return func(c *config) { c.direct, c.envelope = true, true }
+	return func(c *config) { c.direct = true }
 }
 
 // SendTo sends msg to every connection of the member named nickname, as the

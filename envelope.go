@@ -40,24 +40,21 @@ func WithEnvelope() Option {
 }
 
 // WithClock sets the clock that stamps envelope frames and numbers a new
-// room's frames; time.Now by default. Tests and examples use it for
-// reproducible output.
+// room's frames (default time.Now). Tests and examples use it for
+// reproducible output. It has no effect without the envelope or a history.
 func WithClock(now func() time.Time) Option {
-	return func(c *config) {
-		if now != nil {
-			c.now = now
-		}
-	}
+	return func(c *config) { c.now = now }
 }
 
-// WithName names the room, for logs, for stores and for hooks
-// (Room.Name). A Registry names its rooms itself.
+// WithName names the room, for logs, for stores and for hooks (Room.Name);
+// by default it has no name. A Registry names its rooms itself: among its
+// rooms' options (WithRoomOptions), WithName has no effect.
 func WithName(name string) Option {
 	return func(c *config) { c.name = name }
 }
 
 // WithErrorFrames answers bad input with an error frame to the sender
-// instead of closing its connection, and turns on the envelope:
+// instead of closing its connection:
 //
 //	{"type":"error","id":7,"time":"…","message":"invalid JSON","code":1007}
 //
@@ -66,15 +63,17 @@ func WithName(name string) Option {
 // for "rate limit exceeded" (WithRateLimit) and for "message refused" (the
 // message hook returned an error). The message is dropped and the member
 // stays. A message over the size limit still closes with 1009, since the
-// rest of it is never read.
+// rest of it is never read. It turns on WithEnvelope.
 func WithErrorFrames() Option {
-	return func(c *config) { c.errorFrames, c.envelope = true, true }
+	return func(c *config) { c.errorFrames = true }
 }
 
 // WithExcludeSender sends members' messages to every member but the
 // connection that sent them, as the tutorial's broadcast_to_room(exclude=…)
 // does. By default the sender receives its own messages too, which is how a
-// client of the original protocol learns that its message went out.
+// client of the original protocol learns that its message went out. A
+// direct message (WithDirectMessages) still reaches the sender's
+// connection: it is the sender's only record of it.
 func WithExcludeSender() Option {
 	return func(c *config) { c.excludeSender = true }
 }

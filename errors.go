@@ -2,31 +2,47 @@ package chatroom
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/coder/websocket"
 )
 
-// Sentinel errors. The leave hook receives an error that wraps exactly one of
-// the reasons below; branch on them with errors.Is.
+// Leave reasons. The reason an OnLeave hook receives is a LeaveError that
+// wraps exactly one of them: branch on it with errors.Is, and read the close
+// status the member left with from the LeaveError. ErrQueueOverflow and
+// ErrWriteTimeout both wrap ErrSlowConsumer, so errors.Is(reason,
+// ErrSlowConsumer) holds for either.
 var (
-	// ErrRoomClosed is returned by Broadcast and Send once Shutdown or Close
-	// has begun, and is the leave reason of every member the room closes
-	// (close status 1001).
+	// ErrRoomClosed is the leave reason of every member the room closes
+	// because Shutdown (close status 1001 "room closed") or Close (no close
+	// frame) has begun. Methods that need an open room (Room.Broadcast,
+	// Room.SendTo, Registry.Open) return it too, unwrapped: it is one event,
+	// seen from a hook or from a caller.
 	ErrRoomClosed = errors.New("chatroom: room closed")
 
 	// ErrClientClosed is the leave reason when the client went away: it sent
-	// a close frame or its connection broke. The client's close status, if
-	// any, is in the chain: websocket.CloseStatus(err).
+	// a close frame, whose status the LeaveError holds, or its connection
+	// broke (LeaveError.Code is websocket.StatusAbnormalClosure).
 	ErrClientClosed = errors.New("chatroom: client closed the connection")
 
-	// ErrSlowConsumer is the leave reason when a member fell too far behind:
-	// its send queue overflowed, or one write to it took longer than the
-	// write timeout (close status 1008, reason "too slow").
+	// ErrSlowConsumer is what the two ways of falling behind have in common:
+	// a member leaves with ErrQueueOverflow or ErrWriteTimeout, never with
+	// ErrSlowConsumer alone, and both are errors.Is ErrSlowConsumer. Either
+	// way it is closed with status 1008 "too slow".
 	ErrSlowConsumer = errors.New("chatroom: member too slow")
 
+	// ErrQueueOverflow is the leave reason when a member's send queue would
+	// exceed its bounds (WithSendQueue): others sent faster than it read.
+	ErrQueueOverflow = fmt.Errorf("%w: send queue overflowed", ErrSlowConsumer)
+
+	// ErrWriteTimeout is the leave reason when one write to a member's
+	// socket blocked for longer than the write timeout (WithWriteTimeout):
+	// it has stopped reading.
+	ErrWriteTimeout = fmt.Errorf("%w: write timed out", ErrSlowConsumer)
+
 	// ErrPingTimeout is the leave reason when a member did not answer a
-	// keepalive ping in time. Its connection is dropped without a close
-	// frame: it would not be read.
+	// keepalive ping in time (WithKeepalive). Its connection is dropped
+	// without a close frame: it would not be read.
 	ErrPingTimeout = errors.New("chatroom: ping timeout")
 
 	// ErrInvalidMessage is the leave reason when a client sent a text frame
@@ -54,11 +70,13 @@ var (
 	// with an error that carries a websocket.CloseError, and the reason the
 	// member is closed by Member.Close. The close status is the one given.
 	ErrRefused = errors.New("chatroom: closed by the host")
+)
 
-	// ErrMemberLeft is returned by Member.Send once the member is leaving.
-	ErrMemberLeft = errors.New("chatroom: member has left")
-
-	// ErrInvalidNickname wraps every nickname validation failure. The
+// Refusals: why a connection is refused before it becomes a member. No
+// leave hook runs for it; the room logs it at Debug.
+var (
+	// ErrInvalidNickname wraps every nickname validation failure (see
+	// ValidateNickname, which returns it, and WithAuthenticator). The
 	// handler answers it with HTTP 400 before upgrading.
 	ErrInvalidNickname = errors.New("chatroom: invalid nickname")
 
@@ -73,6 +91,23 @@ var (
 	// (close status 4009 "nickname taken").
 	ErrNicknameTaken = errors.New("chatroom: nickname taken")
 
+	// ErrInvalidRoomName wraps every room name validation failure: HTTP 400
+	// before the upgrade, and the error of ValidateRoomName and
+	// Registry.Open.
+	ErrInvalidRoomName = errors.New("chatroom: invalid room name")
+
+	// ErrTooManyRooms is the reason a Registry refuses to create a room
+	// beyond WithMaxRooms: HTTP 503 before the upgrade, and the error of
+	// Registry.Open.
+	ErrTooManyRooms = errors.New("chatroom: too many rooms")
+)
+
+// Errors returned by methods, besides ErrRoomClosed (a leave reason too),
+// ErrInvalidRoomName and ErrTooManyRooms (refusals too).
+var (
+	// ErrMemberLeft is returned by Member.Send once the member is leaving.
+	ErrMemberLeft = errors.New("chatroom: member has left")
+
 	// ErrNoSuchMember is returned by Room.SendTo when no member has the
 	// nickname.
 	ErrNoSuchMember = errors.New("chatroom: no such member")
@@ -80,59 +115,91 @@ var (
 	// ErrNoSuchRoom is returned by Registry methods given the name of a room
 	// that does not exist.
 	ErrNoSuchRoom = errors.New("chatroom: no such room")
-
-	// ErrTooManyRooms is the reason a Registry refuses to create a room
-	// beyond WithMaxRooms (HTTP 503 before the upgrade).
-	ErrTooManyRooms = errors.New("chatroom: too many rooms")
-
-	// ErrInvalidRoomName wraps every room name validation failure (HTTP 400
-	// before the upgrade).
-	ErrInvalidRoomName = errors.New("chatroom: invalid room name")
-
-	// ErrHandled, returned by an OnMessage hook, drops the message as any
-	// refusal does, but tells the room the hook has dealt with it (a bot
-	// that answered a command, say): the sender gets no error frame even
-	// with WithErrorFrames.
-	ErrHandled = errors.New("chatroom: message handled by the hook")
 )
 
-// closeCause is why a member leaves together with the close frame that tells
-// the client. It wraps one of the sentinel errors above.
-type closeCause struct {
-	kind   error
-	code   websocket.StatusCode // 0: send no close frame, just drop the connection
-	reason string               // at most 123 bytes, the limit of a close frame
-	detail error                // optional underlying error, for logs and errors.Is
+// ErrHandled, returned by an OnMessage hook, drops the message as any
+// refusal does, but tells the room the hook has dealt with it (a bot that
+// answered a command, say): the sender gets no error frame even with
+// WithErrorFrames. It is for hooks to return; the room returns it from
+// nowhere.
+var ErrHandled = errors.New("chatroom: message handled by the hook")
+
+// A LeaveError is why a member left: the reason an OnLeave hook receives is
+// always one. It wraps exactly one of the leave reasons (errors.Is) and
+// holds the close status the connection ended with:
+//
+//	var le chatroom.LeaveError
+//	if errors.As(reason, &le) && le.Code == websocket.StatusNormalClosure { ... }
+//
+// The room makes LeaveErrors; a host has no reason to. It is a value, as
+// websocket.CloseError is, so that a hook can keep or change its copy.
+type LeaveError struct {
+	// Code and Reason are the close frame that ended the connection: for
+	// ErrClientClosed the one the client sent (websocket.StatusNoStatusRcvd
+	// if it sent no status), otherwise the one the room sent. Code is
+	// websocket.StatusAbnormalClosure, 1006, which no close frame carries,
+	// when the connection ended without one: the client's connection
+	// broke, or the room dropped it (ErrPingTimeout, Room.Close). The
+	// client reads the same code and reason (a browser's CloseEvent too),
+	// unless the connection broke before the close frame reached it.
+	Code   websocket.StatusCode
+	Reason string
+
+	kind   error // the leave reason, one of the sentinels above
+	send   bool  // the room closes with Code and Reason; else it drops the connection
+	detail error // optional underlying error, for logs and errors.Is
 }
 
-func (c *closeCause) Error() string {
-	s := c.kind.Error()
-	if c.reason != "" {
-		s += ": " + c.reason
+// Error describes the reason, the close reason and the underlying error.
+func (e LeaveError) Error() string {
+	s := e.kind.Error()
+	if e.Reason != "" {
+		s += ": " + e.Reason
 	}
-	if c.detail != nil {
-		s += ": " + c.detail.Error()
+	if e.detail != nil {
+		s += ": " + e.detail.Error()
 	}
 	return s
 }
 
-func (c *closeCause) Unwrap() []error {
-	if c.detail == nil {
-		return []error{c.kind}
+// Unwrap returns the leave reason and, if there is one, the underlying
+// error (a websocket.CloseError the client sent, the error of a hook).
+func (e LeaveError) Unwrap() []error {
+	if e.detail == nil {
+		return []error{e.kind}
 	}
-	return []error{c.kind, c.detail}
+	return []error{e.kind, e.detail}
 }
 
+// cause returns the reason a member leaves or is refused, with the close
+// frame the room sends: code 0 sends none and drops the connection. For
+// ErrClientClosed the client's own close frame, if detail holds one, is
+// recorded instead.
 func cause(kind error, code websocket.StatusCode, reason string, detail error) error {
-	return &closeCause{kind: kind, code: code, reason: reason, detail: detail}
+	e := LeaveError{Code: code, Reason: reason, kind: kind, send: code != 0, detail: detail}
+	if kind == ErrClientClosed {
+		e.send = false
+		e.Code, e.Reason = websocket.StatusAbnormalClosure, ""
+		var ce websocket.CloseError
+		if errors.As(detail, &ce) {
+			e.Code, e.Reason = ce.Code, ce.Reason
+		}
+	} else if code == 0 {
+		e.Code = websocket.StatusAbnormalClosure
+	}
+	return e
 }
 
-// closeFrame returns the close status and reason to send for err; anything
-// that is not a closeCause is an internal error.
+// closeFrame returns the close status and reason to send for err, or 0 to
+// drop the connection without a close frame; anything that is not a
+// LeaveError is an internal error.
 func closeFrame(err error) (websocket.StatusCode, string) {
-	var c *closeCause
-	if errors.As(err, &c) {
-		return c.code, c.reason
+	var e LeaveError
+	if errors.As(err, &e) {
+		if !e.send {
+			return 0, ""
+		}
+		return e.Code, e.Reason
 	}
 	return websocket.StatusInternalError, "internal error"
 }

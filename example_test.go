@@ -238,6 +238,69 @@ func ExampleRegistry() {
 	// [{go 1} {rust 1}]
 }
 
+// Each room of a Registry gets the options WithRoomOptions returns for its
+// name: here every room has a small size limit, and one room shouts.
+func ExampleWithRoomOptions() {
+	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(func(name string) []chatroom.Option {
+		opts := []chatroom.Option{chatroom.WithMaxMessageSize(1 << 10)}
+		if name == "shouting" {
+			opts = append(opts, chatroom.OnMessage(func(_ context.Context, _ *chatroom.Member, msg chatroom.Message) (chatroom.Message, error) {
+				msg.Text = strings.ToUpper(msg.Text)
+				return msg, nil
+			}))
+		}
+		return opts
+	}))
+	defer rooms.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/rooms/{room}/chat", rooms)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	chat(wsURL(srv, "/rooms/shouting/chat?nickname=ann"), 1, "hi")
+	chat(wsURL(srv, "/rooms/lobby/chat?nickname=bob"), 1, "hi")
+	// Output:
+	// {"nickname":"ann","message":"HI"}
+	// {"nickname":"bob","message":"hi"}
+}
+
+// A leave hook learns why a member left, and with which close status:
+// here the client's own.
+func ExampleLeaveError() {
+	left := make(chan string, 1)
+	room := chatroom.New(chatroom.OnLeave(func(_ context.Context, m *chatroom.Member, reason error) {
+		var le chatroom.LeaveError
+		if errors.As(reason, &le) {
+			left <- fmt.Sprintf("%s left by itself: %v, with %d %q", m.Nickname(), errors.Is(reason, chatroom.ErrClientClosed), int(le.Code), le.Reason)
+		}
+	}))
+	defer room.Close()
+	srv := httptest.NewServer(room)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sei := connect(ctx, wsURL(srv, "/?nickname=sei"))
+	sei.send(`{"message":"brb"}`)
+	sei.print(1) // sei is a member once its echo arrives
+	sei.conn.Close(4000, "lunch")
+	fmt.Println(<-left)
+	// Output:
+	// {"nickname":"sei","message":"brb"}
+	// sei left by itself: true, with 4000 "lunch"
+}
+
+// Options are checked in New: one out of range, or two that contradict
+// each other, make it panic with a message that names the option. Off
+// turns off what a room does by default.
+func ExampleOption() {
+	chatroom.New(chatroom.WithPacing(chatroom.Off, 0)) // no pacing
+	defer func() { fmt.Println(recover()) }()
+	chatroom.New(chatroom.WithPacing(chatroom.Off, 50))
+	// Output:
+	// chatroom: WithPacing: burst 50 without a rate
+}
+
 // An authenticator names the client from its token, so ?nickname cannot
 // impersonate anyone. A refused client is closed with 4001 "Unauthorized",
 // which browser code can read.

@@ -49,6 +49,11 @@ func (c *client) sendTo(to, text string) {
 }
 
 // withJoinedSeam calls fn on the member's goroutine once it is a member.
+// sameOptions gives every room of a registry opts.
+func sameOptions(opts ...Option) func(string) []Option {
+	return func(string) []Option { return opts }
+}
+
 func withJoinedSeam(fn func(*Member)) Option {
 	return func(c *config) { c.joined = fn }
 }
@@ -95,14 +100,26 @@ type testRegistry struct {
 func newTestRegistry(t *testing.T, opts ...RegistryOption) *testRegistry {
 	t.Helper()
 	tg := &testRegistry{t: t, joined: make(chan roomEvent, 1024), left: make(chan roomEvent, 1024), done: make(chan struct{}, 1024)}
-	seams := WithRoomOptions(
-		withJoinedSeam(func(m *Member) { tg.joined <- roomEvent{room: m.room.Name(), nickname: m.Nickname()} }),
-		withFinishedSeam(func() { tg.done <- struct{}{} }),
-		OnLeave(func(_ context.Context, m *Member, reason error) {
-			tg.left <- roomEvent{room: m.room.Name(), nickname: m.Nickname(), reason: reason}
-		}),
-	)
-	tg.reg = NewRegistry(append([]RegistryOption{seams}, opts...)...)
+	// The test's room options come after the seams, as a registry
+	// option given last would win.
+	var given registryConfig
+	for _, opt := range opts {
+		opt(&given)
+	}
+	seams := WithRoomOptions(func(name string) []Option {
+		roomOpts := []Option{
+			withJoinedSeam(func(m *Member) { tg.joined <- roomEvent{room: m.room.Name(), nickname: m.Nickname()} }),
+			withFinishedSeam(func() { tg.done <- struct{}{} }),
+			OnLeave(func(_ context.Context, m *Member, reason error) {
+				tg.left <- roomEvent{room: m.room.Name(), nickname: m.Nickname(), reason: reason}
+			}),
+		}
+		if given.roomOptions != nil {
+			roomOpts = append(roomOpts, given.roomOptions(name)...)
+		}
+		return roomOpts
+	})
+	tg.reg = NewRegistry(append(opts, seams)...)
 	mux := http.NewServeMux()
 	mux.Handle("/rooms/{room}/chat", tg.reg)
 	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

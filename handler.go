@@ -121,17 +121,18 @@ type admission struct {
 // sinceParam is the query parameter of a resuming client (WithHistory).
 const sinceParam = "since"
 
-// admit decides who r is: the authenticated identity or the nickname, and
-// where its history resumes. A non-nil error comes with the HTTP status that
-// refuses the request.
+// admit decides who r is: the authenticated identity or the nickname the
+// client chose, and where its history resumes. A non-nil error comes with
+// the HTTP status that refuses the request.
 func (rm *Room) admit(r *http.Request) (admission, int, error) {
-	var adm admission
+	adm := admission{clientIP: rm.cfg.clientIP(r)}
 	if rm.cfg.authenticate != nil {
-		adm.clientIP = rm.cfg.clientIP(r)
 		id, panicked, err := rm.cfg.runAuthenticator(r)
 		switch {
 		case panicked:
 			return adm, http.StatusInternalServerError, err
+		case errors.Is(err, ErrInvalidNickname):
+			return adm, http.StatusBadRequest, err
 		case err != nil && rm.cfg.authHTTP:
 			return adm, http.StatusUnauthorized, err
 		case err != nil:
@@ -143,11 +144,11 @@ func (rm *Room) admit(r *http.Request) (admission, int, error) {
 			adm.identity = id
 		}
 	} else {
-		nickname, clientIP, err := rm.cfg.nickname(r)
+		nickname, err := rm.cfg.nickname(r, adm.clientIP)
 		if err != nil {
 			return adm, http.StatusBadRequest, err
 		}
-		adm.identity, adm.clientIP = Identity{Nickname: nickname}, clientIP
+		adm.identity = Identity{Nickname: nickname}
 	}
 	if s := r.URL.Query().Get(sinceParam); s != "" && rm.cfg.history != nil {
 		since, err := strconv.ParseUint(s, 10, 64)

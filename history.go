@@ -95,28 +95,17 @@ func WithHistory(h History) Option {
 	return func(c *config) { c.history = &h }
 }
 
-// historyConfig is WithHistory's History with its defaults filled in, or
-// nil without history. It panics, naming the option, on what New must
-// refuse.
-func (c *config) historyConfig() *History {
+// resolveHistory returns WithHistory's History with its defaults filled
+// in, or nil without history (Option's rules).
+func (c *config) resolveHistory() *History {
 	if c.history == nil {
 		return nil
 	}
 	h := *c.history
-	switch {
-	case h.Len < 0:
-		panic(fmt.Sprintf("chatroom: WithHistory: negative Len %d", h.Len))
-	case h.Bytes < 0:
-		panic(fmt.Sprintf("chatroom: WithHistory: negative Bytes %d", h.Bytes))
-	}
-	if h.Len == 0 {
-		h.Len = DefaultHistoryLen
-	}
-	if h.Bytes == 0 {
-		h.Bytes = DefaultHistoryBytes
-	}
+	h.Len = orDefault("WithHistory", "Len", h.Len, DefaultHistoryLen)
+	h.Bytes = orDefault("WithHistory", "Bytes", h.Bytes, DefaultHistoryBytes)
 	if _, ok := c.broker.(broker.HistoryBroker); ok && h.Store != nil {
-		panic(fmt.Sprintf("chatroom: WithHistory: a Store cannot be combined with WithBroker of a broker.HistoryBroker (%T), which keeps the room's history for the whole cluster", c.broker))
+		badOption("WithHistory", "a Store cannot be combined with WithBroker of a broker.HistoryBroker (%T), which keeps the room's history for the whole cluster", c.broker)
 	}
 	return &h
 }

@@ -310,7 +310,7 @@ func TestWithStore(t *testing.T) {
 // created at the same instant): the resuming client is told that its
 // history is gone rather than silently skipping frames.
 func TestHistoryForeignSince(t *testing.T) {
-	tg := newTestRegistry(t, WithRoomOptions(WithHistory(History{Len: 10}), WithEnvelope(), WithClock(fixedClock)))
+	tg := newTestRegistry(t, WithRoomOptions(sameOptions(WithHistory(History{Len: 10}), WithEnvelope(), WithClock(fixedClock))))
 	a, b := tg.join("a", "ann"), tg.join("b", "bob")
 	var idsA, idsB []uint64
 	for i := range 3 {
@@ -361,8 +361,8 @@ func TestWithHistoryRefuses(t *testing.T) {
 		opts []Option
 		want string
 	}{
-		{"negative Len", []Option{WithHistory(History{Len: -1})}, "chatroom: WithHistory: negative Len"},
-		{"negative Bytes", []Option{WithHistory(History{Bytes: -1})}, "chatroom: WithHistory: negative Bytes"},
+		{"negative Len", []Option{WithHistory(History{Len: -1})}, "chatroom: WithHistory: Len is -1"},
+		{"negative Bytes", []Option{WithHistory(History{Bytes: -1})}, "chatroom: WithHistory: Bytes is -1"},
 		{"Store on a HistoryBroker", []Option{WithBroker(broker.NewMemory(1)), WithHistory(History{Store: NewMemoryStore(0, 0)})}, "chatroom: WithHistory: a Store cannot be combined with WithBroker of a broker.HistoryBroker"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

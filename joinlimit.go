@@ -31,11 +31,10 @@ const maxJoinClients = 1 << 16
 // is refused before the upgrade with HTTP 429 Too Many Requests and a
 // Retry-After header. It keeps one client that connects and disconnects in
 // a loop from costing every member a stream of join and leave notices.
-// perSecond or burst <= 0 keeps its default; perSecond math.Inf(1) turns
-// the limit off, as load tests that connect thousands of clients from one
-// address need.
+// perSecond Off turns the limit off, as load tests that connect thousands
+// of clients from one address need; a burst with it contradicts it.
 func WithJoinLimit(perSecond float64, burst int) Option {
-	return func(c *config) { setBucket(&c.joinRate, &c.joinBurst, perSecond, burst) }
+	return func(c *config) { c.joinRate, c.joinBurst = rate.Limit(perSecond), burst }
 }
 
 // joinLimiter is a token bucket per client IP.

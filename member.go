@@ -90,7 +90,7 @@ func (m *Member) String() string { return m.nickname + "#" + strconv.FormatUint(
 // Send queues msg for this member only, as the tutorial's
 // send_personal_message. It never waits for the member's socket. It returns
 // ErrMemberLeft once the member is leaving (also when this message would
-// overflow its queue, which disconnects it as a slow consumer).
+// overflow its queue, which disconnects it with ErrQueueOverflow).
 func (m *Member) Send(ctx context.Context, msg Message) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -96,7 +96,7 @@ func TestNonReadingJoinersCostBoundedMemory(t *testing.T) {
 		textSize  = 32 << 10
 		perJoiner = 512 << 10 // at most, heap and kernel memory together
 	)
-	tr := newTestRoom(t, WithHistory(History{Len: history, Bytes: history*textSize + history*16}), WithKeepalive(0, 0))
+	tr := newTestRoom(t, WithHistory(History{Len: history, Bytes: history*textSize + history*16}), WithKeepalive(Off, 0))
 	text := strings.Repeat("h", textSize)
 	for i := range history {
 		if err := tr.room.Broadcast(context.Background(), Message{Nickname: "server", Text: fmt.Sprintf("%03d%s", i, text)}); err != nil {
@@ -126,7 +126,7 @@ func TestNonReadingJoinersCostBoundedMemory(t *testing.T) {
 // nickname of a few bytes in a query of 900 KB costs a few bytes.
 func TestMemberDoesNotKeepItsRequest(t *testing.T) {
 	const members = 20
-	tr := newTestRoom(t, WithKeepalive(0, 0))
+	tr := newTestRoom(t, WithKeepalive(Off, 0))
 	pad := strings.Repeat("p", 900<<10)
 	heap0 := heapAfterGC()
 	for i := range members {

@@ -43,8 +43,7 @@ const reservedPrefix = "unknown_"
 // ErrInvalidNickname.
 //
 // The room prepares the nicknames clients choose. A host that assigns
-// nicknames (WithNicknameFunc, WithAuthenticator) may call it to show them in
-// the same form.
+// nicknames (WithAuthenticator) may call it to show them in the same form.
 func PrepareNickname(s string) (string, error) {
 	switch {
 	case s == "":
@@ -102,30 +101,25 @@ func RemoteIP(r *http.Request) string {
 	return host
 }
 
-// nickname decides the nickname of the member that r asks to become. An
-// absent or empty "nickname" parameter means "unknown_{client IP}", as in the
-// original protocol; that generated name is not validated. A nickname the
-// client chose is prepared (PrepareNickname) if the profile accepts it, then
-// checked by the validator; one that begins with "unknown_", in any case, is
-// refused.
-func (c *config) nickname(r *http.Request) (name, clientIP string, err error) {
-	clientIP = c.clientIP(r)
-	if c.nicknameFunc != nil {
-		name, err = c.nicknameFunc(r, clientIP)
-		return name, clientIP, err
-	}
-	name = r.URL.Query().Get(nicknameParam)
+// nickname decides the nickname of the member that r asks to become,
+// without an authenticator. An absent or empty "nickname" parameter means
+// "unknown_{client IP}", as in the original protocol; that generated name
+// is not validated. A nickname the client chose is prepared
+// (PrepareNickname) if the profile accepts it, then checked by the
+// validator; one that begins with "unknown_", in any case, is refused.
+func (c *config) nickname(r *http.Request, clientIP string) (string, error) {
+	name := r.URL.Query().Get(nicknameParam)
 	if name == "" {
-		return reservedPrefix + clientIP, clientIP, nil
+		return reservedPrefix + clientIP, nil
 	}
 	if prepared, err := PrepareNickname(name); err == nil {
 		name = prepared
 	}
 	if err := c.validate(name); err != nil {
-		return "", clientIP, err
+		return "", err
 	}
 	if strings.HasPrefix(nicknameKey(name), reservedPrefix) {
-		return "", clientIP, fmt.Errorf("%w: names beginning with %q are reserved for clients that give none", ErrInvalidNickname, reservedPrefix)
+		return "", fmt.Errorf("%w: names beginning with %q are reserved for clients that give none", ErrInvalidNickname, reservedPrefix)
 	}
-	return name, clientIP, nil
+	return name, nil
 }

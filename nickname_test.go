@@ -32,10 +32,17 @@ type refusal struct {
 // The body of an HTTP refusal is returned too.
 func dialRefusal(t *testing.T, tr *testRoom, nickname string) (refusal, string) {
 	t.Helper()
-	conn, resp, err := tr.dialRaw(url.Values{nicknameParam: {nickname}}.Encode(), nil)
+	return dialRefusalWith(t, tr, url.Values{nicknameParam: {nickname}}.Encode(), nil)
+}
+
+// dialRefusalWith is dialRefusal with a query and dial options of the
+// test's.
+func dialRefusalWith(t *testing.T, tr *testRoom, query string, opts *websocket.DialOptions) (refusal, string) {
+	t.Helper()
+	conn, resp, err := tr.dialRaw(query, opts)
 	if err != nil {
 		if resp == nil {
-			t.Fatalf("dial %q: %v", nickname, err)
+			t.Fatalf("dial %q: %v", query, err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		return refusal{HTTPStatus: resp.StatusCode}, string(body)
@@ -46,7 +53,7 @@ func dialRefusal(t *testing.T, tr *testRoom, nickname string) (refusal, string) 
 	_, _, err = conn.Read(ctx)
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) {
-		t.Fatalf("dial %q: joined (read: %v), want a refusal", nickname, err)
+		t.Fatalf("dial %q: joined (read: %v), want a refusal", query, err)
 	}
 	return refusal{Close: ce.Code, Reason: ce.Reason}, ""
 }
@@ -146,8 +153,8 @@ func TestReservedPrefixOnlyBindsClients(t *testing.T) {
 			t.Errorf("Nickname() = %q, want unknown_127.0.0.1", got)
 		}
 	})
-	t.Run("WithNicknameFunc", func(t *testing.T) {
-		tr := newTestRoom(t, WithNicknameFunc(func(*http.Request, string) (string, error) { return "unknown_bot", nil }))
+	t.Run("WithAuthenticator", func(t *testing.T) {
+		tr := newTestRoom(t, WithAuthenticator(func(*http.Request) (Identity, error) { return Identity{Nickname: "unknown_bot"}, nil }))
 		if got := tr.join("ignored").member.Nickname(); got != "unknown_bot" {
 			t.Errorf("Nickname() = %q, want unknown_bot", got)
 		}

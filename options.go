@@ -2,12 +2,14 @@ package chatroom
 
 import (
 	"context"
-	"github.com/seed014c2c51/chatroom/broker"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // Defaults of the options below.
@@ -47,9 +49,45 @@ const (
 	DefaultCloseTimeout = 3 * time.Second
 )
 
-// An Option configures a Room. Pass options to New.
+// Off turns off, in the options that take it, something a room does by
+// default: WithKeepalive(Off, 0) sends no pings, WithPacing(Off, 0) reads
+// every member as fast as it sends, WithJoinLimit(Off, 0) lets a client IP
+// join as often as it likes, WithSendBuffer(Off) leaves the send buffer to
+// the kernel. WithRateLimit(Off, 0) is its default, no limit. Off is -1,
+// the one negative value those options accept; any other negative
+// argument makes New panic.
+const Off = -1
+
+// An Option configures a Room. Pass options to New, in any order. Every
+// option follows the same rules:
+//
+//   - A zero argument (0, nil, "", or no arguments at all) means the
+//     option's default, which its documentation names: WithWriteTimeout(0)
+//     is the same as no WithWriteTimeout.
+//   - An argument out of range (a negative size, duration or rate; a rate
+//     that is NaN or infinite; a malformed pattern), or options that
+//     contradict each other (a burst without a rate), make New panic with
+//     a message that begins "chatroom: " and the option's name, such as
+//     "chatroom: WithPacing: burst 50 without a rate". Options only
+//     record their arguments; New checks them all together, so that a
+//     misconfigured room fails where it is made rather than when a client
+//     connects.
+//   - What a room does by default and can do without (keepalive pings,
+//     pacing, the join limit, setting the send buffer) is turned off with
+//     Off, and with nothing else. The limits that protect the server from
+//     a client (the message size, the send queue, the write and close
+//     timeouts) cannot be turned off.
+//   - Given more than once, an option's last call wins, with all of its
+//     arguments: WithPacing(0, 50) after WithPacing(100, 0) leaves the
+//     default rate.
+//   - An option that needs another turns it on, and says so with "It turns
+//     on WithEnvelope.": the other option's doc then holds. One that only
+//     matters together with another says "It has no effect without ...".
 type Option func(*config)
 
+// config is a room's configuration. Options record their arguments in it
+// as given; resolve (options_validate.go) checks them, puts in the
+// defaults and turns Off into each field's "off" below.
 type config struct {
 	log            *slog.Logger
 	originPatterns []string
@@ -57,25 +95,25 @@ type config struct {
 	queueMessages  int
 	queueBytes     int
 	writeTimeout   time.Duration
-	pingInterval   time.Duration
+	pingInterval   time.Duration // 0: no keepalive
 	pongTimeout    time.Duration
 	closeTimeout   time.Duration
-	rateLimit      rate.Limit
+	rateLimit      rate.Limit // 0: no rate limit
 	rateBurst      int
-	sendBuffer     int
-	joinRate       rate.Limit
+	sendBuffer     int        // 0: the kernel's
+	joinRate       rate.Limit // rate.Inf: no join limit
 	joinBurst      int
-	paceRate       rate.Limit
+	paceRate       rate.Limit // rate.Inf: no pacing
 	paceBurst      int
 	clientIP       func(*http.Request) string
-	nicknameFunc   func(r *http.Request, clientIP string) (string, error)
 	validate       func(nickname string) error
 	onJoin         func(ctx context.Context, m *Member) error
 	onLeave        func(ctx context.Context, m *Member, reason error)
 	onMessage      func(ctx context.Context, from *Member, msg Message) (Message, error)
 
 	// Host features, all off by default (envelope.go, direct.go, presence.go,
-	// history.go, auth.go).
+	// history.go, auth.go). resolve turns on what the others need: the
+	// envelope, the notices.
 	name            string
 	now             func() time.Time
 	envelope        bool
@@ -103,73 +141,40 @@ type config struct {
 	finished func()
 }
 
-func defaultConfig() config {
-	return config{
-		log:            slog.New(slog.DiscardHandler),
-		maxMessageSize: DefaultMaxMessageSize,
-		queueMessages:  DefaultQueueMessages,
-		queueBytes:     DefaultQueueBytes,
-		writeTimeout:   DefaultWriteTimeout,
-		pingInterval:   DefaultPingInterval,
-		pongTimeout:    DefaultPongTimeout,
-		closeTimeout:   DefaultCloseTimeout,
-		sendBuffer:     DefaultSendBuffer,
-		joinRate:       DefaultJoinRate,
-		joinBurst:      DefaultJoinBurst,
-		paceRate:       DefaultPaceRate,
-		paceBurst:      DefaultPaceBurst,
-		clientIP:       RemoteIP,
-		validate:       ValidateNickname,
-		now:            time.Now,
-		heartbeat:      DefaultHeartbeat,
-	}
-}
-
-// WithLogger sends the room's logs to l. Joins and leaves are logged at
-// Debug, recovered hook panics at Error. The default discards everything.
+// WithLogger sends the room's logs to l (default: nowhere). Joins and
+// leaves are logged at Debug, recovered hook panics at Error.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l != nil {
-			c.log = l
-		}
-	}
+	return func(c *config) { c.log = l }
 }
 
 // WithOriginPatterns allows browsers on other origins to connect. Patterns
 // are host patterns as in websocket.AcceptOptions.OriginPatterns, for
-// example "localhost:3000" or "*.example.com". By default only same-origin
-// requests (and clients that send no Origin header) are accepted; a
-// cross-origin request is answered with HTTP 403.
+// example "localhost:3000" or "*.example.com"; a malformed one (path.Match
+// refuses it) makes New panic. By default, and with no patterns, only
+// same-origin requests (and clients that send no Origin header) are
+// accepted; a cross-origin request is answered with HTTP 403.
 func WithOriginPatterns(patterns ...string) Option {
-	return func(c *config) { c.originPatterns = append(c.originPatterns, patterns...) }
+	patterns = slices.Clone(patterns)
+	return func(c *config) { c.originPatterns = patterns }
 }
 
 // WithMaxMessageSize sets the largest client message in bytes (default
-// DefaultMaxMessageSize, 32 KiB). A larger message closes the connection with
-// status 1009. A value <= 0 keeps the default.
+// DefaultMaxMessageSize, 32 KiB). A larger message closes the connection
+// with status 1009.
 func WithMaxMessageSize(n int64) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.maxMessageSize = n
-		}
-	}
+	return func(c *config) { c.maxMessageSize = n }
 }
 
 // WithSendQueue bounds each member's queue of messages not yet written to
-// its socket, by count and by bytes (defaults DefaultQueueMessages, 8192, and
-// DefaultQueueBytes, 4 MiB). A member whose queue would exceed either bound
-// is disconnected with ErrSlowConsumer and close status 1008 "too slow"; the
-// broadcaster never waits for it. A single message is always accepted into an
-// empty queue, whatever its size. A value <= 0 keeps that bound's default.
+// its socket, by count and by bytes (defaults DefaultQueueMessages, 8192,
+// and DefaultQueueBytes, 4 MiB). A member whose queue would exceed either
+// bound is disconnected with ErrQueueOverflow and close status 1008 "too
+// slow"; the broadcaster never waits for it. A single message is always
+// accepted into an empty queue, whatever its size. The queue also paces
+// its own member's reads (see WithPacing) and bounds a joiner's history
+// (WithHistory).
 func WithSendQueue(messages, bytes int) Option {
-	return func(c *config) {
-		if messages > 0 {
-			c.queueMessages = messages
-		}
-		if bytes > 0 {
-			c.queueBytes = bytes
-		}
-	}
+	return func(c *config) { c.queueMessages, c.queueBytes = messages, bytes }
 }
 
 // WithSendBuffer sets the kernel's send buffer of each member's TCP
@@ -179,76 +184,57 @@ func WithSendQueue(messages, bytes int) Option {
 // connection grow to net.ipv4.tcp_wmem's maximum, 4 MiB by default. A
 // member that reads keeps up with any buffer of a few tens of KiB on a
 // local network; across continents, a larger one lets a fast member take
-// more at once. A value < 0 leaves the buffer to the kernel; 0 keeps the
-// default.
+// more at once. Off leaves the buffer to the kernel.
 func WithSendBuffer(bytes int) Option {
-	return func(c *config) {
-		switch {
-		case bytes < 0:
-			c.sendBuffer = 0
-		case bytes > 0:
-			c.sendBuffer = bytes
-		}
-	}
+	return func(c *config) { c.sendBuffer = bytes }
 }
 
 // WithWriteTimeout sets how long one write to a member's socket may block
 // (default DefaultWriteTimeout, 10s). A member whose socket accepts nothing
-// for that long has stopped reading: it is disconnected with ErrSlowConsumer.
-// A value <= 0 keeps the default.
+// for that long has stopped reading: it is disconnected with
+// ErrWriteTimeout and close status 1008 "too slow".
 func WithWriteTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.writeTimeout = d
-		}
-	}
+	return func(c *config) { c.writeTimeout = d }
 }
 
 // WithKeepalive sets how often the room pings each member and how long it
 // waits for the pong (defaults DefaultPingInterval, 30s, and
 // DefaultPongTimeout, 15s). A member that does not answer in time is
-// disconnected with ErrPingTimeout. An interval <= 0 turns keepalive off; a
-// timeout <= 0 keeps the default.
+// dropped without a close frame and leaves with ErrPingTimeout. The next
+// ping goes out an interval after the last pong, so any timeout works with
+// any interval. An interval Off sends no pings; a timeout with it
+// contradicts it.
 func WithKeepalive(interval, timeout time.Duration) Option {
-	return func(c *config) {
-		c.pingInterval = max(interval, 0)
-		if timeout > 0 {
-			c.pongTimeout = timeout
-		}
-	}
+	return func(c *config) { c.pingInterval, c.pongTimeout = interval, timeout }
 }
 
 // WithCloseTimeout bounds each close handshake (default DefaultCloseTimeout,
 // 3s): after sending a close frame the room waits this long for the client's
-// answer before dropping the TCP connection. A value <= 0 keeps the default.
+// answer before dropping the TCP connection.
 func WithCloseTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.closeTimeout = d
-		}
-	}
+	return func(c *config) { c.closeTimeout = d }
 }
 
 // WithRateLimit limits each member to perSecond messages per second on
-// average with bursts of up to burst messages (a token bucket). A member that
-// sends faster is disconnected with ErrRateLimited and close status 1008
-// "rate limit exceeded", or answered with an error frame under
-// WithErrorFrames; nothing it sent within the limit is lost. This is
-// policing, on top of the pacing that every room does (WithPacing), which
-// reads a fast sender later instead. By default there is no limit. perSecond <= 0 turns the limit off; burst < 1
-// counts as 1.
+// average with bursts of up to burst messages (a token bucket; burst 0
+// means 1). A member that sends faster is disconnected with ErrRateLimited
+// and close status 1008 "rate limit exceeded", or answered with an error
+// frame under WithErrorFrames; nothing it sent within the limit is lost.
+// By default, with perSecond 0 or Off, there is no limit, and a burst
+// without a rate contradicts it.
+//
+// This is policing, on top of the pacing that every room does (WithPacing),
+// which reads a fast sender later instead: a rate at or below the pace
+// still polices.
 func WithRateLimit(perSecond float64, burst int) Option {
-	return func(c *config) {
-		c.rateLimit = rate.Limit(max(perSecond, 0))
-		c.rateBurst = max(burst, 1)
-	}
+	return func(c *config) { c.rateLimit, c.rateBurst = rate.Limit(perSecond), burst }
 }
 
 // WithClientIP sets how the room learns a client's IP address, which names
-// members that choose no nickname ("unknown_{ip}") and is reported by
-// Member.ClientIP. The default, RemoteIP, uses the connection's address;
-// behind a reverse proxy, read the header your proxy sets, and only from the
-// proxy:
+// members that choose no nickname ("unknown_{ip}"), keys the join limit
+// (WithJoinLimit) and is reported by Member.ClientIP. The default,
+// RemoteIP, uses the connection's address; behind a reverse proxy, read
+// the header your proxy sets, and only from the proxy:
 //
 //	chatroom.WithClientIP(func(r *http.Request) string {
 //		if ip := r.Header.Get("X-Real-IP"); ip != "" {
@@ -257,43 +243,29 @@ func WithRateLimit(perSecond float64, burst int) Option {
 //		return chatroom.RemoteIP(r)
 //	})
 func WithClientIP(fn func(*http.Request) string) Option {
-	return func(c *config) {
-		if fn != nil {
-			c.clientIP = fn
-		}
-	}
+	return func(c *config) { c.clientIP = fn }
 }
 
-// WithNicknameValidator replaces the check applied to a nickname the client
-// chose with the "nickname" query parameter (default ValidateNickname). It
-// sees the nickname prepared (PrepareNickname) if the PRECIS profile accepts
-// it, else as sent; names beginning with "unknown_" are refused whatever it
-// says. A non-nil error refuses the connection before the upgrade with HTTP
-// 400 and the error's text as a plain-text body.
+// WithNicknameValidator replaces the check applied to every nickname
+// (default ValidateNickname): the one a client chose with the "nickname"
+// query parameter, which it sees prepared (PrepareNickname) if the PRECIS
+// profile accepts it and else as sent, and the one an authenticator gives
+// (WithAuthenticator), as given. Client-chosen names beginning with
+// "unknown_" are refused whatever it says. A non-nil error refuses the
+// connection before the upgrade with HTTP 400 and the error's text as a
+// plain-text body.
 func WithNicknameValidator(fn func(nickname string) error) Option {
-	return func(c *config) {
-		if fn != nil {
-			c.validate = fn
-		}
-	}
+	return func(c *config) { c.validate = fn }
 }
 
-// WithNicknameFunc lets the host assign nicknames, for example from its own
-// session. fn receives the upgrade request and the client IP (see
-// WithClientIP); the "nickname" query parameter and the validator are then not
-// consulted. An error refuses the connection with HTTP 400 and the error's
-// text; wrap ErrInvalidNickname or not, as you like.
-func WithNicknameFunc(fn func(r *http.Request, clientIP string) (string, error)) Option {
-	return func(c *config) { c.nicknameFunc = fn }
-}
-
-// OnJoin sets a hook that runs once for every upgraded connection, on the
-// goroutine net/http serves the request on, before the member is added to
-// the room and before ServeHTTP returns: the
-// member receives no broadcast and appears in no Members list until it
-// returns nil (Member.Send reaches it already, e.g. for a greeting). The hook may block (only this member waits) and may call any method of
-// the Room or the Member but wait for Shutdown or Close, which wait for hooks;
-// ctx ends when the member leaves.
+// OnJoin sets a hook (default: none) that runs once for every upgraded
+// connection, on the goroutine net/http serves the request on, before the
+// member is added to the room and before ServeHTTP returns: the member
+// receives no broadcast and appears in no Members list until it returns
+// nil (Member.Send reaches it already, e.g. for a greeting). The hook may
+// block (only this member waits) and may call any method of the Room or
+// the Member but wait for Shutdown or Close, which wait for hooks; ctx
+// ends when the member leaves.
 //
 // A non-nil error refuses the member: the connection is closed with the
 // status of a websocket.CloseError in the error's chain, or 1008 "join
@@ -303,20 +275,22 @@ func OnJoin(fn func(ctx context.Context, m *Member) error) Option {
 	return func(c *config) { c.onJoin = fn }
 }
 
-// OnLeave sets a hook that runs exactly once for every member that joined,
-// on that member's own goroutine, after the member has been removed from the room
-// and its connection closed. reason wraps one of the sentinel errors
-// (ErrClientClosed, ErrSlowConsumer, ErrRoomClosed, ...). The hook may block;
-// Shutdown waits for it. ctx is cancelled when Shutdown gives up or Close is
-// called. A panic is recovered and logged.
+// OnLeave sets a hook (default: none) that runs exactly once for every
+// member that joined, on that member's own goroutine, after the member has
+// been removed from the room and its connection closed. reason is a
+// LeaveError: it wraps exactly one of the leave reasons (ErrRoomClosed,
+// ErrClientClosed, ErrQueueOverflow, ... ErrRefused) for errors.Is, and
+// holds the close status the member left with, whichever side sent it. The
+// hook may block; Shutdown waits for it. ctx is cancelled when Shutdown
+// gives up or Close is called. A panic is recovered and logged.
 func OnLeave(fn func(ctx context.Context, m *Member, reason error)) Option {
 	return func(c *config) { c.onLeave = fn }
 }
 
-// OnMessage sets a hook that sees every client message before it is
-// broadcast, on the sender's own goroutine (the one reading its connection),
-// so a member's messages reach the hook in the order sent and a slow hook
-// delays only its sender. It returns the message to broadcast: unchanged,
+// OnMessage sets a hook (default: none) that sees every client message
+// before it is broadcast, on the sender's own goroutine (the one reading
+// its connection), so a member's messages reach the hook in the order sent
+// and a slow hook delays only its sender. It returns the message to broadcast: unchanged,
 // rewritten (text or nickname), or refused with an error.
 //
 // A refused message is dropped and the member stays connected; with

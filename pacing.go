@@ -31,33 +31,22 @@ const (
 // messages wait in its own TCP connection, and the client's writes slow
 // down. Nothing is dropped and the member stays. Pacing keeps one member's
 // flood from filling the others' queues, so that honest members are not cut
-// as slow consumers because of it.
+// as slow consumers because of it. perSecond Off turns pacing off; a burst
+// with it contradicts it.
 //
 // Pacing happens before the rate limit (WithRateLimit), which closes or
 // answers with error frames: a rate limit at or below the pace still
-// polices. perSecond or burst <= 0 keeps its default; perSecond
-// math.Inf(1) turns pacing off.
+// polices.
 //
-// Independently of pacing, the room also stops reading a member while that
-// member's own send queue is more than half full (WithSendQueue), and
-// resumes once it is down to a quarter: a client that sends a burst
-// without reading (a single-threaded JavaScript loop) is not cut by the
-// echoes of its own messages. A member that has stopped reading is still
-// cut, by the write timeout (WithWriteTimeout) or when others' messages
-// fill its queue.
+// Independently of pacing, and even with it off, the room also stops
+// reading a member while that member's own send queue is more than half
+// full (WithSendQueue), and resumes once it is down to a quarter: a client
+// that sends a burst without reading (a single-threaded JavaScript loop)
+// is not cut by the echoes of its own messages. A member that has stopped
+// reading is still cut, by the write timeout (WithWriteTimeout) or when
+// others' messages fill its queue.
 func WithPacing(perSecond float64, burst int) Option {
-	return func(c *config) { setBucket(&c.paceRate, &c.paceBurst, perSecond, burst) }
-}
-
-// setBucket sets a token bucket's rate and burst, keeping each one's
-// current value where the given one is <= 0.
-func setBucket(r *rate.Limit, b *int, perSecond float64, burst int) {
-	if perSecond > 0 {
-		*r = rate.Limit(perSecond)
-	}
-	if burst > 0 {
-		*b = burst
-	}
+	return func(c *config) { c.paceRate, c.paceBurst = rate.Limit(perSecond), burst }
 }
 
 // newPacer returns the member's pacer, or nil without pacing.

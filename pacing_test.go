@@ -146,7 +146,7 @@ func TestFloodDoesNotCutHonestMembers(t *testing.T) {
 	if raceEnabled {
 		honestRate = 1_500
 	}
-	tr := newTestRoom(t, WithKeepalive(0, 0), WithWriteTimeout(2*time.Second))
+	tr := newTestRoom(t, WithKeepalive(Off, 0), WithWriteTimeout(2*time.Second))
 	honest := tr.join("honest")
 	tr.join("paused") // never reads
 

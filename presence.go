@@ -5,28 +5,30 @@ import "slices"
 const reasonNicknameTaken = "nickname taken"
 
 // WithNotices announces to the whole room, the joiner included, each
-// nickname that joins and each that leaves, and turns on the envelope:
+// nickname that joins and each that leaves:
 //
 //	{"type":"join","id":4,"time":"…","nickname":"sei"}
 //	{"type":"leave","id":9,"time":"…","nickname":"sei"}
 //
 // A nickname with several connections is announced when its first joins and
-// when its last leaves, so the notices keep a member list exact.
+// when its last leaves, so the notices keep a member list exact. It turns
+// on WithEnvelope.
 func WithNotices() Option {
-	return func(c *config) { c.notices, c.envelope = true, true }
+	return func(c *config) { c.notices = true }
 }
 
 // WithPresence sends each joiner the nicknames present, itself included, in
 // the order they joined, and then keeps it up to date with join and leave
-// notices (it implies WithNotices):
+// notices:
 //
 //	{"type":"members","id":5,"time":"…","members":["ann","sei"]}
 //
 // The list comes after the history (WithHistory) and before the joiner's own
 // join notice, in one step with joining, so no join or leave is missed or
-// counted twice. Hosts read the same list with Room.Nicknames.
+// counted twice. Hosts read the same list with Room.Nicknames. It turns on
+// WithNotices, and so WithEnvelope.
 func WithPresence() Option {
-	return func(c *config) { c.presence, c.notices, c.envelope = true, true, true }
+	return func(c *config) { c.presence = true }
 }
 
 // WithUniqueNicknames refuses a connection whose nickname is already present

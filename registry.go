@@ -31,77 +31,94 @@ type Registry struct {
 	closed bool
 }
 
-// A RegistryOption configures a Registry. Pass options to NewRegistry.
+// A RegistryOption configures a Registry. Pass options to NewRegistry, in
+// any order. They follow the rules of Option: a zero argument means the
+// default, which the option's doc names; an argument out of range makes
+// NewRegistry panic with a message that begins "chatroom: " and the
+// option's name; given more than once, an option's last call wins.
 type RegistryOption func(*registryConfig)
 
 type registryConfig struct {
 	roomName    func(*http.Request) (string, error)
 	validate    func(name string) error
-	maxRooms    int
-	roomOptions []Option
-	perRoom     func(name string) []Option
+	maxRooms    int                        // 0: no cap
+	roomOptions func(name string) []Option // nil: none
 }
 
 // NewRegistry returns a registry configured by opts. Like a Room, it starts
 // no goroutine.
 func NewRegistry(opts ...RegistryOption) *Registry {
-	rg := &Registry{
-		cfg: registryConfig{
-			roomName: func(r *http.Request) (string, error) { return r.PathValue("room"), nil },
-			validate: ValidateRoomName,
-		},
-		rooms: make(map[string]*Room),
-	}
+	rg := &Registry{rooms: make(map[string]*Room)}
 	for _, opt := range opts {
 		opt(&rg.cfg)
 	}
+	rg.cfg.resolve()
 	return rg
 }
 
-// WithRoomName sets how the registry finds the room's name in a request;
-// by default r.PathValue("room"). An error refuses the request with HTTP
-// 400 and the error's text.
+// resolve checks the options and puts in the defaults.
+func (c *registryConfig) resolve() {
+	if c.roomName == nil {
+		c.roomName = func(r *http.Request) (string, error) { return r.PathValue("room"), nil }
+	}
+	if c.validate == nil {
+		c.validate = ValidateRoomName
+	}
+	if c.maxRooms < 0 {
+		panic(fmt.Sprintf("chatroom: WithMaxRooms: n is %d; it must be > 0, or 0 for no cap", c.maxRooms))
+	}
+}
+
+// WithRoomName sets how the registry finds the room's name in a request
+// (default r.PathValue("room")). An error refuses the request with HTTP 400
+// and the error's text.
 func WithRoomName(fn func(r *http.Request) (string, error)) RegistryOption {
-	return func(c *registryConfig) {
-		if fn != nil {
-			c.roomName = fn
-		}
-	}
+	return func(c *registryConfig) { c.roomName = fn }
 }
 
-// WithRoomNameValidator replaces ValidateRoomName. A name it refuses is
-// answered with HTTP 400 and the error's text before the upgrade.
+// WithRoomNameValidator replaces ValidateRoomName, the default. A name it
+// refuses is answered with HTTP 400 and the error's text before the
+// upgrade, and makes Registry.Open fail.
 func WithRoomNameValidator(fn func(name string) error) RegistryOption {
-	return func(c *registryConfig) {
-		if fn != nil {
-			c.validate = fn
-		}
-	}
+	return func(c *registryConfig) { c.validate = fn }
 }
 
-// WithMaxRooms caps the number of rooms. A request that would create one
-// more is refused with HTTP 503 before the upgrade; joining an existing room
-// still works. No cap by default.
+// WithMaxRooms caps the number of rooms (default 0, no cap). A request that
+// would create one more is refused with HTTP 503 before the upgrade, and
+// Registry.Open fails with ErrTooManyRooms; joining an existing room still
+// works.
 func WithMaxRooms(n int) RegistryOption {
-	return func(c *registryConfig) { c.maxRooms = max(n, 0) }
+	return func(c *registryConfig) { c.maxRooms = n }
 }
 
-// WithRoomOptions gives every room these options.
-func WithRoomOptions(opts ...Option) RegistryOption {
-	return func(c *registryConfig) { c.roomOptions = append(c.roomOptions, opts...) }
-}
-
-// WithRoomConfig gives each room the options fn returns for its name, after
-// those of WithRoomOptions: per-room limits, hooks, history. fn runs when the
-// room is created, with the registry's lock held, so it must not call the
-// registry.
-func WithRoomConfig(fn func(name string) []Option) RegistryOption {
-	return func(c *registryConfig) { c.perRoom = fn }
+// WithRoomOptions gives each room the options fn returns for its name
+// (default: none), whether the options are the same for every room or
+// differ by room:
+//
+//	chatroom.WithRoomOptions(func(name string) []chatroom.Option {
+//		opts := []chatroom.Option{chatroom.WithPresence()}
+//		if name == "announcements" {
+//			opts = append(opts, chatroom.OnMessage(adminsOnly))
+//		}
+//		return opts
+//	})
+//
+// It is the one way to configure a registry's rooms, and a function rather
+// than a list, because some options hold something that each room must
+// have its own of (a Store, a hook's state): fn makes them anew for every
+// room. It runs whenever the registry creates a room, on a request's
+// goroutine or Open's, with the registry's lock held, so it must not call
+// the registry. New checks the options then, so a bad one panics there
+// (net/http recovers the panic of a request and logs it); test them with
+// Open. The registry names its rooms: a WithName among the options has no
+// effect.
+func WithRoomOptions(fn func(name string) []Option) RegistryOption {
+	return func(c *registryConfig) { c.roomOptions = fn }
 }
 
 // WithKeepWhenEmpty keeps a room in its Registry when its last client
-// leaves, with its history, until it is shut down. It has no effect on a
-// room outside a registry.
+// leaves, with its history, until it is shut down. It has no effect outside
+// a Registry (WithRoomOptions).
 func WithKeepWhenEmpty() Option {
 	return func(c *config) { c.keepWhenEmpty = true }
 }
@@ -205,12 +222,13 @@ func (rg *Registry) openLocked(name string) (*Room, error) {
 		}
 	}
 	name = strings.Clone(name) // kept as long as the room: not a substring of a request
-	opts := slices.Clone(rg.cfg.roomOptions)
-	if rg.cfg.perRoom != nil {
-		opts = append(opts, rg.cfg.perRoom(name)...)
+	var opts []Option
+	if rg.cfg.roomOptions != nil {
+		opts = rg.cfg.roomOptions(name)
 	}
-	opts = append(opts, WithName(name))
-	rm := New(opts...)
+	// Clip: appending must not write into an array of the host's, which
+	// fn may return for every room.
+	rm := New(append(slices.Clip(opts), WithName(name))...)
 	rm.onEmpty = rg.roomEmpty
 	rg.rooms[name] = rm
 	return rm, nil

@@ -30,7 +30,7 @@ func TestRegistryRoomsAreIsolated(t *testing.T) {
 }
 
 func TestRegistryRemovesEmptyRooms(t *testing.T) {
-	tg := newTestRegistry(t, WithRoomOptions(WithHistory(History{Len: 10})))
+	tg := newTestRegistry(t, WithRoomOptions(sameOptions(WithHistory(History{Len: 10}))))
 	c := tg.join("lobby", "ann")
 	c.send("remember me?")
 	c.read()
@@ -51,7 +51,7 @@ func TestRegistryRemovesEmptyRooms(t *testing.T) {
 }
 
 func TestRegistryKeepsOpenedRooms(t *testing.T) {
-	tg := newTestRegistry(t, WithRoomOptions(WithHistory(History{Len: 10})))
+	tg := newTestRegistry(t, WithRoomOptions(sameOptions(WithHistory(History{Len: 10}))))
 	rm, err := tg.reg.Open("news")
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestRegistryRefusals(t *testing.T) {
 }
 
 func TestRegistryPerRoomOptions(t *testing.T) {
-	tg := newTestRegistry(t, WithRoomConfig(func(name string) []Option {
+	tg := newTestRegistry(t, WithRoomOptions(func(name string) []Option {
 		if name == "quiet" {
 			return []Option{WithExcludeSender()}
 		}
@@ -171,7 +171,7 @@ func TestRegistryRoomNameFromQueryAndKeepWhenEmpty(t *testing.T) {
 			}
 			return nil
 		}),
-		WithRoomOptions(WithKeepWhenEmpty()),
+		WithRoomOptions(sameOptions(WithKeepWhenEmpty())),
 	)
 	// The route's {room} is ignored; the query names the room.
 	ctx := context.Background()

@@ -51,34 +51,15 @@ type Room struct {
 }
 
 // New returns a room configured by opts. It starts no goroutine: a room costs
-// nothing until members connect.
+// nothing until members connect. It panics if an option is out of range or
+// options contradict each other (see Option).
 func New(opts ...Option) *Room {
-	rm := &Room{cfg: defaultConfig(), idle: make(chan struct{}), byNick: make(map[string][]*Member)}
-	for _, opt := range opts {
-		opt(&rm.cfg)
-	}
-	switch {
-	case rm.cfg.heartbeat < 0:
-		panic(fmt.Sprintf("chatroom: WithHeartbeat: negative duration %v", rm.cfg.heartbeat))
-	case rm.cfg.heartbeat == 0:
-		rm.cfg.heartbeat = DefaultHeartbeat
-	}
-	h := rm.cfg.historyConfig()
-	rm.cfg.historyLen, rm.cfg.historyBytes = 0, 0
-	if h != nil {
-		rm.cfg.historyLen, rm.cfg.historyBytes = h.Len, h.Bytes
-	}
-	if rm.cfg.presence {
-		rm.cfg.notices = true
-	}
-	if rm.cfg.notices || rm.cfg.direct {
-		rm.cfg.envelope = true
-	}
+	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), byNick: make(map[string][]*Member)}
 	rm.keep = rm.cfg.keepWhenEmpty
 	rm.joins = rm.cfg.newJoinLimiter()
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
 	_, byBroker := rm.cfg.broker.(broker.HistoryBroker)
-	if h != nil && !byBroker {
+	if h := rm.cfg.history; h != nil && !byBroker {
 		rm.store = h.Store
 		if rm.store == nil {
 			rm.store = NewMemoryStore(h.Len, h.Bytes)

@@ -142,22 +142,40 @@ func TestNicknameOptions(t *testing.T) {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
 	})
-	t.Run("WithNicknameFunc", func(t *testing.T) {
-		tr := newTestRoom(t, WithNicknameFunc(func(r *http.Request, ip string) (string, error) {
-			user := r.Header.Get("X-User")
-			if user == "" {
-				return "", errors.New("log in first")
+	t.Run("WithAuthenticator names members", func(t *testing.T) {
+		// The host's session names the member; a name it will not have is
+		// refused as a client's bad nickname is, and no session as
+		// unauthorized.
+		tr := newTestRoom(t, WithAuthenticator(func(r *http.Request) (Identity, error) {
+			switch user := r.Header.Get("X-User"); user {
+			case "":
+				return Identity{}, errors.New("log in first")
+			case "root":
+				return Identity{}, fmt.Errorf("%w: pick another name than %s", ErrInvalidNickname, user)
+			default:
+				return Identity{ID: user}, nil
 			}
-			return user, nil
 		}))
-		c := tr.joinWith("nickname=impostor", &websocket.DialOptions{HTTPHeader: http.Header{"X-User": {"sei"}}})
+		as := func(user string) *websocket.DialOptions {
+			return &websocket.DialOptions{HTTPHeader: http.Header{"X-User": {user}}}
+		}
+		c := tr.joinWith("nickname=impostor", as("sei"))
+		if got := c.member.ClientIP(); got != "127.0.0.1" {
+			t.Errorf("ClientIP = %q", got)
+		}
 		c.send("hi")
 		if diff := cmp.Diff(frame("sei", "hi"), c.read()); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
-		_, resp, err := tr.dialRaw("", nil)
-		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("dial without user: err=%v resp=%v, want 400", err, resp)
+		got, body := dialRefusalWith(t, tr, "", as("root"))
+		if diff := cmp.Diff(refusal{HTTPStatus: http.StatusBadRequest}, got); diff != "" {
+			t.Errorf("refusal of root (-want +got):\n%s", diff)
+		}
+		if want := "chatroom: invalid nickname: pick another name than root\n"; body != want {
+			t.Errorf("body = %q, want %q", body, want)
+		}
+		if got, _ := dialRefusalWith(t, tr, "", nil); got != (refusal{Close: StatusUnauthorized, Reason: "Unauthorized"}) {
+			t.Errorf("refusal without a session = %+v, want 4001", got)
 		}
 	})
 	t.Run("WithNicknameValidator", func(t *testing.T) {

@@ -170,7 +170,7 @@ func TestServerSideAPI(t *testing.T) {
 // A client that never answers the close handshake (it does not read) is
 // dropped once the close timeout passes; its leave is not held up longer.
 func TestCloseTimeoutBoundsTheHandshake(t *testing.T) {
-	tr := newTestRoom(t, WithCloseTimeout(50*time.Millisecond), WithKeepalive(0, 0))
+	tr := newTestRoom(t, WithCloseTimeout(50*time.Millisecond), WithKeepalive(Off, 0))
 	c := tr.join("deaf") // never reads, so never answers
 	c.member.Close(4000, "bye")
 	tr.expectLeave("deaf", ErrRefused)

@@ -16,10 +16,9 @@ import (
 
 const reasonTooSlow = "too slow"
 
-var (
-	errQueueFull    = errors.New("send queue full")
-	errWriteTimeout = errors.New("write timed out")
-)
+// errWriteTimeout is the error of a flush that the fallback timer cut
+// short.
+var errWriteTimeout = errors.New("write timed out")
 
 // enqueue appends an encoded frame to the member's queue and makes sure a
 // writer is running. It never blocks: the broadcaster calls it with the room
@@ -58,7 +57,7 @@ func (m *Member) enqueueFrame(frame []byte) bool {
 		return false
 	}
 	if m.queuedMsgs > 0 && (m.queuedMsgs >= cfg.queueMessages || m.queuedBytes+len(frame) > cfg.queueBytes) {
-		m.leaveLocked(cause(ErrSlowConsumer, websocket.StatusPolicyViolation, reasonTooSlow, errQueueFull))
+		m.leaveLocked(cause(ErrQueueOverflow, websocket.StatusPolicyViolation, reasonTooSlow, nil))
 		return false
 	}
 	m.queue.push(frame, &m.room.chunks)
@@ -125,7 +124,7 @@ func (m *Member) writeLoop() {
 
 		if err != nil {
 			if writeTimedOut(err) {
-				m.leave(cause(ErrSlowConsumer, websocket.StatusPolicyViolation, reasonTooSlow, errWriteTimeout))
+				m.leave(cause(ErrWriteTimeout, websocket.StatusPolicyViolation, reasonTooSlow, err))
 			} else {
 				// The connection is gone, most often because the client
 				// closed it. The reader reports why, with the client's

@@ -91,7 +91,7 @@ func startNode(t *testing.T, b Backend, name string, opts ...chatroom.Option) *n
 	t.Helper()
 	br := b.Connect(t)
 	opts = append([]chatroom.Option{chatroom.WithBroker(br), chatroom.WithHeartbeat(Heartbeat)}, opts...)
-	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(opts...))
+	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(func(string) []chatroom.Option { return opts }))
 	mux := http.NewServeMux()
 	mux.Handle("/rooms/{room}/chat", rooms)
 	n := &node{name: name, broker: br, rooms: rooms, timeout: 10 * time.Second}

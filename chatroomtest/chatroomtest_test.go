@@ -210,13 +210,14 @@ func TestWithClock(t *testing.T) {
 	room := chatroom.New(chatroom.WithPresence(), chatroom.WithClock(func() time.Time { return epoch }))
 	srv := chatroomtest.NewServer(t, room)
 	ann := srv.Connect("ann")
-	// The first ID: the clock in milliseconds times 1024, plus the tag of
-	// an unnamed room (805), plus one step.
-	first := uint64(epoch.UnixMilli())*1024 + 805 + 1024
+	// The ID before the first: the clock in milliseconds times 1024, plus
+	// the tag of an unnamed room (805). The member list, a frame for one
+	// member, carries it; the join notice, a room frame, takes the first.
+	before := uint64(epoch.UnixMilli())*1024 + 805
 	stamp := epoch.Truncate(time.Millisecond) // the wire keeps milliseconds
 	ann.Expect(
-		chatroom.Message{Type: chatroom.TypeMembers, ID: first, Time: stamp, Members: []string{"ann"}},
-		chatroom.Message{Type: chatroom.TypeJoin, ID: first + 1024, Time: stamp, Nickname: "ann"},
+		chatroom.Message{Type: chatroom.TypeMembers, ID: before, Time: stamp, Members: []string{"ann"}},
+		chatroom.Message{Type: chatroom.TypeJoin, ID: before + 1024, Time: stamp, Nickname: "ann"},
 	)
 }
 
@@ -436,12 +437,12 @@ func TestDialRefusedBeforeUpgrade(t *testing.T) {
 // Options of the server apply to every client, before the client's own;
 // the kit's own header never reaches the handler.
 func TestOptionsQueryHeaderPath(t *testing.T) {
-	room := chatroom.New(chatroom.WithNicknameFunc(func(r *http.Request, _ string) (string, error) {
+	room := chatroom.New(chatroom.WithAuthenticator(func(r *http.Request) (chatroom.Identity, error) {
 		if r.Header.Get("Chatroomtest-Client") != "" {
-			return "", errors.New("the kit's header reached the handler")
+			return chatroom.Identity{}, errors.New("the kit's header reached the handler")
 		}
 		q := r.URL.Query()
-		return fmt.Sprintf("%s/%s/%s@%s", r.Header.Get("X-User"), q.Get("team"), q.Get("nickname"), r.URL.Path), nil
+		return chatroom.Identity{Nickname: fmt.Sprintf("%s/%s/%s@%s", r.Header.Get("X-User"), q.Get("team"), q.Get("nickname"), r.URL.Path)}, nil
 	}))
 	srv := chatroomtest.NewServer(t, room, chatroomtest.Header("X-User", "sei"), chatroomtest.Query("team", "blue"), chatroomtest.Path("/chat"))
 	c := srv.Connect("a b&c", chatroomtest.Path("/other"), chatroomtest.Query("x", "y"))
@@ -454,9 +455,11 @@ func TestOptionsQueryHeaderPath(t *testing.T) {
 
 func TestMount(t *testing.T) {
 	left := make(chan string, 10)
-	reg := chatroom.NewRegistry(chatroom.WithRoomOptions(chatroom.OnLeave(func(_ context.Context, m *chatroom.Member, reason error) {
-		left <- m.Room().Name() + ": " + m.Nickname() + ": " + fmt.Sprint(errors.Is(reason, chatroom.ErrRoomClosed))
-	})))
+	reg := chatroom.NewRegistry(chatroom.WithRoomOptions(func(string) []chatroom.Option {
+		return []chatroom.Option{chatroom.OnLeave(func(_ context.Context, m *chatroom.Member, reason error) {
+			left <- m.Room().Name() + ": " + m.Nickname() + ": " + fmt.Sprint(errors.Is(reason, chatroom.ErrRoomClosed))
+		})}
+	}))
 	srv := chatroomtest.NewServer(t, chatroomtest.Mount("/rooms/{room}/chat", reg))
 	ann := srv.Connect("ann", chatroomtest.Path("/rooms/lobby/chat"))
 	bob := srv.Connect("bob", chatroomtest.Path("/rooms/lobby/chat"))
@@ -622,12 +625,12 @@ func TestRun(t *testing.T) {
 func TestRemote(t *testing.T) {
 	release := make(chan struct{})
 	room := chatroom.New(
-		chatroom.WithNicknameFunc(func(r *http.Request, _ string) (string, error) {
+		chatroom.WithAuthenticator(func(r *http.Request) (chatroom.Identity, error) {
 			if r.Header.Get("Chatroomtest-Client") != "" {
-				return "", errors.New("the kit's header reached the handler")
+				return chatroom.Identity{}, fmt.Errorf("%w: the kit's header reached the handler", chatroom.ErrInvalidNickname)
 			}
 			q := r.URL.Query()
-			return q.Get("nickname") + "/" + q.Get("team"), nil
+			return chatroom.Identity{Nickname: q.Get("nickname") + "/" + q.Get("team")}, nil
 		}),
 		chatroom.OnJoin(func(ctx context.Context, m *chatroom.Member) error {
 			if m.Nickname() == "slow/blue" {

@@ -185,7 +185,7 @@ func (c *Client) decode(f frame) (chatroom.Message, error) {
 }
 
 // Nickname returns the nickname the client asked for, "" if none. The room
-// may name the member otherwise (an authenticator, WithNicknameFunc).
+// may name the member otherwise (an authenticator).
 func (c *Client) Nickname() string { return c.nickname }
 
 // Send sends the chat message {"message": text}.

@@ -17,8 +17,9 @@
 //		log.Fatal(err)
 //	}
 //	defer b.Close()
-//	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(
-//		chatroom.WithBroker(b), chatroom.WithHistory(chatroom.History{Len: 50}), chatroom.WithPresence()))
+//	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(func(string) []chatroom.Option {
+//		return []chatroom.Option{chatroom.WithBroker(b), chatroom.WithHistory(chatroom.History{Len: 50}), chatroom.WithPresence()}
+//	}))
 //	http.Handle("/rooms/{room}/chat", rooms)
 //
 // # Two modes

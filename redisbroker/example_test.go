@@ -35,11 +35,13 @@ func Example() {
 	)
 	defer broker.Close()
 
-	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(
-		chatroom.WithBroker(broker),
-		chatroom.WithHistory(chatroom.History{Len: 100}),
-		chatroom.WithPresence(),
-	))
+	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(func(string) []chatroom.Option {
+		return []chatroom.Option{
+			chatroom.WithBroker(broker),
+			chatroom.WithHistory(chatroom.History{Len: 100}),
+			chatroom.WithPresence(),
+		}
+	}))
 	http.Handle("/rooms/{room}/chat", rooms)
 	log.Fatal(http.ListenAndServe(":8000", nil))
 }

@@ -92,18 +92,23 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	// The tutorial's room: the default protocol, byte for byte.
 	tutorial := chatroom.New(chatroom.WithLogger(log), chatroom.WithOriginPatterns(allowed...))
 	// The page's rooms: every frame in the envelope (type, id, time).
-	roomOptions := []chatroom.Option{
-		chatroom.WithLogger(log),
-		chatroom.WithOriginPatterns(allowed...),
-		chatroom.WithPresence(),        // member list, join and leave notices
-		chatroom.WithUniqueNicknames(), // one "sei" per room, in any case: 4009 for another
-		chatroom.WithErrorFrames(),     // bad input and rate limit: an error frame, not a close
-		chatroom.WithRateLimit(ratePerSecond, rateBurst),
-	}
-	if *history > 0 { // -history 0 keeps none
-		roomOptions = append(roomOptions, chatroom.WithHistory(chatroom.History{Len: *history}))
-	}
-	rooms := chatroom.NewRegistry(chatroom.WithMaxRooms(maxRooms), chatroom.WithRoomOptions(roomOptions...))
+	rooms := chatroom.NewRegistry(
+		chatroom.WithMaxRooms(maxRooms),
+		chatroom.WithRoomOptions(func(string) []chatroom.Option {
+			opts := []chatroom.Option{
+				chatroom.WithLogger(log),
+				chatroom.WithOriginPatterns(allowed...),
+				chatroom.WithPresence(),        // member list, join and leave notices
+				chatroom.WithUniqueNicknames(), // one "sei" per room, in any case: 4009 for another
+				chatroom.WithErrorFrames(),     // bad input and rate limit: an error frame, not a close
+				chatroom.WithRateLimit(ratePerSecond, rateBurst),
+			}
+			if *history > 0 { // -history 0 keeps none
+				opts = append(opts, chatroom.WithHistory(chatroom.History{Len: *history}))
+			}
+			return opts
+		}),
+	)
 	srv := limits.Server(newMux(tutorial, rooms), log)
 
 	ln, err := net.Listen("tcp", *addr)

@@ -177,13 +177,15 @@ func startNode(name, addr, natsURL string, history int, limits serve.Limits, log
 		nc.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(
-		chatroom.WithLogger(log),
-		chatroom.WithBroker(b),     // rooms of the same name on every node are one room
-		chatroom.WithPresence(),    // the member list spans the nodes
-		chatroom.WithErrorFrames(), // bad input: an error frame, not a close
-		chatroom.WithHistory(chatroom.History{Len: history}),
-	))
+	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(func(string) []chatroom.Option {
+		return []chatroom.Option{
+			chatroom.WithLogger(log),
+			chatroom.WithBroker(b),     // rooms of the same name on every node are one room
+			chatroom.WithPresence(),    // the member list spans the nodes
+			chatroom.WithErrorFrames(), // bad input: an error frame, not a close
+			chatroom.WithHistory(chatroom.History{Len: history}),
+		}
+	}))
 	mux := http.NewServeMux()
 	mux.Handle("/rooms/{room}/chat", rooms)
 	webchat.Mount(mux)

@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 
 	rooms := chatroom.NewRegistry(
 		chatroom.WithMaxRooms(maxRooms),
-		chatroom.WithRoomOptions(chatroom.WithLogger(log)),
+		chatroom.WithRoomOptions(func(string) []chatroom.Option { return []chatroom.Option{chatroom.WithLogger(log)} }),
 	)
 	srv := limits.Server(newHandler(rooms, *apiKey, log), log)
 

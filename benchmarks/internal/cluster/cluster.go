@@ -21,7 +21,6 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"time"
 
@@ -96,7 +95,7 @@ func Start(cfg Config) (_ *Cluster, err error) {
 	}
 	for _, b := range brokers {
 		// The load generator connects every member from one address.
-		opts := []chatroom.Option{chatroom.WithName(cfg.Room), chatroom.WithBroker(b), chatroom.WithJoinLimit(math.Inf(1), 0)}
+		opts := []chatroom.Option{chatroom.WithName(cfg.Room), chatroom.WithBroker(b), chatroom.WithJoinLimit(chatroom.Off, 0)}
 		if cfg.Heartbeat > 0 {
 			opts = append(opts, chatroom.WithHeartbeat(cfg.Heartbeat))
 		}

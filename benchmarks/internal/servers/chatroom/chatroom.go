@@ -5,7 +5,6 @@
 package chatroom
 
 import (
-	"math"
 	"net/http"
 
 	"github.com/seed014c2c51/chatroom"
@@ -13,6 +12,6 @@ import (
 
 // New returns a Room as the /chat handler and a function that closes it.
 func New() (http.Handler, func()) {
-	room := chatroom.New(chatroom.WithJoinLimit(math.Inf(1), 0))
+	room := chatroom.New(chatroom.WithJoinLimit(chatroom.Off, 0))
 	return room, func() { _ = room.Close() }
 }
