@@ -59,8 +59,11 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 	adm, status, err := rm.admit(r)
 	if err != nil {
 		msg := err.Error()
-		if status == http.StatusUnauthorized {
+		switch status {
+		case http.StatusUnauthorized:
 			msg = reasonUnauthorized // the authenticator's error is for the host's log
+		case http.StatusInternalServerError:
+			msg = http.StatusText(status) // a panic's value may hold secrets: the log has it
 		}
 		rm.cfg.log.Debug("chatroom: request refused", "remote", r.RemoteAddr, "status", status, "err", err)
 		http.Error(w, msg, status)
