@@ -18,17 +18,18 @@
 //
 //   - Many rooms: a [Registry] serves named rooms from one handler, creating
 //     each on first join and removing it when its last member leaves
-//     ([WithRoomOptions], [WithRoomConfig], [WithMaxRooms]).
+//     ([WithRoomOptions] gives each its options; [WithMaxRooms] caps them).
 //   - Hooks: [OnJoin] admits or refuses a member, [OnMessage] rewrites or
-//     refuses each message, [OnLeave] learns why a member left (one of the
-//     sentinel errors, such as [ErrSlowConsumer]). OnJoin runs on the
+//     refuses each message, [OnLeave] learns why a member left (a
+//     [LeaveError]: the close status, and one of the sentinel errors, such
+//     as [ErrQueueOverflow], for errors.Is). OnJoin runs on the
 //     request's goroutine, the others on the member's own; no hook runs
 //     under a room lock, so a hook may block and may call any method but
 //     must not wait for Shutdown or Close. [Room.Broadcast], [Room.SendTo]
 //     and [Member.Send] send from the server.
-//   - Identity: [WithAuthenticator] names members from a token or a cookie;
-//     [WithNicknameFunc] and [WithNicknameValidator] change how nicknames are
-//     chosen and checked.
+//   - Identity: [WithAuthenticator] names members from a token or a cookie,
+//     the one way for the host to name them; [WithNicknameValidator] changes
+//     how nicknames are checked.
 //   - Typed frames: [WithEnvelope] adds a type, an ID and a time to every
 //     frame; [WithNotices], [WithPresence], [WithErrorFrames],
 //     [WithDirectMessages], [WithExcludeSender] and [WithUniqueNicknames]
@@ -49,6 +50,10 @@
 //     work across machines, and package brokertest checks an adapter).
 //   - Testing: package chatroomtest tests a host's hooks and options the way
 //     net/http/httptest tests handlers.
+//
+// Every option follows the rules on [Option]: zero means the default, [Off]
+// turns off what can be turned off, and [New] panics on a bad value, naming
+// the option.
 //
 // [PROTOCOL.md]: https://github.com/seed014c2c51/chatroom/blob/main/PROTOCOL.md
 package chatroom

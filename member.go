@@ -184,11 +184,13 @@ func (m *Member) closeConn(reason error) {
 	}
 }
 
-// reap stops everything that could start another goroutine for this member
-// and waits for the running ones, then ends the connection. Only the
-// member's own goroutine calls it, after the member has been removed from
-// the room.
+// reap collects what is left of a member that has been removed from the
+// room, or never joined: it reads what the client still sends until its
+// close frame (discardReads), stops everything that could start another of
+// the member's goroutines and waits for the running ones, then ends the
+// connection. Only the member's own goroutine calls it.
 func (m *Member) reap() {
+	m.discardReads()
 	m.mu.Lock()
 	m.reaped = true
 	if m.pingTimer != nil {
@@ -207,9 +209,9 @@ func (m *Member) leaveReason() error {
 	return m.reason
 }
 
-// stop is leave for the member's own goroutine: it closes the connection
-// inline, since blocking here delays no one else.
-func (m *Member) stop(reason error) {
+// leaveNow is leave for the member's own goroutine: it closes the
+// connection inline, since blocking here delays no one else.
+func (m *Member) leaveNow(reason error) {
 	m.mu.Lock()
 	won := m.setReasonLocked(reason)
 	m.mu.Unlock()

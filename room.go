@@ -196,8 +196,9 @@ func (rm *Room) acquire() bool {
 	return true
 }
 
-// release counts a connection out once it is completely finished.
-func (rm *Room) release() {
+// release counts a connection out once it is completely finished: before
+// ServeHTTP returns, or when the member's goroutine ends (upgraded).
+func (rm *Room) release(upgraded bool) {
 	rm.mu.Lock()
 	rm.active--
 	empty := rm.active == 0
@@ -205,6 +206,9 @@ func (rm *Room) release() {
 		close(rm.idle)
 	}
 	rm.mu.Unlock()
+	if upgraded && rm.cfg.finished != nil {
+		rm.cfg.finished()
+	}
 	if empty && rm.onEmpty != nil {
 		rm.onEmpty(rm)
 	}

@@ -1,0 +1,204 @@
+package chatroom
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// readLoop reads, checks and publishes the member's messages until the
+// member must leave, and returns why.
+func (rm *Room) readLoop(m *Member) error {
+	for {
+		if !m.pace() {
+			return errLeaving
+		}
+		in, err := m.read()
+		if m.closing.Load() {
+			// The member is leaving, for a reason recorded elsewhere:
+			// what it sent after that is not the room's.
+			return errLeaving
+		}
+		if (err == nil || isBadInput(err)) && m.limiter != nil && !m.limiter.Allow() {
+			err = cause(ErrRateLimited, websocket.StatusPolicyViolation, reasonRateLimited, nil)
+		}
+		if err != nil {
+			if !rm.cfg.errorFrames || !(isBadInput(err) || errors.Is(err, ErrRateLimited)) {
+				return err
+			}
+			code, reason := closeFrame(err)
+			rm.reportError(m, code, reason)
+			continue
+		}
+		msg := Message{Type: TypeMessage, Nickname: m.nickname, Text: in.text}
+		if in.to != "" {
+			msg.Type, msg.To = TypeDirect, in.to
+		}
+		if rm.cfg.onMessage != nil {
+			var refusal error
+			err := rm.callHook(m, func() error {
+				msg, refusal = rm.cfg.onMessage(m.ctx, m, msg)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if refusal != nil {
+				if reason, ok := hookClose(refusal); ok {
+					return reason
+				}
+				rm.cfg.log.Debug("chatroom: message refused", "member", m, "err", refusal)
+				if rm.cfg.errorFrames && !errors.Is(refusal, ErrHandled) {
+					rm.reportError(m, websocket.StatusPolicyViolation, reasonMessageRefused)
+				}
+				continue
+			}
+		}
+		if msg.Type == TypeDirect || msg.To != "" {
+			err = rm.sendDirect(m, msg)
+		} else {
+			err = rm.publish(m.ctx, m, "", msg)
+		}
+		if err != nil {
+			if errors.Is(err, ErrRoomClosed) {
+				return roomClosed()
+			}
+			return errLeaving // m.ctx ended: the member is leaving
+		}
+	}
+}
+
+// errLeaving ends the read loop of a member whose leave reason is already
+// recorded; it is never a leave reason itself.
+var errLeaving = errors.New("chatroom: member leaving")
+
+// Reasons sent with status 1008; part of the documented protocol.
+const (
+	reasonRateLimited    = "rate limit exceeded"
+	reasonMessageRefused = "message refused"
+)
+
+// isBadInput reports whether err is a client frame the room did not accept,
+// after which the connection is still sound.
+func isBadInput(err error) bool {
+	return errors.Is(err, ErrInvalidMessage) || errors.Is(err, ErrUnsupportedData)
+}
+
+// reportError answers m's bad input with an error frame (WithErrorFrames).
+func (rm *Room) reportError(m *Member, code websocket.StatusCode, reason string) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	rm.sendLocked(errorFrame(code, reason), m)
+}
+
+// read reads one client message and decodes it. The buffer is borrowed only
+// for the message, so an idle member holds none.
+func (m *Member) read() (inbound, error) {
+	// A context without Done: the connection is ended by closing it, and a
+	// cancellable context would cost a timer registration per read.
+	typ, r, err := m.conn.Reader(context.Background())
+	if err != nil {
+		return inbound{}, readFailure(err)
+	}
+	limit := m.room.cfg.maxMessageSize
+	if typ != websocket.MessageText {
+		// Read it to the end, so that the next message can be read when
+		// the room answers with an error frame instead of closing.
+		n, err := io.Copy(io.Discard, io.LimitReader(r, limit+1))
+		if err != nil {
+			return inbound{}, readFailure(err)
+		}
+		if n > limit {
+			return inbound{}, m.tooBig(r)
+		}
+		return inbound{}, cause(ErrUnsupportedData, websocket.StatusUnsupportedData, "binary messages are not supported", nil)
+	}
+	buf := m.room.getReadBuffer()
+	defer m.room.putReadBuffer(buf)
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return inbound{}, readFailure(err)
+	}
+	if n > limit {
+		return inbound{}, m.tooBig(r)
+	}
+	return decodeClient(buf.Bytes(), m.room.cfg.direct)
+}
+
+// tooBig reads and discards the rest of r, a message over the size limit,
+// and returns the leave reason. The closing handshake starts here, within
+// the close timeout and closeDrainLimit. The rest is read before the close
+// frame goes out, for at most half the close timeout, because a browser
+// that receives a close frame while it is still sending a message gives up
+// the rest of it and then reports the close as not clean (wasClean false),
+// whatever the server does next. A client that takes longer (a slow link)
+// is sent the close frame then, and discardReads reads the rest.
+func (m *Member) tooBig(r io.Reader) error {
+	m.sock.startDraining()
+	until := time.Now().Add(m.room.cfg.closeTimeout / 2)
+	chunk := make([]byte, 8<<10) // on the heap: a deep stack would stay with the goroutine
+	for time.Now().Before(until) {
+		if _, err := r.Read(chunk); err != nil {
+			return tooBigReason()
+		}
+	}
+	m.unread = r
+	return tooBigReason()
+}
+
+func tooBigReason() error {
+	return cause(ErrMessageTooBig, websocket.StatusMessageTooBig, reasonTooBig, nil)
+}
+
+// reasonTooBig is the reason sent with status 1009; part of the documented
+// protocol.
+const reasonTooBig = "message too big"
+
+// discardReads reads and discards what the client sends after the room has
+// decided that it leaves, until the client's close frame or the end of the
+// connection, as RFC 6455 (section 7.1.1) asks: closing a connection with
+// unread data makes the kernel send a reset, which destroys the close frame
+// before the client reads it. The close deadline and closeDrainLimit bound
+// it.
+func (m *Member) discardReads() {
+	if m.unread != nil {
+		_, err := io.Copy(io.Discard, m.unread)
+		m.unread = nil
+		if err != nil {
+			return
+		}
+	}
+	for {
+		_, r, err := m.conn.Reader(context.Background())
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
+	}
+}
+
+// readFailure turns a failed read into a leave reason.
+func readFailure(err error) error {
+	return cause(ErrClientClosed, 0, "", err)
+}
+
+func (rm *Room) getReadBuffer() *bytes.Buffer {
+	if b, ok := rm.readBuffers.Get().(*bytes.Buffer); ok {
+		b.Reset()
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+// putReadBuffer returns buf to the pool unless a huge message grew it.
+func (rm *Room) putReadBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		rm.readBuffers.Put(buf)
+	}
+}
