@@ -8,15 +8,15 @@ replace (
 )
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
-	github.com/seed014c2c51/chatroom v0.0.0
-	github.com/seed014c2c51/chatroom/natsbroker v0.0.0
+	github.com/seed014c2c51/chatroom v0.1.0
+	github.com/seed014c2c51/chatroom/natsbroker v0.1.0
 )
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
-	github.com/coder/websocket v1.8.15 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
