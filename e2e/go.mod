@@ -2,7 +2,7 @@ module github.com/seed014c2c51/chatroom/e2e
 
 go 1.26
 
-require github.com/seed014c2c51/chatroom v0.0.0 // indirect
+require github.com/seed014c2c51/chatroom v0.1.0 // indirect
 
 require (
 	github.com/chromedp/cdproto v0.159.2

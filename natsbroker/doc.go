@@ -31,7 +31,8 @@
 // routes it; one published while a node is disconnected, or that the server
 // had not yet delivered when it failed, is lost to that node.
 //
-// NewJetStream returns a JetStreamBroker (nats-server 2.11 or later): one
+// NewJetStream returns a JetStreamBroker (nats-server 2.11 or later, with
+// JetStream; NewJetStream refuses any other with ErrUnsupportedServer): one
 // stream holds every publication, kept ones numbered by their stream
 // sequence and kept per room for History, live ones for a second; every
 // subscription reads the stream in order through a consumer of its own,

@@ -85,3 +85,27 @@ func TestHandlerGap(t *testing.T) {
 		t.Error("no reset requested")
 	}
 }
+
+func TestVersionAtLeast(t *testing.T) {
+	for _, tc := range []struct {
+		v         string
+		ok, known bool
+	}{
+		{"2.9.10", false, true},
+		{"2.10.29", false, true},
+		{"2.11.0", true, true},
+		{"2.11.0-RC.1", true, true},
+		{"v2.12.1", true, true},
+		{"2.15.2", true, true},
+		{"3.0.0", true, true},
+		{"1.99.0", false, true},
+		{"", false, false},
+		{"2", false, false},
+		{"two.eleven", false, false},
+	} {
+		ok, known := versionAtLeast(tc.v, 2, 11)
+		if ok != tc.ok || known != tc.known {
+			t.Errorf("versionAtLeast(%q, 2, 11) = %v, %v; want %v, %v", tc.v, ok, known, tc.ok, tc.known)
+		}
+	}
+}

@@ -126,6 +126,7 @@ type JetStreamBroker struct {
 
 // jsState is a JetStreamBroker's JetStream side.
 type jsState struct {
+	nc     *nats.Conn
 	js     jetstream.JetStream
 	cfg    JetStreamConfig
 	stream atomic.Pointer[streamState] // nil until known, and after it was lost
@@ -133,6 +134,9 @@ type jsState struct {
 	// sem serialises looking up and creating the stream and the bucket,
 	// while letting waiters give up with their context.
 	sem chan struct{}
+	// checked is 1 + the connection's Reconnects when the server was last
+	// found fit (see ensureServer); 0 until then.
+	checked atomic.Uint64
 }
 
 // streamState is what the broker knows of the stream.
@@ -143,10 +147,16 @@ type streamState struct {
 
 // NewJetStream returns a JetStreamBroker that publishes and subscribes
 // through nc. The host owns nc: it configures it (see ConnectOptions), and
-// closes it after Close. NewJetStream does not contact the server: the
-// stream and the bucket are looked up, or created, when first needed. The
-// broker follows the connection's state with a goroutine of its own, until
-// Close.
+// closes it after Close.
+//
+// If nc is connected, NewJetStream first checks the server, in one round
+// trip of at most 5 seconds: it fails with ErrUnsupportedServer if the
+// server is older than MinServerVersion or JetStream is not enabled for the
+// account. If nc is not connected yet, or the server does not answer, the
+// first call that reaches the server checks it instead. NewJetStream waits
+// for nothing else: the stream and the bucket are looked up, or created,
+// when first needed. The broker follows the connection's state with a
+// goroutine of its own, until Close.
 func NewJetStream(nc *nats.Conn, cfg JetStreamConfig, opts ...Option) (*JetStreamBroker, error) {
 	b, err := newBase(nc, opts)
 	if err != nil {
@@ -177,7 +187,14 @@ func NewJetStream(nc *nats.Conn, cfg JetStreamConfig, opts ...Option) (*JetStrea
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: %w", err)
 	}
-	jb := &JetStreamBroker{b: b, js: &jsState{js: js, cfg: cfg, sem: make(chan struct{}, 1)}}
+	st := &jsState{nc: nc, js: js, cfg: cfg, sem: make(chan struct{}, 1)}
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTimeout)
+	err = st.ensureServer(ctx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	jb := &JetStreamBroker{b: b, js: st}
 	jb.link = newLink(nc)
 	return jb, nil
 }
@@ -228,6 +245,9 @@ func (j *jsState) ensureStream(ctx context.Context, prefix string) (*streamState
 	defer j.unlock()
 	if st := j.stream.Load(); st != nil {
 		return st, nil
+	}
+	if err := j.ensureServer(ctx); err != nil {
+		return nil, err
 	}
 	s, err := j.js.Stream(ctx, j.cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -560,6 +580,7 @@ func (s *jsSubscription) run(cc jetstream.ConsumeContext, name string) {
 	connected := nc.StatusChanged(nats.CONNECTED)
 	defer nc.RemoveStatusListener(connected)
 	wait := retryMin
+	warned := false // about an unsupported server, which retrying will not fix
 	for {
 		if cc != nil {
 			select {
@@ -581,7 +602,12 @@ func (s *jsSubscription) run(cc jetstream.ConsumeContext, name string) {
 			wait = retryMin
 			continue
 		}
-		s.jb.b.log.Debug("natsbroker: consumer not created", "room", s.room, "err", err)
+		if errors.Is(err, ErrUnsupportedServer) && !warned {
+			warned = true
+			s.jb.b.log.Warn("natsbroker: subscription waits for a supported server", "room", s.room, "err", err)
+		} else {
+			s.jb.b.log.Debug("natsbroker: consumer not created", "room", s.room, "err", err)
+		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-s.stop:

@@ -132,6 +132,9 @@ func (j *jsState) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) 
 	if kv := j.kv.Load(); kv != nil {
 		return *kv, nil
 	}
+	if err := j.ensureServer(ctx); err != nil {
+		return nil, err
+	}
 	name := j.cfg.PresenceBucket
 	kv, err := j.js.KeyValue(ctx, name)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
