@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/seed014c2c51/chatroom/internal/socket"
+
 	"github.com/coder/websocket"
 )
 
@@ -210,7 +212,7 @@ func TestClosingDrainIsBounded(t *testing.T) {
 		// grows up to net.ipv4.tcp_rmem's maximum, 32 MiB here): allow
 		// as much again. A room without the bound reads until the
 		// close timeout, an hour here, gigabytes.
-		limit := int64(DefaultMaxMessageSize + 2*closeDrainLimit)
+		limit := int64(DefaultMaxMessageSize + 2*socket.DrainLimit)
 		if took > limit {
 			t.Errorf("the room took %d bytes, want at most %d", took, limit)
 		}

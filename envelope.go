@@ -3,6 +3,8 @@ package chatroom
 import (
 	"time"
 
+	"github.com/seed014c2c51/chatroom/internal/socket"
+
 	"github.com/coder/websocket"
 )
 
@@ -90,8 +92,8 @@ func (rm *Room) encode(msg Message) []byte {
 	if rm.cfg.envelope {
 		n = msg.envelopeLen()
 	}
-	buf := make([]byte, maxFrameHeader, maxFrameHeader+n)
-	return textFrame(rm.appendPayload(buf, msg))
+	buf := make([]byte, socket.MaxFrameHeader, socket.MaxFrameHeader+n)
+	return socket.TextFrame(rm.appendPayload(buf, msg))
 }
 
 // appendPayload appends msg in the room's protocol to b.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/seed014c2c51/chatroom/internal/socket"
+
 	"github.com/coder/websocket"
 )
 
@@ -64,9 +66,9 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	hw := &hijackRecorder{ResponseWriter: w, batches: &rm.batches, opts: socketOptions{
-		closeTimeout: rm.cfg.closeTimeout,
-		sendBuffer:   rm.cfg.sendBuffer,
+	hw := &hijackRecorder{ResponseWriter: w, batches: &rm.batches, opts: socket.Options{
+		CloseTimeout: rm.cfg.closeTimeout,
+		SendBuffer:   rm.cfg.sendBuffer,
 	}}
 	aw := http.ResponseWriter(hw)
 	if !canHijack(w) {
@@ -160,8 +162,8 @@ func (rm *Room) admit(r *http.Request) (admission, int, error) {
 type hijackRecorder struct {
 	http.ResponseWriter
 	batches *sync.Pool
-	opts    socketOptions
-	sock    *socket
+	opts    socket.Options
+	sock    *socket.Socket
 }
 
 // Hijack hijacks the underlying connection, also through middleware that
@@ -171,7 +173,7 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s, sbrw, err := newSocket(c, brw, h.batches, h.opts)
+	s, sbrw, err := socket.New(c, brw, h.batches, h.opts)
 	if err != nil {
 		_ = c.Close()
 		return nil, nil, fmt.Errorf("chatroom: hijacked connection: %w", err)

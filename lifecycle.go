@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/seed014c2c51/chatroom/internal/socket"
+
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 )
@@ -49,7 +51,7 @@ import (
 // taken before Room.mu.
 
 // newMember makes the member of an upgraded connection, not yet joined.
-func (rm *Room) newMember(conn *websocket.Conn, s *socket, adm admission) *Member {
+func (rm *Room) newMember(conn *websocket.Conn, s *socket.Socket, adm admission) *Member {
 	m := &Member{
 		room:     rm,
 		nickname: adm.identity.Nickname,

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/seed014c2c51/chatroom/internal/socket"
+
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 )
@@ -29,7 +31,7 @@ type Member struct {
 	replayed uint64
 	refusal  error // why the member may not join, decided before the upgrade
 	conn     *websocket.Conn
-	sock     *socket // the hijacked connection under conn
+	sock     *socket.Socket // the hijacked connection under conn
 	// deadlines: sock takes deadlines, so flushes need no timer.
 	deadlines bool
 	ctx       context.Context
@@ -173,13 +175,13 @@ func (m *Member) closeConn(reason error) {
 		_ = m.conn.CloseNow()
 		return
 	}
-	m.sock.startClosing()
+	m.sock.StartClosing()
 	m.mu.Lock()
 	for m.writing {
 		m.writerDone.Wait()
 	}
 	m.mu.Unlock()
-	if err := m.sock.writeClose(code, text); err != nil {
+	if err := m.sock.WriteClose(code, text); err != nil {
 		_ = m.conn.CloseNow()
 	}
 }
@@ -199,7 +201,7 @@ func (m *Member) reap() {
 	m.mu.Unlock()
 	m.wg.Wait()
 	_ = m.conn.CloseNow()
-	m.sock.finish()
+	m.sock.Finish()
 }
 
 // leaveReason returns why the member left.

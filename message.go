@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/seed014c2c51/chatroom/internal/socket"
+
 	"github.com/coder/websocket"
 )
 
@@ -164,7 +166,7 @@ func appendJSONString(b []byte, s string) []byte {
 
 // Close reasons sent with status 1007. They are part of the documented protocol.
 const (
-	reasonInvalidUTF8 = "invalid UTF-8"
+	reasonInvalidUTF8 = socket.ReasonInvalidUTF8
 	reasonInvalidJSON = "invalid JSON"
 	reasonNoMessage   = `expected {"message": string}`
 )

@@ -138,7 +138,7 @@ func (m *Member) read() (inbound, error) {
 // whatever the server does next. A client that takes longer (a slow link)
 // is sent the close frame then, and discardReads reads the rest.
 func (m *Member) tooBig(r io.Reader) error {
-	m.sock.startDraining()
+	m.sock.StartDraining()
 	until := time.Now().Add(m.room.cfg.closeTimeout / 2)
 	chunk := make([]byte, 8<<10) // on the heap: a deep stack would stay with the goroutine
 	for time.Now().Before(until) {

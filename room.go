@@ -175,7 +175,7 @@ func (rm *Room) dropConnections() {
 	ms := slices.Clone(rm.members)
 	rm.mu.Unlock()
 	for _, m := range ms {
-		_ = m.sock.drop()
+		_ = m.sock.Drop()
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/seed014c2c51/chatroom/internal/socket"
+
 	"github.com/coder/websocket"
 )
 
@@ -149,7 +151,7 @@ func (m *Member) stopWritingLocked() {
 	m.queue.release(&m.room.chunks)
 	m.beforeReplay.release(&m.room.chunks)
 	m.replay = nil
-	m.sock.releaseBatch()
+	m.sock.ReleaseBatch()
 	m.writerDone.Broadcast()
 }
 
@@ -207,7 +209,7 @@ func (q *frameQueue) release(pool *sync.Pool) {
 // writeBatch writes the frames of batch in order.
 func (m *Member) writeBatch(batch *frameQueue) error {
 	c, k := batch.head, 0
-	return m.writeEach(batch.len, func(s *socket) (int, error) {
+	return m.writeEach(batch.len, func(s *socket.Socket) (int, error) {
 		if k == c.n {
 			c, k = c.next, 0
 		}
@@ -215,7 +217,7 @@ func (m *Member) writeBatch(batch *frameQueue) error {
 		k++
 		// This copies the frame into the held batch: it does not wait
 		// for the network.
-		return s.appendFrame(f)
+		return s.AppendFrame(f)
 	})
 }
 
@@ -223,34 +225,34 @@ func (m *Member) writeBatch(batch *frameQueue) error {
 // straight into the held batch.
 func (m *Member) writeReplay(msgs []Message) error {
 	i := 0
-	return m.writeEach(len(msgs), func(s *socket) (int, error) {
+	return m.writeEach(len(msgs), func(s *socket.Socket) (int, error) {
 		msg := msgs[i]
 		i++
-		return s.appendMessage(func(b []byte) []byte { return m.room.appendPayload(b, msg) })
+		return s.AppendMessage(func(b []byte) []byte { return m.room.appendPayload(b, msg) })
 	})
 }
 
 // writeEach writes n frames, each added to the held batch by add, which
 // returns the batch's size. The socket is held meanwhile, so that the frames
-// reach the network in as few writes as maxBatch allows, usually one.
-func (m *Member) writeEach(n int, add func(*socket) (int, error)) error {
+// reach the network in as few writes as socket.MaxBatch allows, usually one.
+func (m *Member) writeEach(n int, add func(*socket.Socket) (int, error)) error {
 	s := m.sock
-	s.hold()
+	s.Hold()
 	for range n {
 		if m.abort.Load() {
-			s.discard()
+			s.Discard()
 			return nil
 		}
 		held, err := add(s)
 		if err != nil {
-			s.discard()
+			s.Discard()
 			return err
 		}
-		if held >= maxBatch {
+		if held >= socket.MaxBatch {
 			if err := m.flush(); err != nil {
 				return err
 			}
-			s.hold()
+			s.Hold()
 		}
 	}
 	return m.flush()
@@ -266,14 +268,14 @@ func (m *Member) flush() error {
 		if !closing { // closeConn has set the close deadline
 			_ = m.sock.SetWriteDeadline(time.Now().Add(m.room.cfg.writeTimeout))
 		}
-		return m.sock.flush()
+		return m.sock.Flush()
 	}
 	timeout := m.room.cfg.writeTimeout
 	if closing {
 		timeout = m.room.cfg.closeTimeout
 	}
 	t := time.AfterFunc(timeout, func() { _ = m.sock.Conn.Close() })
-	err := m.sock.flush()
+	err := m.sock.Flush()
 	if !t.Stop() {
 		return errWriteTimeout
 	}

@@ -1,4 +1,4 @@
-package chatroom
+package socket
 
 import (
 	"bufio"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -70,9 +69,9 @@ func (c *recordingConn) recorded() []string {
 	return append([]string(nil), c.writes...)
 }
 
-func newTestSocket(t *testing.T, c net.Conn, brw *bufio.ReadWriter) *socket {
+func newTestSocket(t *testing.T, c net.Conn, brw *bufio.ReadWriter) *Socket {
 	t.Helper()
-	s, _, err := newSocket(c, brw, new(sync.Pool), socketOptions{closeTimeout: time.Second})
+	s, _, err := New(c, brw, new(sync.Pool), Options{CloseTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +82,7 @@ func TestSocketGathersWritesWhileHeld(t *testing.T) {
 	rc := newRecordingConn(strings.NewReader(""))
 	s := newTestSocket(t, rc, nil)
 
-	s.hold()
+	s.Hold()
 	for _, p := range []string{"one", "two", "three"} {
 		if _, err := s.Write([]byte(p)); err != nil {
 			t.Fatal(err)
@@ -92,16 +91,16 @@ func TestSocketGathersWritesWhileHeld(t *testing.T) {
 	if got := rc.recorded(); len(got) != 0 {
 		t.Fatalf("writes reached the network while held: %q", got)
 	}
-	if got, want := s.buffered(), len("onetwothree"); got != want {
+	if got, want := s.Buffered(), len("onetwothree"); got != want {
 		t.Errorf("buffered() = %d, want %d", got, want)
 	}
-	if err := s.flush(); err != nil {
+	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Write([]byte("pong")); err != nil {
 		t.Fatal(err)
 	}
-	s.releaseBatch()
+	s.ReleaseBatch()
 	if diff := cmp.Diff([]string{"onetwothree", "pong"}, rc.recorded()); diff != "" {
 		t.Errorf("network writes (-want +got):\n%s", diff)
 	}
@@ -110,10 +109,10 @@ func TestSocketGathersWritesWhileHeld(t *testing.T) {
 func TestSocketDiscardDropsTheBatch(t *testing.T) {
 	rc := newRecordingConn(strings.NewReader(""))
 	s := newTestSocket(t, rc, nil)
-	s.hold()
+	s.Hold()
 	_, _ = s.Write([]byte("stale"))
-	s.discard()
-	if err := s.flush(); err != nil {
+	s.Discard()
+	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if got := rc.recorded(); len(got) != 0 {
@@ -141,7 +140,7 @@ func TestSocketReadsWhatTheServerBufferedFirst(t *testing.T) {
 func TestSocketCloseWritesAHeldBatch(t *testing.T) {
 	rc := newRecordingConn(strings.NewReader(""))
 	s := newTestSocket(t, rc, nil)
-	s.hold()
+	s.Hold()
 	_, _ = s.Write([]byte("close frame"))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -155,10 +154,10 @@ func TestSocketCloseCutsABlockedFlush(t *testing.T) {
 	rc := newRecordingConn(strings.NewReader(""))
 	rc.gate = true // the client does not read: writes block until closed
 	s := newTestSocket(t, rc, nil)
-	s.hold()
+	s.Hold()
 	_, _ = s.Write([]byte("never read"))
 	flushed := make(chan error, 1)
-	go func() { flushed <- s.flush() }()
+	go func() { flushed <- s.Flush() }()
 	<-rc.writing
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -168,62 +167,11 @@ func TestSocketCloseCutsABlockedFlush(t *testing.T) {
 	}
 }
 
-// TestFramesSentWithTheHandshake checks that a frame a client pipelines right
-// behind its upgrade request, which the HTTP server reads into its buffer, is
-// not lost.
-func TestFramesSentWithTheHandshake(t *testing.T) {
-	tr := newTestRoom(t)
-	addr := strings.TrimPrefix(tr.srv.URL, "http://")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-
-	req := "GET /chat?nickname=early HTTP/1.1\r\nHost: " + addr + "\r\n" +
-		"Upgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	payload := []byte(`{"message": "sent with the handshake"}`)
-	hdrOut := []byte{0x81, 0x80 | byte(len(payload)), 0, 0, 0, 0} // masked with a zero key
-	if _, err := c.Write(append(append([]byte(req), hdrOut...), payload...)); err != nil {
-		t.Fatal(err)
-	}
-
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("status %d, want 101", resp.StatusCode)
-	}
-	var hdr [2]byte
-	if _, err := io.ReadFull(br, hdr[:]); err != nil {
-		t.Fatal(err)
-	}
-	n := int(hdr[1] & 0x7f)
-	if n == 126 {
-		var ext [2]byte
-		if _, err := io.ReadFull(br, ext[:]); err != nil {
-			t.Fatal(err)
-		}
-		n = int(binary.BigEndian.Uint16(ext[:]))
-	}
-	got := make([]byte, n)
-	if _, err := io.ReadFull(br, got); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(frame("early", "sent with the handshake"), string(got)); diff != "" {
-		t.Errorf("broadcast (-want +got):\n%s", diff)
-	}
-}
-
 func TestTextFrameHeaders(t *testing.T) {
 	for _, n := range []int{0, 1, 125, 126, 127, 0xffff, 0x10000} {
-		buf := make([]byte, maxFrameHeader, maxFrameHeader+n)
+		buf := make([]byte, MaxFrameHeader, MaxFrameHeader+n)
 		buf = append(buf, strings.Repeat("x", n)...)
-		f := textFrame(buf)
+		f := TextFrame(buf)
 		if f[0] != 0x81 {
 			t.Fatalf("n=%d: first byte %#x, want 0x81 (FIN, text)", n, f[0])
 		}
@@ -248,15 +196,15 @@ func TestTextFrameHeaders(t *testing.T) {
 func TestNoDataFrameAfterTheCloseFrame(t *testing.T) {
 	rc := newRecordingConn(strings.NewReader(""))
 	s := newTestSocket(t, rc, nil)
-	s.hold()
-	if _, err := s.appendFrame([]byte{0x81, 1, 'a'}); err != nil {
+	s.Hold()
+	if _, err := s.AppendFrame([]byte{0x81, 1, 'a'}); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = s.Write([]byte{0x88, 2, 0x03, 0xe8}) // the Conn's close frame
-	if _, err := s.appendFrame([]byte{0x81, 1, 'b'}); !errors.Is(err, errCloseSent) {
-		t.Errorf("appendFrame after the close frame = %v, want errCloseSent", err)
+	if _, err := s.AppendFrame([]byte{0x81, 1, 'b'}); !errors.Is(err, ErrCloseSent) {
+		t.Errorf("AppendFrame after the close frame = %v, want ErrCloseSent", err)
 	}
-	if err := s.flush(); err != nil {
+	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"\x81\x01a\x88\x02\x03\xe8"}, rc.recorded()); diff != "" {

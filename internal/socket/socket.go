@@ -1,4 +1,7 @@
-package chatroom
+// Package socket is the hijacked connection of a room's member as
+// coder/websocket sees it: it gathers a writer's frames into one write, and
+// owns the closing handshake. See Socket.
+package socket
 
 import (
 	"bufio"
@@ -13,7 +16,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// socket is the hijacked connection as coder/websocket sees it. It exists for
+// Socket is the hijacked connection as coder/websocket sees it. It exists for
 // two reasons.
 //
 // Write system calls, not encoding, bound how fast a room fans out.
@@ -28,7 +31,7 @@ import (
 // 7.1.1), since a close frame, whoever writes it, passes through Write. Once
 // one close frame is written, nothing more is: a second close frame (the
 // Conn's echo of the client's) and any other frame are dropped. Reads go on
-// meanwhile, within the close deadline and closeDrainLimit bytes, so that
+// meanwhile, within the close deadline and DrainLimit bytes, so that
 // the member's reader can discard what the client still sends until its
 // close frame arrives. When the Conn then closes the connection, the socket
 // only half-closes it: finish reads what is left until the client's end of
@@ -40,7 +43,7 @@ import (
 // replaced by small ones (chat messages and control frames are small), and
 // the batch buffer is borrowed from the room only while there is something
 // to write.
-type socket struct {
+type Socket struct {
 	net.Conn
 	// leftover holds what the HTTP server had read past the handshake; it is
 	// read before the network. Only the Conn's reader touches it.
@@ -75,39 +78,44 @@ const (
 	connWriteBuffer = 128 // a control frame: 2-byte header, 125-byte payload
 )
 
-// maxBatch is how many bytes a writer gathers before it flushes; maxPooledBatch
+// MaxBatch is how many bytes a writer gathers before it flushes; maxPooledBatch
 // bounds the buffers the room keeps for reuse.
 const (
-	maxBatch       = 32 << 10
+	MaxBatch       = 32 << 10
 	maxPooledBatch = 128 << 10
 )
 
-// closeDrainLimit bounds what a closing connection may make the room read
+// DrainLimit bounds what a closing connection may make the room read
 // and discard: a client cannot hold it open by streaming. It is larger than
 // any message a client is likely to send past the size limit, so that even
 // such a client reads the close frame.
-const closeDrainLimit = 128 << 20
+const DrainLimit = 128 << 20
 
 // errDrainLimit ends the reads of a closing connection that sent more than
-// closeDrainLimit bytes.
+// DrainLimit bytes.
 var errDrainLimit = errors.New("chatroom: closing connection sent too much")
 
-// socketOptions are the room's settings a socket needs.
-type socketOptions struct {
-	closeTimeout time.Duration // bounds the closing handshake
-	sendBuffer   int           // SO_SNDBUF; 0 leaves the kernel's
+// ReasonInvalidUTF8 is the reason of the 1007 close frame that answers a
+// client's close frame whose reason is not valid UTF-8; part of the
+// documented protocol.
+const ReasonInvalidUTF8 = "invalid UTF-8"
+
+// Options are the room's settings a socket needs.
+type Options struct {
+	CloseTimeout time.Duration // bounds the closing handshake
+	SendBuffer   int           // SO_SNDBUF; 0 leaves the kernel's
 }
 
-// newSocket wraps a connection just hijacked with its buffered reader and
+// New wraps a connection just hijacked with its buffered reader and
 // writer, and returns the small buffered reader and writer to use instead.
 // The deadlines the HTTP server set on the connection (http.Server's
 // ReadTimeout and WriteTimeout) are cleared: they were meant for one
 // request, and the room sets its own.
-func newSocket(c net.Conn, brw *bufio.ReadWriter, buffers *sync.Pool, opts socketOptions) (*socket, *bufio.ReadWriter, error) {
-	s := &socket{Conn: c, buffers: buffers, closeTimeout: opts.closeTimeout}
+func New(c net.Conn, brw *bufio.ReadWriter, buffers *sync.Pool, opts Options) (*Socket, *bufio.ReadWriter, error) {
+	s := &Socket{Conn: c, buffers: buffers, closeTimeout: opts.CloseTimeout}
 	_ = c.SetDeadline(time.Time{})
-	if opts.sendBuffer > 0 {
-		setSendBuffer(c, opts.sendBuffer)
+	if opts.SendBuffer > 0 {
+		setSendBuffer(c, opts.SendBuffer)
 	}
 	if brw != nil {
 		if err := brw.Writer.Flush(); err != nil {
@@ -140,8 +148,8 @@ func setSendBuffer(c net.Conn, n int) {
 
 // Read reads what the HTTP server buffered first, then the network. Once
 // the socket is closing, it counts what it reads and fails past
-// closeDrainLimit.
-func (s *socket) Read(p []byte) (int, error) {
+// DrainLimit.
+func (s *Socket) Read(p []byte) (int, error) {
 	if len(s.leftover) > 0 {
 		n := copy(p, s.leftover)
 		s.leftover = s.leftover[n:]
@@ -151,7 +159,7 @@ func (s *socket) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	n, err := s.Conn.Read(p)
-	if s.closing.Load() && s.drained.Add(int64(n)) > closeDrainLimit {
+	if s.closing.Load() && s.drained.Add(int64(n)) > DrainLimit {
 		return n, errDrainLimit
 	}
 	return n, err
@@ -161,7 +169,7 @@ func (s *socket) Read(p []byte) (int, error) {
 // to the network otherwise. The Conn writes each control frame in one call;
 // a close frame starts the closing handshake, and after it nothing is
 // written.
-func (s *socket) Write(p []byte) (int, error) {
+func (s *Socket) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeSent {
@@ -170,7 +178,7 @@ func (s *socket) Write(p []byte) (int, error) {
 	n := len(p)
 	if len(p) > 0 && p[0] == 0x88 { // FIN, close
 		p = validCloseFrame(p)
-		s.startClosing()
+		s.StartClosing()
 		s.closeSent = true
 		s.closing.Store(true)
 	}
@@ -193,7 +201,7 @@ func validCloseFrame(f []byte) []byte {
 	if len(f) < 4 || utf8.Valid(f[4:]) {
 		return f
 	}
-	return closeFrameBytes(websocket.StatusInvalidFramePayloadData, reasonInvalidUTF8)
+	return closeFrameBytes(websocket.StatusInvalidFramePayloadData, ReasonInvalidUTF8)
 }
 
 // closeFrameBytes encodes a close frame; reason is at most 123 bytes.
@@ -204,30 +212,30 @@ func closeFrameBytes(code websocket.StatusCode, reason string) []byte {
 	return append(f, reason...)
 }
 
-// startClosing starts the closing handshake: from now on every read and
+// StartClosing starts the closing handshake: from now on every read and
 // write, the ones under way included, must end by the close deadline. The
 // first deadline stays. It does not take mu, which a blocked write holds.
-func (s *socket) startClosing() {
+func (s *Socket) StartClosing() {
 	s.closeStart.Do(func() { _ = s.Conn.SetDeadline(time.Now().Add(s.closeTimeout)) })
 }
 
-// startDraining starts the closing handshake before the close frame: what
-// is read from now on counts against closeDrainLimit, and the close
+// StartDraining starts the closing handshake before the close frame: what
+// is read from now on counts against DrainLimit, and the close
 // deadline applies.
-func (s *socket) startDraining() {
-	s.startClosing()
+func (s *Socket) StartDraining() {
+	s.StartClosing()
 	s.closing.Store(true)
 }
 
-// writeClose writes the close frame that ends the connection, unless one has
+// WriteClose writes the close frame that ends the connection, unless one has
 // been written already. The caller has stopped the member's writer.
-func (s *socket) writeClose(code websocket.StatusCode, reason string) error {
+func (s *Socket) WriteClose(code websocket.StatusCode, reason string) error {
 	_, err := s.Write(closeFrameBytes(code, reason))
 	return err
 }
 
 // hold starts gathering writes into a batch.
-func (s *socket) hold() {
+func (s *Socket) Hold() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.batch == nil {
@@ -242,7 +250,7 @@ func (s *socket) hold() {
 }
 
 // buffered returns the size of the batch.
-func (s *socket) buffered() int {
+func (s *Socket) Buffered() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.batch == nil {
@@ -253,7 +261,7 @@ func (s *socket) buffered() int {
 
 // flush writes the batch in one call and stops holding. It blocks until the
 // network takes the batch, the write deadline passes or the connection closes.
-func (s *socket) flush() error {
+func (s *Socket) Flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.holding = false
@@ -267,7 +275,7 @@ func (s *socket) flush() error {
 
 // discard drops the batch and stops holding: the member is leaving and what
 // it was going to be sent no longer matters.
-func (s *socket) discard() {
+func (s *Socket) Discard() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.holding = false
@@ -288,7 +296,7 @@ const closeFlushTimeout = 50 * time.Millisecond
 // has closed its side. If a write to the network is under way, Close does
 // not wait for it: closing is what cuts a write to a client that does not
 // read.
-func (s *socket) Close() error {
+func (s *Socket) Close() error {
 	if s.dropped.Load() || !s.mu.TryLock() {
 		return s.Conn.Close()
 	}
@@ -310,7 +318,7 @@ func (s *socket) Close() error {
 
 // drop closes the connection at once, with no handshake: Room.Close, and
 // Shutdown once its context has ended.
-func (s *socket) drop() error {
+func (s *Socket) Drop() error {
 	s.dropped.Store(true)
 	return s.Conn.Close()
 }
@@ -318,9 +326,9 @@ func (s *socket) drop() error {
 // finish ends the connection once nothing else uses it. After a
 // half-close, it first reads and discards what the client still sends
 // until the client closes its side too, by the close deadline and within
-// closeDrainLimit, so that nothing unread is left for the kernel to answer
+// DrainLimit, so that nothing unread is left for the kernel to answer
 // with a reset.
-func (s *socket) finish() {
+func (s *Socket) Finish() {
 	s.mu.Lock()
 	drain := s.halfClosed && !s.dropped.Load()
 	s.mu.Unlock()
@@ -335,9 +343,9 @@ func (s *socket) finish() {
 	_ = s.Conn.Close()
 }
 
-// releaseBatch hands the batch buffer back to the room once the writer has
+// ReleaseBatch hands the batch buffer back to the room once the writer has
 // nothing left to write.
-func (s *socket) releaseBatch() {
+func (s *Socket) ReleaseBatch() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.holding || s.batch == nil {
@@ -350,67 +358,67 @@ func (s *socket) releaseBatch() {
 	s.batch = nil
 }
 
-// maxFrameHeader is the longest header of a frame the server sends: no mask,
+// MaxFrameHeader is the longest header of a frame the server sends: no mask,
 // a 64-bit length.
-const maxFrameHeader = 10
+const MaxFrameHeader = 10
 
-// textFrame turns buf, maxFrameHeader bytes of room followed by a payload,
+// TextFrame turns buf, MaxFrameHeader bytes of room followed by a payload,
 // into a final unmasked text frame and returns it (RFC 6455, section 5.2).
-func textFrame(buf []byte) []byte {
-	n := len(buf) - maxFrameHeader
+func TextFrame(buf []byte) []byte {
+	n := len(buf) - MaxFrameHeader
 	var h []byte
 	switch {
 	case n < 126:
-		h = buf[maxFrameHeader-2 : maxFrameHeader]
+		h = buf[MaxFrameHeader-2 : MaxFrameHeader]
 		h[1] = byte(n)
 	case n <= 0xffff:
-		h = buf[maxFrameHeader-4 : maxFrameHeader]
+		h = buf[MaxFrameHeader-4 : MaxFrameHeader]
 		h[1] = 126
 		binary.BigEndian.PutUint16(h[2:], uint16(n))
 	default:
-		h = buf[:maxFrameHeader]
+		h = buf[:MaxFrameHeader]
 		h[1] = 127
 		binary.BigEndian.PutUint64(h[2:], uint64(n))
 	}
 	h[0] = 0x81 // FIN, text
-	return buf[maxFrameHeader-len(h):]
+	return buf[MaxFrameHeader-len(h):]
 }
 
-// errCloseSent refuses data frames once the Conn has sent a close frame.
-var errCloseSent = errors.New("chatroom: close frame already sent")
+// ErrCloseSent refuses data frames once the Conn has sent a close frame.
+var ErrCloseSent = errors.New("chatroom: close frame already sent")
 
-// appendMessage encodes a frame straight into the held batch, with
+// AppendMessage encodes a frame straight into the held batch, with
 // payload appending its payload, and returns the size of the batch: for
 // frames that go to one member only, such as a joiner's history, a copy
 // saved.
-func (s *socket) appendMessage(payload func([]byte) []byte) (int, error) {
+func (s *Socket) AppendMessage(payload func([]byte) []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeSent {
-		return 0, errCloseSent
+		return 0, ErrCloseSent
 	}
 	b := *s.batch
 	start := len(b)
-	b = append(b, make([]byte, maxFrameHeader)...)
+	b = append(b, make([]byte, MaxFrameHeader)...)
 	b = payload(b)
-	f := textFrame(b[start:])
+	f := TextFrame(b[start:])
 	n := copy(b[start:], f)
 	*s.batch = b[:start+n]
 	return len(*s.batch), nil
 }
 
-// appendFrame adds a frame the room encoded to the held batch. The room
+// AppendFrame adds a frame the room encoded to the held batch. The room
 // writes its data frames itself, through the socket, rather than through the
 // Conn: encoded once with their header, they cost each member a copy, not a
 // pass through the Conn's locks and buffers. The Conn still writes every
 // control frame, which the socket keeps in order with the data.
 //
-// It returns the size of the batch, for the writer to flush at maxBatch.
-func (s *socket) appendFrame(f []byte) (int, error) {
+// It returns the size of the batch, for the writer to flush at MaxBatch.
+func (s *Socket) AppendFrame(f []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeSent {
-		return 0, errCloseSent
+		return 0, ErrCloseSent
 	}
 	*s.batch = append(*s.batch, f...)
 	return len(*s.batch), nil
