@@ -20,15 +20,19 @@ import (
 //   - Order: publications that one goroutine publishes one after the other
 //     reach every subscriber in that order.
 //   - No delay: Publish fails at once, rather than buffering, when the broker
-//     cannot take the publication; the room then delivers it to its own
-//     members only (see WithBroker for what an outage loses).
+//     cannot take the publication, with an error wrapping ErrUnavailable; the
+//     room then delivers it to its own members only (see WithBroker for what
+//     an outage loses). Any other error leaves the outcome open (see
+//     ErrUnavailable).
 //   - Reconnection: Subscribe does not fail because the broker is
 //     unreachable; the adapter reconnects and subscribes again by itself for
 //     as long as the subscription is open.
 type Broker interface {
 	// Publish hands p to the broker for every node subscribed to room, this
-	// one included. It returns once the broker has accepted p, or an error
-	// if it could not. It must not modify p.Data, and may keep it.
+	// one included. It returns once the broker has accepted p; an error
+	// wrapping ErrUnavailable if the broker certainly did not take p; or
+	// another error if it may have, or may still (see ErrUnavailable). It
+	// must not modify p.Data, and may keep it.
 	Publish(ctx context.Context, room string, p Publication) error
 
 	// Subscribe starts delivering the room's publications to deliver. Once
@@ -73,10 +77,12 @@ type BatchBroker interface {
 	Broker
 
 	// PublishBatch publishes ps in order, as Publish would one after the
-	// other. It returns nil once the broker has accepted them all, and an
-	// error if it may not have accepted some: the room then delivers them
-	// all to its own members and drops those the broker hands back anyway,
-	// so PublishBatch need not say which.
+	// other. It returns nil once the broker has accepted them all; an error
+	// wrapping ErrUnavailable if it certainly took none of them, in which
+	// case the room delivers them all to its own members; and another error
+	// if it may have taken some, now or later, in which case the room
+	// delivers those the broker hands back, so PublishBatch need not say
+	// which.
 	PublishBatch(ctx context.Context, room string, ps []Publication) error
 }
 
@@ -123,17 +129,32 @@ type PresenceBroker interface {
 	Presence(ctx context.Context, room string) (map[string][]string, error)
 }
 
-// Errors a Broker returns. A room delivers a publication to its own
-// members only when Publish's error wraps one of them: the broker certainly
-// did not take it, and never will. Any other error leaves the outcome open
-// (a timeout: the broker may still take it, later), and the room then
-// leaves delivery to the broker.
-var (
-	// ErrClosed is returned by a Broker that has been closed.
-	ErrClosed = errors.New("broker: closed")
-	// ErrUnavailable is wrapped by Publish and PublishBatch when the
-	// broker certainly did not take the publications: there is no
-	// connection to send them on, the server refused them, or the broker
-	// is stopped.
-	ErrUnavailable = errors.New("broker: unavailable")
-)
+// ErrUnavailable is wrapped by the error of Publish or PublishBatch when
+// the broker certainly did not take the publications, and never will: none
+// was sent (no connection, the connection refused or was being
+// re-established, the adapter or its client closed, the backend stopped),
+// or the broker answered that no one took any of them. The room then
+// delivers them to its own members only: during an outage each node goes on
+// as a room of its own.
+//
+// Any other error leaves the outcome open: the broker may have taken the
+// publications, or may take them later (a timeout, or a connection that
+// broke after they were written: a server that hung runs what it had read
+// when it resumes). The room then does not deliver them itself, but only
+// when, and if, the broker hands them back, so that every node delivers
+// them in the broker's one order, or none does. An adapter that cannot tell
+// must not wrap ErrUnavailable: a publication delivered by its node alone
+// and then by the broker to the others would break the room's order.
+//
+// ErrClosed wraps it.
+var ErrUnavailable = errors.New("broker: unavailable")
+
+// ErrClosed is returned, wrapped or not, by a Broker that has been closed.
+// It wraps ErrUnavailable: a closed broker takes nothing.
+var ErrClosed error = closedError{}
+
+type closedError struct{}
+
+func (closedError) Error() string { return "broker: closed" }
+
+func (closedError) Unwrap() error { return ErrUnavailable }

@@ -9,28 +9,25 @@
 //			srv := startServer(t)
 //			return brokertest.Backend{
 //				Connect: func(t *testing.T) broker.Broker { return connect(t, srv) },
-//				Stop:    srv.Stop,
+//				Stop:    srv.Kill,
 //				Start:   srv.Start,
+//				Pause:   srv.SIGSTOP,
+//				Resume:  srv.SIGCONT,
 //			}
 //		})
 //	}
 package brokertest
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-	"github.com/google/go-cmp/cmp"
 	"github.com/seed014c2c51/chatroom"
 	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/chatroomtest"
@@ -45,8 +42,14 @@ type Backend struct {
 	// of the test otherwise.
 	Connect func(t *testing.T) broker.Broker
 	// Stop stops the backend, as a crash or a restart would, and Start
-	// starts it again where it was. Both nil skips the outage test.
+	// starts it again where it was. Both nil skips the outage tests.
 	Stop, Start func(t *testing.T)
+	// Pause makes the backend hang without closing its connections, as a
+	// server that stops being scheduled does (SIGSTOP): calls get no
+	// answer, and what they sent stays unread. Resume lets it go on
+	// (SIGCONT): it then runs what it had been sent, even what its callers
+	// gave up waiting for. Both nil skips the Hang test.
+	Pause, Resume func(t *testing.T)
 }
 
 // Heartbeat is the rooms' heartbeat in the tests (chatroom.WithHeartbeat),
@@ -65,17 +68,34 @@ const Heartbeat = 100 * time.Millisecond
 //   - History (broker.HistoryBroker only): a joiner on any node receives
 //     the room's history, and a client that resumes on another node with
 //     ?since= receives exactly what it missed.
+//   - Store: a Store with a HistoryBroker is refused by chatroom.New; with a
+//     plain broker each node's Store is written with every frame the node
+//     delivers, and gives that node's joiners its history.
+//   - LateRoom: a room created on a node after the broker has numbered many
+//     of its frames gives IDs that a client resumes from, on any node, six
+//     times over, without a spurious truncated notice, a duplicate or a
+//     loss.
 //   - Outage (Backend.Stop and Start): while the backend is down, members on
 //     one node still reach each other; other nodes do not receive those
 //     messages, ever; after the restart messages cross nodes again, without
-//     any node or client doing anything.
+//     any node or client doing anything. OutageIDs: every client's frame
+//     IDs keep increasing through it, none reused, and a client that left
+//     during the outage resumes after it with no duplicate and no loss.
+//   - Hang (Backend.Pause and Resume): messages sent while the backend
+//     hangs for longer than a room waits for it are delivered, if at all,
+//     by every node in one order with the same IDs, the sender's node
+//     included; a later resume has no duplicate.
 func RunCluster(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("Delivery", func(t *testing.T) { testDelivery(t, newBackend(t)) })
 	t.Run("DirectMessages", func(t *testing.T) { testDirect(t, newBackend(t)) })
 	t.Run("Presence", func(t *testing.T) { testPresence(t, newBackend(t)) })
 	t.Run("DeadNode", func(t *testing.T) { testDeadNode(t, newBackend(t)) })
 	t.Run("History", func(t *testing.T) { testHistory(t, newBackend(t)) })
+	t.Run("Store", func(t *testing.T) { testStore(t, newBackend(t)) })
+	t.Run("LateRoom", func(t *testing.T) { testLateRoom(t, newBackend(t)) })
 	t.Run("Outage", func(t *testing.T) { testOutage(t, newBackend(t)) })
+	t.Run("OutageIDs", func(t *testing.T) { testOutageIDs(t, newBackend(t)) })
+	t.Run("Hang", func(t *testing.T) { testHang(t, newBackend(t)) })
 }
 
 // node is one process of the cluster: a Registry behind its own server.
@@ -89,7 +109,12 @@ type node struct {
 
 func startNode(t *testing.T, b Backend, name string, opts ...chatroom.Option) *node {
 	t.Helper()
-	br := b.Connect(t)
+	return startNodeOn(t, b.Connect(t), name, opts...)
+}
+
+// startNodeOn starts a node on br, which it closes when the test ends.
+func startNodeOn(t *testing.T, br broker.Broker, name string, opts ...chatroom.Option) *node {
+	t.Helper()
 	opts = append([]chatroom.Option{chatroom.WithBroker(br), chatroom.WithHeartbeat(Heartbeat)}, opts...)
 	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(func(string) []chatroom.Option { return opts }))
 	mux := http.NewServeMux()
@@ -113,6 +138,17 @@ func startNodes(t *testing.T, b Backend, opts ...chatroom.Option) []*node {
 func (n *node) connect(room, nickname string, opts ...chatroomtest.Option) *chatroomtest.Client {
 	opts = append([]chatroomtest.Option{chatroomtest.Path("/rooms/" + room + "/chat")}, opts...)
 	return n.server.Connect(nickname, opts...)
+}
+
+// keepHistory is the room option that keeps n frames of history, in the
+// room or in a HistoryBroker.
+func keepHistory(n int) chatroom.Option {
+	return chatroom.WithHistory(chatroom.History{Len: n})
+}
+
+// storeHistory is the room option that keeps the history in s.
+func storeHistory(s chatroom.Store) chatroom.Option {
+	return chatroom.WithHistory(chatroom.History{Store: s})
 }
 
 func testDelivery(t *testing.T, b Backend) {
@@ -313,220 +349,5 @@ func testDeadNode(t *testing.T, b Backend) {
 	// order of magnitude.
 	if took > 20*Heartbeat {
 		t.Errorf("a dead node's member left after %v, far beyond 4 heartbeats of %v", took, Heartbeat)
-	}
-}
-
-func testHistory(t *testing.T, b Backend) {
-	if _, ok := b.Connect(t).(broker.HistoryBroker); !ok {
-		t.Skip("not a broker.HistoryBroker: history is per node")
-	}
-	nodes := startNodes(t, b, chatroom.WithHistory(chatroom.History{Len: 100}), chatroom.WithEnvelope())
-	ann := nodes[0].connect("lobby", "ann")
-	dave := nodes[1].connect("lobby", "dave")
-	for i := range 3 {
-		ann.Send("before " + strconv.Itoa(i))
-	}
-	var lastID uint64
-	for range 3 {
-		lastID = dave.Next().ID
-	}
-	dave.Close()
-	for i := range 2 {
-		ann.Send("missed " + strconv.Itoa(i))
-	}
-	var annSaw []chatroom.Message
-	for range 5 {
-		annSaw = append(annSaw, ann.Next())
-	}
-
-	// A newcomer on a third node receives the whole history.
-	carl := nodes[2].connect("lobby", "carl")
-	var got []chatroom.Message
-	for range 5 {
-		got = append(got, carl.Next())
-	}
-	if diff := cmp.Diff(annSaw, got); diff != "" {
-		t.Errorf("history of a joiner on another node (-what ann saw +got):\n%s", diff)
-	}
-
-	// dave resumes on another node than the one he left: exactly what he
-	// missed, with the IDs ann saw.
-	dave = nodes[2].connect("lobby", "dave", chatroomtest.Query("since", strconv.FormatUint(lastID, 10)))
-	got = got[:0]
-	for range 2 {
-		got = append(got, dave.Next())
-	}
-	if diff := cmp.Diff(annSaw[3:], got); diff != "" {
-		t.Errorf("resume on another node (-missed +got):\n%s", diff)
-	}
-	// And then the live frames: nothing in between.
-	ann.Send("live")
-	if m := dave.Next(); m.Text != "live" {
-		t.Errorf("after resuming: got %+v, want the live message", m)
-	}
-
-	// An ID the cluster never gave: a truncated notice, then all that is kept.
-	eve := nodes[0].connect("lobby", "eve", chatroomtest.Query("since", "1"))
-	if m := eve.Next(); m.Type != chatroom.TypeTruncated {
-		t.Errorf("resume from a foreign ID: got %+v first, want a truncated notice", m)
-	}
-}
-
-func testOutage(t *testing.T, b Backend) {
-	if b.Stop == nil || b.Start == nil {
-		t.Skip("the backend cannot be stopped and started")
-	}
-	nodes := startNodes(t, b)
-	ann := nodes[0].connect("lobby", "ann")
-	carl := nodes[0].connect("lobby", "carl")
-	bob := nodes[1].listen(t, "lobby", "bob")
-
-	ann.Send("before")
-	for _, c := range []*chatroomtest.Client{ann, carl} {
-		if m := c.Next(); m.Text != "before" {
-			t.Fatalf("%s: got %+v, want %q", c.Nickname(), m, "before")
-		}
-	}
-	if got := bob.next(t); got != "before" {
-		t.Fatalf("bob: got %q, want %q", got, "before")
-	}
-
-	b.Stop(t)
-	// Local delivery keeps working: carl, on ann's node, gets it at once.
-	ann.Send("during")
-	for _, c := range []*chatroomtest.Client{ann, carl} {
-		if m := c.Next(); m.Text != "during" {
-			t.Fatalf("%s during the outage: got %+v, want %q", c.Nickname(), m, "during")
-		}
-	}
-	b.Start(t)
-
-	// The nodes reconnect by themselves. ann probes until bob hears her.
-	// Probes sent before node1 or node2 was back are lost, so the first
-	// bob hears may be any; from it on he hears every one, in order, and
-	// never "during".
-	const maxProbes = 400
-	probes, first := 0, -1
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(30 * time.Second)
-	for first < 0 {
-		if probes == maxProbes {
-			t.Fatalf("bob heard none of %d probes after the restart", probes)
-		}
-		ann.Send("probe " + strconv.Itoa(probes))
-		probes++
-		select {
-		case text, ok := <-bob.frames:
-			if !ok {
-				t.Fatal("bob's connection ended")
-			}
-			n, err := strconv.Atoi(strings.TrimPrefix(text, "probe "))
-			if err != nil {
-				t.Fatalf("bob got %q after the restart, want a probe", text)
-			}
-			first = n
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("bob heard none of %d probes within 30s of the restart", probes)
-		}
-	}
-	t.Logf("messages crossed nodes again from probe %d of %d", first, probes)
-	ann.Send("after")
-	for i := first + 1; i < probes; i++ {
-		if got := bob.next(t); got != "probe "+strconv.Itoa(i) {
-			t.Fatalf("bob: got %q, want probe %d", got, i)
-		}
-	}
-	if got := bob.next(t); got != "after" {
-		t.Fatalf("bob: got %q, want %q", got, "after")
-	}
-	// ann and carl got each of ann's messages once, in order.
-	for _, c := range []*chatroomtest.Client{ann, carl} {
-		for i := range probes {
-			if m := c.Next(); m.Text != "probe "+strconv.Itoa(i) {
-				t.Fatalf("%s: got %q, want probe %d", c.Nickname(), m.Text, i)
-			}
-		}
-		if m := c.Next(); m.Text != "after" {
-			t.Fatalf("%s: got %q, want %q", c.Nickname(), m.Text, "after")
-		}
-	}
-}
-
-// listener is a client read by a goroutine of its own, for waits that may
-// time out without failing the test.
-type listener struct {
-	frames  <-chan string // the "message" field of each frame; closed when the connection ends
-	timeout time.Duration
-}
-
-// listen joins nickname to room on n with a plain WebSocket client.
-func (n *node) listen(t *testing.T, room, nickname string) *listener {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), n.timeout)
-	defer cancel()
-	u := n.server.URL + "/rooms/" + room + "/chat?nickname=" + nickname
-	conn, _, err := websocket.Dial(ctx, u, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", u, err)
-	}
-	frames := make(chan string, 1024)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer close(frames)
-		for {
-			_, data, err := conn.Read(context.Background())
-			if err != nil {
-				return
-			}
-			var m chatroom.Message
-			if json.Unmarshal(data, &m) == nil {
-				frames <- m.Text
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = conn.CloseNow()
-		<-done
-	})
-	// Joined once the server answers a ping: the room reads only members.
-	if err := conn.Ping(ctx); err != nil {
-		t.Fatalf("%s: ping: %v", nickname, err)
-	}
-	return &listener{frames: frames, timeout: n.timeout}
-}
-
-// next returns the next frame's message, failing the test after the
-// timeout.
-func (l *listener) next(t *testing.T) string {
-	t.Helper()
-	select {
-	case text, ok := <-l.frames:
-		if !ok {
-			t.Fatal("connection ended")
-		}
-		return text
-	case <-time.After(l.timeout):
-		t.Fatalf("nothing received within %v", l.timeout)
-		return ""
-	}
-}
-
-// waitFor polls cond, for state that has no event to wait on (a node's
-// view of the others), until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waited %v for %s", timeout, what)
-		case <-tick.C:
-		}
 	}
 }

@@ -12,23 +12,99 @@ import (
 	"github.com/seed014c2c51/chatroom/broker"
 )
 
-// errStopped is what a MemoryBackend's brokers return while it is stopped.
+// errStopped is what a MemoryBackend's brokers return while it is stopped:
+// nothing was taken, as from a network broker that refuses connections.
 var errStopped = fmt.Errorf("brokertest: backend stopped: %w", broker.ErrUnavailable)
 
 // MemoryBackend is a Backend on one broker.Memory, for the rooms'
 // own tests: each node's broker can be closed on its own (a dead node), and
-// Stop makes every Publish fail until Start, as a network broker that went
-// away would.
+// Stop makes every call fail at once with an error wrapping
+// broker.ErrUnavailable until Start, as a network broker that went away
+// would. Pause makes it hang as a stopped server does: every call waits
+// until Resume or its context's end, and the publications and presence
+// records handed to it meanwhile are applied at Resume, in the order they
+// came, even those whose caller gave up, as a server that resumes runs the
+// commands it had read.
 func MemoryBackend(t *testing.T) Backend {
 	mb := broker.NewMemory(1000)
 	t.Cleanup(func() { _ = mb.Close() })
 	var stopped atomic.Bool
+	h := &hang{}
 	return Backend{
 		Connect: func(t *testing.T) broker.Broker {
-			return &memoryNode{mb: mb, stopped: &stopped, subs: map[*memoryNodeSub]bool{}}
+			return &memoryNode{mb: mb, stopped: &stopped, hang: h, subs: map[*memoryNodeSub]bool{}}
 		},
-		Stop:  func(*testing.T) { stopped.Store(true) },
-		Start: func(*testing.T) { stopped.Store(false) },
+		Stop:   func(*testing.T) { stopped.Store(true) },
+		Start:  func(*testing.T) { stopped.Store(false) },
+		Pause:  func(*testing.T) { h.pause() },
+		Resume: func(*testing.T) { h.resume() },
+	}
+}
+
+// hang holds a MemoryBackend's calls while it is paused.
+type hang struct {
+	mu      sync.Mutex
+	paused  bool
+	resumed chan struct{} // closed by resume
+	held    []func()      // the writes to apply at resume, in order
+}
+
+func (h *hang) pause() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.paused {
+		h.paused, h.resumed = true, make(chan struct{})
+	}
+}
+
+// resume applies the held writes, then lets calls through. The writes are
+// applied with h.mu held, so that no call that comes later overtakes them.
+func (h *hang) resume() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.paused {
+		return
+	}
+	for _, f := range h.held {
+		f()
+	}
+	h.held = nil
+	h.paused = false
+	close(h.resumed)
+}
+
+// write runs f now, or, while paused, at resume: it returns f's error if f
+// ran before ctx ended, and ctx's error otherwise, f then still to run.
+func (h *hang) write(ctx context.Context, f func() error) error {
+	h.mu.Lock()
+	if !h.paused {
+		h.mu.Unlock()
+		return f()
+	}
+	done := make(chan error, 1)
+	h.held = append(h.held, func() { done <- f() })
+	h.mu.Unlock()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wait returns once the backend is not paused, or with ctx's error.
+func (h *hang) wait(ctx context.Context) error {
+	h.mu.Lock()
+	paused, resumed := h.paused, h.resumed
+	h.mu.Unlock()
+	if !paused {
+		return nil
+	}
+	select {
+	case <-resumed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -36,6 +112,7 @@ func MemoryBackend(t *testing.T) Backend {
 type memoryNode struct {
 	mb      *broker.Memory
 	stopped *atomic.Bool
+	hang    *hang
 
 	mu     sync.Mutex
 	closed bool
@@ -60,13 +137,22 @@ func (n *memoryNode) check() error {
 }
 
 func (n *memoryNode) Publish(ctx context.Context, room string, p broker.Publication) error {
+	return n.PublishBatch(ctx, room, []broker.Publication{p})
+}
+
+// PublishBatch implements broker.BatchBroker, as the network adapters do.
+func (n *memoryNode) PublishBatch(ctx context.Context, room string, ps []broker.Publication) error {
 	if err := n.check(); err != nil {
 		return err
 	}
-	return n.mb.Publish(ctx, room, p)
+	// A hung server runs the command later, whoever waited for it.
+	return n.hang.write(ctx, func() error { return n.mb.PublishBatch(context.Background(), room, ps) })
 }
 
 func (n *memoryNode) Subscribe(ctx context.Context, room string, deliver func(broker.Publication)) (broker.Subscription, error) {
+	if err := n.hang.wait(ctx); err != nil {
+		return nil, err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -92,6 +178,9 @@ func (n *memoryNode) History(ctx context.Context, room string, after uint64) ([]
 	if err := n.check(); err != nil {
 		return nil, false, err
 	}
+	if err := n.hang.wait(ctx); err != nil {
+		return nil, false, err
+	}
 	return n.mb.History(ctx, room, after)
 }
 
@@ -99,11 +188,16 @@ func (n *memoryNode) SetPresence(ctx context.Context, room, node string, nicks [
 	if err := n.check(); err != nil {
 		return err
 	}
-	return n.mb.SetPresence(ctx, room, node, nicks, ttl)
+	return n.hang.write(ctx, func() error {
+		return n.mb.SetPresence(context.Background(), room, node, nicks, ttl)
+	})
 }
 
 func (n *memoryNode) Presence(ctx context.Context, room string) (map[string][]string, error) {
 	if err := n.check(); err != nil {
+		return nil, err
+	}
+	if err := n.hang.wait(ctx); err != nil {
 		return nil, err
 	}
 	return n.mb.Presence(ctx, room)
@@ -122,9 +216,10 @@ func (n *memoryNode) Close() error {
 	return nil
 }
 
-// Plain hides what b offers beyond broker.Broker (history, presence),
-// keeping Close: rooms then number and keep history per node and learn the
-// other nodes' members from heartbeats only.
+// Plain hides what b offers beyond broker.Broker (history, presence,
+// batches), keeping Close, and the IDs b gives, which a plain Broker does
+// not: rooms then number and keep history per node and learn the other
+// nodes' members from heartbeats only.
 func Plain(b broker.Broker) broker.Broker {
 	if c, ok := b.(io.Closer); ok {
 		return plainCloser{plain{b}, c}
@@ -139,7 +234,10 @@ func (p plain) Publish(ctx context.Context, room string, pub broker.Publication)
 }
 
 func (p plain) Subscribe(ctx context.Context, room string, deliver func(broker.Publication)) (broker.Subscription, error) {
-	return p.b.Subscribe(ctx, room, deliver)
+	return p.b.Subscribe(ctx, room, func(pub broker.Publication) {
+		pub.ID = 0
+		deliver(pub)
+	})
 }
 
 type plainCloser struct {

@@ -25,8 +25,12 @@ const defaultTimeout = 5 * time.Second
 
 // ErrNotConnected is returned, wrapped, by a call that needs the server
 // while the connection is not connected (it is reconnecting, or closed).
-// Publish returns it at once rather than buffering the publication, so that
-// the room can deliver it to its own members without delay.
+// Publish returns it at once rather than buffering the publication, wrapped
+// together with broker.ErrUnavailable, so that the room delivers it to its
+// own members without delay. It also explains a Publish that failed because
+// the connection dropped while the call waited for the server: that error
+// does not wrap broker.ErrUnavailable, since the server may have received
+// the publication.
 var ErrNotConnected = errors.New("natsbroker: not connected to NATS")
 
 // An Option configures a Broker or a JetStreamBroker.
@@ -97,9 +101,12 @@ func validPrefix(p string) error {
 //     relies on its broker to come back by itself;
 //   - nats.RetryOnFailedConnect(true): start even while NATS is down;
 //   - nats.ReconnectBufSize(-1): while disconnected, fail a publication at
-//     once instead of buffering it, which would deliver it late, after the
-//     room has already delivered it locally (Publish checks the connection
-//     too, but the check and the write are not atomic);
+//     once (broker.ErrUnavailable), so that the room delivers it to its own
+//     members, instead of buffering it: Publish checks the connection first,
+//     but the check and the write are not atomic, and a publication buffered
+//     meanwhile fails when the call's context ends with its outcome open,
+//     reaches the server only if the connection comes back in time, and
+//     nobody sees it before;
 //   - nats.ReconnectWait(time.Second), nats.PingInterval(10*time.Second),
 //     nats.MaxPingsOutstanding(2): notice a dead server within about 30
 //     seconds instead of minutes, and come back quickly.
@@ -175,13 +182,21 @@ func (b *base) usable(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// connected returns ErrNotConnected, wrapped with what was being done,
-// unless the connection is up.
+// connected returns ErrNotConnected and broker.ErrUnavailable, wrapped with
+// what was being done, unless the connection is up: the call sends nothing.
 func (b *base) connected(what, room string) error {
 	if b.nc.IsConnected() {
 		return nil
 	}
-	return fmt.Errorf("natsbroker: %s room %q: %w (%v)", what, room, ErrNotConnected, b.nc.Status())
+	return fmt.Errorf("natsbroker: %s room %q: %w (%v; %w)", what, room, ErrNotConnected, b.nc.Status(), broker.ErrUnavailable)
+}
+
+// notSent reports whether err, from nats.Conn.Publish, means that the
+// connection took nothing: it is closed or draining, or it is reconnecting
+// and its reconnect buffer is full (or disabled, as ConnectOptions says).
+func notSent(err error) bool {
+	return errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionDraining) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded)
 }
 
 // register records s so that Close ends it. It fails, and s must be ended
@@ -260,18 +275,23 @@ func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 // Publish implements broker.Broker. It returns once the server has the
 // message: after publishing, it waits for the server to answer a ping
 // (one round trip), so that a publication lost with a connection that just
-// dropped fails, and the room delivers it itself, instead of vanishing. It
-// fails with ErrNotConnected, without waiting, while the connection is down,
-// and when ctx ends (or after 5 seconds if ctx has no deadline) if the server
-// does not answer. p.ID is ignored; p.Keep only chooses the subject, so that
-// subscribers see it.
+// dropped is not taken for delivered. It fails without waiting, with
+// ErrNotConnected and broker.ErrUnavailable, while the connection is down
+// and when the connection refuses the message (closed, or reconnecting
+// without a reconnect buffer): nothing was sent. It fails without
+// broker.ErrUnavailable when the server does not answer before ctx ends (or
+// within 5 seconds if ctx has no deadline), or the connection drops while
+// Publish waits: the server may have the message, and a server that hung
+// delivers it when it resumes. p.ID is ignored; p.Keep only chooses the
+// subject, so that subscribers see it.
 func (b *Broker) Publish(ctx context.Context, room string, p broker.Publication) error {
 	return b.publish(ctx, room, []broker.Publication{p})
 }
 
 // PublishBatch implements broker.BatchBroker: it publishes ps in order
 // and then waits for one round trip, as Publish does for one, so a batch
-// costs about what one publication does. It fails as Publish does.
+// costs about what one publication does. It fails as Publish does, with
+// broker.ErrUnavailable only if it sent none of ps.
 func (b *Broker) PublishBatch(ctx context.Context, room string, ps []broker.Publication) error {
 	return b.publish(ctx, room, ps)
 }
@@ -284,12 +304,17 @@ func (b *Broker) publish(ctx context.Context, room string, ps []broker.Publicati
 		return err
 	}
 	s := b.b.subjects(room)
-	for _, p := range ps {
+	for i, p := range ps {
 		subj := s.live
 		if p.Keep {
 			subj = s.kept
 		}
 		if err := b.b.nc.Publish(subj, p.Data); err != nil {
+			// Only the first tells: those before a later one may be on
+			// their way.
+			if i == 0 && notSent(err) {
+				err = fmt.Errorf("%w (%w)", err, broker.ErrUnavailable)
+			}
 			return fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
 		}
 	}

@@ -274,8 +274,8 @@ func testClose(t *testing.T, a, b broker.Broker, closeA func() error) {
 	if err := closeA(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if err := a.Publish(ctx(t), "room", broker.Publication{}); !errors.Is(err, broker.ErrClosed) {
-		t.Errorf("Publish after Close: %v", err)
+	if err := a.Publish(ctx(t), "room", broker.Publication{}); !errors.Is(err, broker.ErrClosed) || !errors.Is(err, broker.ErrUnavailable) {
+		t.Errorf("Publish after Close: %v, want broker.ErrClosed, which is broker.ErrUnavailable", err)
 	}
 	if _, err := a.Subscribe(ctx(t), "room", func(broker.Publication) {}); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Subscribe after Close: %v", err)

@@ -54,10 +54,15 @@
 //
 // # Outages
 //
-// Publish fails at once, with ErrNotConnected, while the connection is
-// down, and as soon as it drops during a call; the room then delivers the
-// publication to its own members only, and it never reaches the others.
-// Subscribe succeeds while the connection is down, and subscriptions come
-// back by themselves when it is up again. See Broker and JetStreamBroker
-// for what each loses in between.
+// Publish fails at once, with ErrNotConnected and broker.ErrUnavailable,
+// while the connection is down: nothing was sent, and the room delivers the
+// publication to its own members only; it never reaches the others. So does
+// a JetStreamBroker's when no stream answers. When the connection drops
+// during the call, or the server does not answer in time (it hangs, or a
+// clustered stream has no leader), Publish fails without
+// broker.ErrUnavailable: the server may have the publication, and a server
+// that hung delivers it when it goes on, to every node, the publisher's
+// included; the room delivers it only then. Subscribe succeeds while the
+// connection is down, and subscriptions come back by themselves when it is
+// up again. See Broker and JetStreamBroker for what each loses in between.
 package natsbroker

@@ -1,6 +1,7 @@
 package natsbroker_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -30,8 +31,8 @@ func outage(t *testing.T, s *server.Server, opts *server.Options, a, b broker.Br
 
 	start := time.Now()
 	err := a.Publish(ctx(t), "room", broker.Publication{Keep: true, Data: []byte("lost")})
-	if !errors.Is(err, natsbroker.ErrNotConnected) {
-		t.Errorf("Publish while disconnected: %v, want ErrNotConnected", err)
+	if !errors.Is(err, natsbroker.ErrNotConnected) || !errors.Is(err, broker.ErrUnavailable) {
+		t.Errorf("Publish while disconnected: %v, want ErrNotConnected and broker.ErrUnavailable", err)
 	}
 	if d := time.Since(start); d > failFast {
 		t.Errorf("Publish took %v to fail", d)
@@ -173,5 +174,73 @@ func TestStartBeforeServer(t *testing.T) {
 				return len(r.all()) > 0
 			})
 		})
+	}
+}
+
+// TestHungServerPublishOpen stops the server's process (SIGSTOP) while a
+// publication is on its way: Publish fails when its context ends, and the
+// server delivers the publication when it goes on (SIGCONT), so the error
+// must leave the outcome open rather than say that nothing was published.
+func TestHungServerPublishOpen(t *testing.T) {
+	bin := buildServer(t)
+	modes := map[string]func(t *testing.T, nc *nats.Conn) broker.Broker{
+		"Core":      func(t *testing.T, nc *nats.Conn) broker.Broker { return newCore(t, nc) },
+		"JetStream": func(t *testing.T, nc *nats.Conn) broker.Broker { return newJS(t, nc, natsbroker.JetStreamConfig{}) },
+	}
+	for name, newBroker := range modes {
+		t.Run(name, func(t *testing.T) {
+			p := startProcess(t, bin)
+			ncA, _ := connectURL(t, p.url())
+			ncB, _ := connectURL(t, p.url())
+			a, b := newBroker(t, ncA), newBroker(t, ncB)
+			rec, _ := subscribe(t, b, "room")
+			publish(t, a, "room", true, "before")
+			rec.waitData(t, "before")
+
+			p.pause()
+			resumed := false
+			t.Cleanup(func() {
+				if !resumed {
+					p.resume()
+				}
+			})
+			c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			err := a.Publish(c, "room", broker.Publication{Keep: true, Data: []byte("late")})
+			cancel()
+			if err == nil || errors.Is(err, broker.ErrUnavailable) {
+				t.Errorf("Publish to a hung server: %v, want an error that leaves the outcome open", err)
+			}
+			p.resume()
+			resumed = true
+			rec.waitData(t, "late")
+		})
+	}
+}
+
+// TestJetStreamWithoutJetStream: a server without JetStream has no stream
+// to take a publication, so Publish says that none was taken.
+func TestJetStreamWithoutJetStream(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(waitTimeout) {
+		t.Fatal("server not ready")
+	}
+	nc, _ := connect(t, s)
+	b, err := natsbroker.NewJetStream(nc, natsbroker.JetStreamConfig{})
+	if err != nil {
+		t.Logf("NewJetStream refuses it already: %v", err)
+		return
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	err = b.Publish(ctx(t), "room", broker.Publication{Keep: true, Data: []byte("x")})
+	if !errors.Is(err, broker.ErrUnavailable) {
+		t.Errorf("Publish without JetStream: %v, want broker.ErrUnavailable", err)
 	}
 }

@@ -66,6 +66,12 @@ type connEvents struct {
 // closes the connection when the test ends.
 func connect(t testing.TB, s *server.Server, extra ...nats.Option) (*nats.Conn, *connEvents) {
 	t.Helper()
+	return connectURL(t, s.ClientURL(), extra...)
+}
+
+// connectURL is connect to the server at url.
+func connectURL(t testing.TB, url string, extra ...nats.Option) (*nats.Conn, *connEvents) {
+	t.Helper()
 	ev := &connEvents{disconnected: make(chan struct{}, 1), reconnected: make(chan struct{}, 1)}
 	opts := append(natsbroker.ConnectOptions(),
 		nats.ReconnectWait(20*time.Millisecond),
@@ -75,7 +81,7 @@ func connect(t testing.TB, s *server.Server, extra ...nats.Option) (*nats.Conn, 
 		// Servers stopping under the tests' feet is expected.
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
 	)
-	nc, err := nats.Connect(s.ClientURL(), append(opts, extra...)...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

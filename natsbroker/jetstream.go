@@ -288,11 +288,14 @@ func (j *jsState) lostStream() { j.stream.Store(nil) }
 
 // Publish implements broker.Broker: it returns once the stream has stored
 // p (a JetStream acknowledgement, one round trip to the stream's leader).
-// It fails with ErrNotConnected without waiting while the connection is
-// down, and as soon as it drops during the call; if JetStream does not
-// answer (a clustered stream without a leader, for instance), it fails when
-// ctx ends, or after 5 seconds if ctx has no deadline. If the stream is
-// gone, Publish creates it again.
+// It fails with broker.ErrUnavailable when it certainly sent nothing that
+// could be stored: at once with ErrNotConnected while the connection is
+// down, when the stream cannot be found or created, and when no stream
+// answers (no responders). It fails without it, its outcome open, as soon
+// as the connection drops during the call, and when ctx ends (or after 5
+// seconds if ctx has no deadline) before JetStream acknowledges p (a
+// clustered stream without a leader, or a server that hangs and stores it
+// when it resumes). If the stream is gone, Publish creates it again.
 func (b *JetStreamBroker) Publish(ctx context.Context, room string, p broker.Publication) error {
 	return b.PublishBatch(ctx, room, []broker.Publication{p})
 }
@@ -301,7 +304,8 @@ func (b *JetStreamBroker) Publish(ctx context.Context, room string, p broker.Pub
 // one after the other without waiting, then waits for all their
 // acknowledgements, so a batch costs about one round trip. The stream
 // stores them in order. It fails as Publish does, and also if the stream
-// refused any of them; the others may be stored.
+// refused any of them; the others may be stored. It fails with
+// broker.ErrUnavailable only if none of ps can be stored.
 func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []broker.Publication) error {
 	if err := b.b.usable(ctx); err != nil {
 		return err
@@ -319,17 +323,23 @@ func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []br
 	acks := make([]jetstream.PubAckFuture, 0, len(ps))
 	for attempt := 0; ; attempt++ {
 		if _, err := b.js.ensureStream(ctx, b.b.prefix); err != nil {
-			return fmt.Errorf("natsbroker: publish to room %q: %w", room, explain(ctx, err))
+			// Nothing was published: no stream took those of a first
+			// attempt.
+			return fmt.Errorf("natsbroker: publish to room %q: %w (%w)", room, explain(ctx, err), broker.ErrUnavailable)
 		}
 		acks = acks[:0]
-		for _, p := range ps {
+		for i, p := range ps {
 			subj, opts := s.live, live
 			if p.Keep {
 				subj, opts = s.kept, kept
 			}
 			ack, err := b.js.js.PublishAsync(subj, p.Data, opts...)
 			if err != nil {
-				return fmt.Errorf("natsbroker: publish to room %q: %w", room, explain(ctx, err))
+				err = explain(ctx, err)
+				if i == 0 && notSent(err) {
+					err = fmt.Errorf("%w (%w)", err, broker.ErrUnavailable)
+				}
+				return fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
 			}
 			acks = append(acks, ack)
 		}
@@ -353,7 +363,12 @@ func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []br
 			continue
 		}
 		if len(errs) > 0 {
-			return fmt.Errorf("natsbroker: publish to room %q: %w", room, errors.Join(errs...))
+			err := errors.Join(errs...)
+			if noStream == len(acks) {
+				// Nobody listened on the subjects: none is stored.
+				err = fmt.Errorf("%w (%w)", err, broker.ErrUnavailable)
+			}
+			return fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
 		}
 		return nil
 	}

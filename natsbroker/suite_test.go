@@ -3,7 +3,7 @@ package natsbroker_test
 import (
 	"testing"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/brokertest"
 	"github.com/seed014c2c51/chatroom/natsbroker"
@@ -11,20 +11,22 @@ import (
 
 // TestClusterSuite runs the library's cluster suite (three nodes, each a
 // Registry with a broker on a connection of its own, and real WebSocket
-// clients) against an in-process server, in both modes. The outage test
-// stops the server and starts another on the same port and store.
+// clients) in both modes, against a nats-server process of the version
+// go.mod requires, built from the module cache: the outage test stops it
+// (SIGTERM) and starts it again on the same port and store, and the hang
+// test stops its process (SIGSTOP) and lets it go on (SIGCONT), which an
+// in-process server cannot do.
 func TestClusterSuite(t *testing.T) {
-	modes := map[string]func(t *testing.T, s *server.Server) broker.Broker{
-		"Core": func(t *testing.T, s *server.Server) broker.Broker {
-			nc, _ := connect(t, s)
+	bin := buildServer(t)
+	modes := map[string]func(t *testing.T, nc *nats.Conn) broker.Broker{
+		"Core": func(t *testing.T, nc *nats.Conn) broker.Broker {
 			b, err := natsbroker.New(nc)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return b
 		},
-		"JetStream": func(t *testing.T, s *server.Server) broker.Broker {
-			nc, _ := connect(t, s)
+		"JetStream": func(t *testing.T, nc *nats.Conn) broker.Broker {
 			b, err := natsbroker.NewJetStream(nc, natsbroker.JetStreamConfig{})
 			if err != nil {
 				t.Fatal(err)
@@ -35,18 +37,18 @@ func TestClusterSuite(t *testing.T) {
 	for name, newBroker := range modes {
 		t.Run(name, func(t *testing.T) {
 			brokertest.RunCluster(t, func(t *testing.T) brokertest.Backend {
-				opts := &server.Options{ServerName: "suite", StoreDir: t.TempDir()}
-				s := startServer(t, opts)
-				opts.Port = port(s) // a restart comes back where it was
+				p := startProcess(t, bin)
 				return brokertest.Backend{
 					// The suite closes the broker (a dead node, or the end);
 					// the connection closes with the test.
-					Connect: func(t *testing.T) broker.Broker { return newBroker(t, s) },
-					Stop: func(*testing.T) {
-						s.Shutdown()
-						s.WaitForShutdown()
+					Connect: func(t *testing.T) broker.Broker {
+						nc, _ := connectURL(t, p.url())
+						return newBroker(t, nc)
 					},
-					Start: func(t *testing.T) { s = startServer(t, opts) },
+					Stop:   func(*testing.T) { p.stop() },
+					Start:  func(*testing.T) { p.restart() },
+					Pause:  func(*testing.T) { p.pause() },
+					Resume: func(*testing.T) { p.resume() },
 				}
 			})
 		})

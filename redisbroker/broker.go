@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,7 @@ type Broker struct {
 	client redis.UniversalClient
 	cfg    config
 	prefix string // escaped, with its ':'
+	once   bool   // the client runs each command at most once (see runsOnce)
 
 	// ctx is cancelled by Close, to abandon the pub/sub connection's dials
 	// and writes in progress.
@@ -157,6 +159,7 @@ func New(client redis.UniversalClient, opts ...Option) *Broker {
 		client: client,
 		cfg:    cfg,
 		prefix: keyPrefix(cfg.prefix),
+		once:   runsOnce(client),
 		ctx:    ctx,
 		cancel: cancel,
 		chans:  make(map[string]*channelState),
@@ -184,12 +187,13 @@ func errClosed(op string) error {
 	return fmt.Errorf("redisbroker: %s: %w", op, broker.ErrClosed)
 }
 
-// ErrNotSubscribed is what Publish returns, wrapped, for a room that this
-// broker subscribes to while Redis has not confirmed that subscription on
-// the current connection: Redis is unreachable, or the broker is
-// reconnecting. Redis might accept the publication, but this node's own
-// subscriptions would not receive it; failing makes the room deliver it to
-// its own members instead (see chatroom.WithBroker).
+// ErrNotSubscribed is what Publish returns, wrapped together with
+// broker.ErrUnavailable, for a room that this broker subscribes to while
+// Redis has not confirmed that subscription on the current connection:
+// Redis is unreachable, or the broker is reconnecting. Redis might accept
+// the publication, but this node's own subscriptions would not receive it;
+// Publish sends nothing, and the room delivers the publication to its own
+// members instead (see chatroom.WithBroker).
 var ErrNotSubscribed = errors.New("redisbroker: subscription not confirmed by Redis (unreachable or reconnecting)")
 
 // Publish implements broker.Broker. A kept publication (p.Keep) is
@@ -198,6 +202,15 @@ var ErrNotSubscribed = errors.New("redisbroker: subscription not confirmed by Re
 // returns an error, without retrying beyond what the client's options say,
 // when Redis cannot be reached, and ErrNotSubscribed while this broker's
 // own subscription to the room is not confirmed.
+//
+// The error wraps broker.ErrUnavailable when the command certainly never
+// reached Redis: the subscription is not confirmed, the broker or the
+// client is closed, or, with a *redis.Client that does not retry commands
+// (MaxRetries -1, as the README recommends), it could not connect or get a
+// connection from its pool. Any other error (a timeout, a connection that
+// broke after the command was written) leaves the outcome open: Redis may
+// have run the command, or run it later, as a Redis that hung does when it
+// resumes.
 func (b *Broker) Publish(ctx context.Context, room string, p broker.Publication) error {
 	if !p.Keep {
 		return b.publish(ctx, room, func(ctx context.Context, k roomKeys) error {
@@ -241,14 +254,37 @@ func (b *Broker) publish(ctx context.Context, room string, send func(context.Con
 	unconfirmed := cs != nil && !cs.ready
 	b.mu.Unlock()
 	if unconfirmed {
-		return fmt.Errorf("redisbroker: publish to room %q: %w", room, ErrNotSubscribed)
+		return fmt.Errorf("redisbroker: publish to room %q: %w (%w)", room, ErrNotSubscribed, broker.ErrUnavailable)
 	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
 	if err := send(ctx, k); err != nil {
+		if b.once && unsent(err) {
+			err = fmt.Errorf("%w (%w)", err, broker.ErrUnavailable)
+		}
 		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
 	}
 	return nil
+}
+
+// runsOnce reports whether client runs each command at most once: a
+// *redis.Client with MaxRetries -1, which its Options show as 0. Only then
+// does a failure to connect mean that the command never reached Redis,
+// rather than that a retry did not after an attempt that may have run. A
+// ClusterClient also tries again on other nodes.
+func runsOnce(client redis.UniversalClient) bool {
+	c, ok := client.(*redis.Client)
+	return ok && c.Options().MaxRetries == 0
+}
+
+// unsent reports whether err, from a command's only attempt, means that the
+// command was never written: the client is closed, it could not dial Redis,
+// or no connection of its pool came free. go-redis gets its connection
+// before it writes anything.
+func unsent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) ||
+		errors.Is(err, redis.ErrPoolExhausted) || errors.As(err, &op) && op.Op == "dial"
 }
 
 // payloadFormat is the first byte of every payload the broker publishes,

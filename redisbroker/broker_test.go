@@ -398,6 +398,9 @@ func TestClose(t *testing.T) {
 		}
 	}
 	check("Publish", b.Publish(ctx, "r", broker.Publication{Keep: true}))
+	if err := b.Publish(ctx, "r", broker.Publication{}); !errors.Is(err, broker.ErrUnavailable) {
+		t.Errorf("Publish after Close: %v, want broker.ErrUnavailable", err)
+	}
 	_, err = b.Subscribe(ctx, "r", func(broker.Publication) {})
 	check("Subscribe", err)
 	_, _, err = b.History(ctx, "r", 0)

@@ -2,10 +2,12 @@ package redisbroker
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/seed014c2c51/chatroom/broker"
 )
 
@@ -32,6 +34,10 @@ func TestRedisRestart(t *testing.T) {
 		err := pub.Publish(ctx, "room", broker.Publication{Keep: keep, Data: []byte("during")})
 		if elapsed := time.Since(start); err == nil || elapsed > failFast {
 			t.Errorf("Publish (keep=%v) with Redis down: %v after %v; want an error within %v", keep, err, elapsed, failFast)
+		}
+		// The client dials before it writes, and does not retry.
+		if !errors.Is(err, broker.ErrUnavailable) {
+			t.Errorf("Publish (keep=%v) with Redis down: %v, want broker.ErrUnavailable", keep, err)
 		}
 	}
 	start := time.Now()
@@ -162,6 +168,9 @@ func TestOwnPublicationsAfterRestart(t *testing.T) {
 	if err == nil {
 		t.Fatal("Publish succeeded with Redis down")
 	}
+	if !errors.Is(err, broker.ErrUnavailable) {
+		t.Errorf("Publish with Redis down: %v, want broker.ErrUnavailable", err)
+	}
 	r.local.restart()
 
 	// Publish every 10ms until 20 have succeeded, then check that each of
@@ -193,5 +202,51 @@ func TestOwnPublicationsAfterRestart(t *testing.T) {
 		if got := rec.nextData(t); got != want {
 			t.Fatalf("got %q, want %q: an accepted publication was lost", got, want)
 		}
+	}
+}
+
+// TestHungRedisRunsTimedOutPublication stops redis-server's process
+// (SIGSTOP) while a publication is on its way: Publish times out, and Redis
+// runs the command when it goes on (SIGCONT), so the error must leave the
+// outcome open rather than say that nothing was published.
+func TestHungRedisRunsTimedOutPublication(t *testing.T) {
+	r := newLocalRedis(t)
+	pub := r.broker(t, WithTimeout(300*time.Millisecond))
+	sub := r.broker(t)
+	rec := newRecorder()
+	subscribe(t, sub, "room", rec)
+	publish(t, pub, "room", true, "before")
+	before := rec.next(t)
+
+	r.local.pause()
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			r.local.resume()
+		}
+	})
+	err := pub.Publish(context.Background(), "room", broker.Publication{Keep: true, Data: []byte("late")})
+	if err == nil || errors.Is(err, broker.ErrUnavailable) {
+		t.Errorf("Publish to a hung Redis: %v, want an error that leaves the outcome open", err)
+	}
+	r.local.resume()
+	resumed = true
+	if p := rec.next(t); string(p.Data) != "late" || p.ID <= before.ID {
+		t.Errorf("after Redis went on: got %q (ID %d after %d), want the timed-out publication, numbered after the last", p.Data, p.ID, before.ID)
+	}
+}
+
+// TestRetriesLeaveOutcomeOpen: a client that retries commands may have run
+// one whose retry then could not connect, so its dial errors do not say
+// that nothing was published.
+func TestRetriesLeaveOutcomeOpen(t *testing.T) {
+	r := newLocalRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: r.opts.Addr, DialerRetries: 1, MinRetryBackoff: -1, MaxRetryBackoff: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	b := r.brokerOn(t, c)
+	r.local.kill()
+	err := b.Publish(context.Background(), "room", broker.Publication{Keep: true})
+	if err == nil || errors.Is(err, broker.ErrUnavailable) {
+		t.Errorf("Publish with Redis down, through a client that retries: %v, want an error that leaves the outcome open", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -256,6 +257,32 @@ func (s *localRedis) kill() {
 	_ = cmd.Process.Kill()
 	<-done
 	_ = cmd.Wait()
+}
+
+// pause stops the server's process without ending it (SIGSTOP): its
+// connections stay open and what clients send waits, unread, until resume
+// (SIGCONT), when the server runs it.
+func (s *localRedis) pause() {
+	s.signal(syscall.SIGSTOP)
+	s.mu.Lock()
+	pid := s.cmd.Process.Pid
+	s.mu.Unlock()
+	waitStopped(s.t, pid)
+}
+
+func (s *localRedis) resume() { s.signal(syscall.SIGCONT) }
+
+func (s *localRedis) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.t.Fatalf("redis-server is not running: cannot send %v", sig)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redis-server: %v: %v", sig, err)
+	}
 }
 
 // restart starts the server again on the same port, empty (no
@@ -525,4 +552,27 @@ func concurrently(t *testing.T, n int, publish func(i int) error) {
 	if first != nil {
 		t.Fatal(first)
 	}
+}
+
+// waitStopped waits until the process pid is stopped, as SIGSTOP leaves it
+// some time after kill returns, failing the test after waitTimeout. Linux
+// shows it as state T in /proc/<pid>/stat, which has no event to wait on.
+func waitStopped(t testing.TB, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for range int(waitTimeout / time.Millisecond) {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			t.Fatalf("process %d: %v", pid, err)
+		}
+		// The state follows the command name, which is in parentheses.
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'T' || stat[i+2] == 't') {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("process %d not stopped within %v", pid, waitTimeout)
 }
