@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/coder/websocket"
 	"github.com/seed014c2c51/chatroom/broker"
 )
 
@@ -249,4 +251,40 @@ type countedSub struct {
 func (s *countedSub) Unsubscribe() error {
 	s.once.Do(func() { s.b.subs.Add(-1) })
 	return s.Subscription.Unsubscribe()
+}
+
+// downBroker is a HistoryBroker that takes nothing: every publication is
+// refused with broker.ErrUnavailable, as from a broker whose server is down.
+type downBroker struct{ *broker.Memory }
+
+func (downBroker) Publish(context.Context, string, broker.Publication) error {
+	return fmt.Errorf("connection refused: %w", broker.ErrUnavailable)
+}
+
+func (downBroker) PublishBatch(context.Context, string, []broker.Publication) error {
+	return fmt.Errorf("connection refused: %w", broker.ErrUnavailable)
+}
+
+// During an outage a node delivers its members' frames on its own, with IDs
+// between the broker's that it never reuses, up to idStride-1 of them;
+// after that it refuses messages with an error frame 1013 "broker
+// unavailable" until the broker is back.
+func TestOutageFramesThenRefusal(t *testing.T) {
+	b := downBroker{broker.NewMemory(10)}
+	tr := newTestRoom(t, WithBroker(b), WithName("lobby"), WithErrorFrames(), WithPacing(Off, 0))
+	ann := tr.join("ann")
+	var last uint64
+	for i := range idStride - 1 {
+		ann.send("m" + strconv.Itoa(i))
+		m := ann.readMsg()
+		if m.Type != TypeMessage || m.Text != "m"+strconv.Itoa(i) || m.ID <= last || m.ID%idStride == 0 {
+			t.Fatalf("frame %d on the node alone: %+v after ID %d", i, m, last)
+		}
+		last = m.ID
+	}
+	ann.send("one too many")
+	m := ann.readMsg()
+	if m.Type != TypeError || m.Code != int(websocket.StatusTryAgainLater) || m.Text != reasonBrokerUnavailable || m.ID != last {
+		t.Errorf("after %d frames on the node alone: got %+v, want error 1013 %q with ID %d", idStride-1, m, reasonBrokerUnavailable, last)
+	}
 }
