@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/seed014c2c51/chatroom/internal/framequeue"
 	"github.com/seed014c2c51/chatroom/internal/socket"
 
 	"github.com/coder/websocket"
@@ -50,12 +51,12 @@ type Member struct {
 	// closing mirrors reason != nil, for the writer.
 	closing atomic.Bool
 
-	mu    sync.Mutex // guards the fields below; never held while calling out
-	queue frameQueue // frames waiting for the writer; empty while idle
+	mu    sync.Mutex       // guards the fields below; never held while calling out
+	queue framequeue.Queue // frames waiting for the writer; empty while idle
 	// beforeReplay and replay are, while a joiner's history is pending,
 	// the frames queued before it and the history itself (replayLocked):
 	// the writer sends beforeReplay, then replay, then queue.
-	beforeReplay frameQueue
+	beforeReplay framequeue.Queue
 	replay       []Message
 	queuedMsgs   int // frames queued or being written
 	queuedBytes  int

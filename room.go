@@ -23,7 +23,7 @@ type Room struct {
 	cancel context.CancelFunc
 
 	readBuffers sync.Pool // *bytes.Buffer for decoding client messages
-	chunks      sync.Pool // *chunk for members' queues
+	chunks      sync.Pool // framequeue chunks, for members' queues
 	batches     sync.Pool // *[]byte for members' sockets while writing
 
 	// onEmpty, set by a Registry, learns when the last connection is gone.

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 	"time"
 
+	"github.com/seed014c2c51/chatroom/internal/framequeue"
 	"github.com/seed014c2c51/chatroom/internal/socket"
 
 	"github.com/coder/websocket"
@@ -45,7 +45,7 @@ func (m *Member) replayLocked(msgs []Message) {
 	if m.reason != nil {
 		return
 	}
-	m.beforeReplay, m.queue = m.queue, frameQueue{}
+	m.beforeReplay, m.queue = m.queue, framequeue.Queue{}
 	m.replay = msgs
 	m.queuedMsgs += len(msgs)
 	m.startWriterLocked()
@@ -62,7 +62,7 @@ func (m *Member) enqueueFrame(frame []byte) bool {
 		m.leaveLocked(cause(ErrQueueOverflow, websocket.StatusPolicyViolation, reasonTooSlow, nil))
 		return false
 	}
-	m.queue.push(frame, &m.room.chunks)
+	m.queue.Push(frame, &m.room.chunks)
 	m.queuedMsgs++
 	m.queuedBytes += len(frame)
 	m.startWriterLocked()
@@ -86,18 +86,18 @@ func (m *Member) writeLoop() {
 	defer m.wg.Done()
 	for {
 		m.mu.Lock()
-		var batch frameQueue
+		var batch framequeue.Queue
 		var replay []Message
 		switch {
 		case m.abort.Load():
-		case m.beforeReplay.len > 0:
-			batch, m.beforeReplay = m.beforeReplay, frameQueue{}
+		case m.beforeReplay.Len > 0:
+			batch, m.beforeReplay = m.beforeReplay, framequeue.Queue{}
 		case len(m.replay) > 0:
 			replay, m.replay = m.replay, nil
 		default:
-			batch, m.queue = m.queue, frameQueue{}
+			batch, m.queue = m.queue, framequeue.Queue{}
 		}
-		if batch.len == 0 && replay == nil {
+		if batch.Len == 0 && replay == nil {
 			m.stopWritingLocked()
 			m.mu.Unlock()
 			return
@@ -105,12 +105,12 @@ func (m *Member) writeLoop() {
 		m.mu.Unlock()
 
 		var err error
-		count, n := batch.len, batch.bytes
+		count, n := batch.Len, batch.Bytes
 		if replay != nil {
 			err, count = m.writeReplay(replay), len(replay)
 		} else {
 			err = m.writeBatch(&batch)
-			batch.release(&m.room.chunks)
+			batch.Release(&m.room.chunks)
 		}
 
 		m.mu.Lock()
@@ -148,76 +148,20 @@ func (m *Member) stopWritingLocked() {
 	m.resumeReadsLocked(true)
 	// An idle member holds no queue chunk and no batch buffer: they go back
 	// to the room's pools.
-	m.queue.release(&m.room.chunks)
-	m.beforeReplay.release(&m.room.chunks)
+	m.queue.Release(&m.room.chunks)
+	m.beforeReplay.Release(&m.room.chunks)
 	m.replay = nil
 	m.sock.ReleaseBatch()
 	m.writerDone.Broadcast()
 }
 
-// frameQueue is a member's queue of encoded frames, oldest first: a list of
-// fixed-size chunks from the room's pool. Appending never copies the queue,
-// so a broadcast allocates nothing per member however far behind the member
-// is, and an idle member holds no chunk.
-type frameQueue struct {
-	head, tail *chunk
-	len        int // frames
-	bytes      int // their total size
-}
-
-// chunkFrames is the number of frames in a chunk: a chunk is 1.5 KiB.
-const chunkFrames = 64
-
-type chunk struct {
-	frames [chunkFrames][]byte
-	n      int
-	next   *chunk
-}
-
-// push appends frame, taking a chunk from pool when the last one is full.
-func (q *frameQueue) push(frame []byte, pool *sync.Pool) {
-	if q.tail == nil || q.tail.n == chunkFrames {
-		c, ok := pool.Get().(*chunk)
-		if !ok {
-			c = new(chunk)
-		}
-		if q.tail == nil {
-			q.head = c
-		} else {
-			q.tail.next = c
-		}
-		q.tail = c
-	}
-	q.tail.frames[q.tail.n] = frame
-	q.tail.n++
-	q.len++
-	q.bytes += len(frame)
-}
-
-// release empties q and returns its chunks to pool.
-func (q *frameQueue) release(pool *sync.Pool) {
-	for c := q.head; c != nil; {
-		next := c.next
-		clear(c.frames[:c.n]) // drop references to frames others may still hold
-		c.n, c.next = 0, nil
-		pool.Put(c)
-		c = next
-	}
-	*q = frameQueue{}
-}
-
 // writeBatch writes the frames of batch in order.
-func (m *Member) writeBatch(batch *frameQueue) error {
-	c, k := batch.head, 0
-	return m.writeEach(batch.len, func(s *socket.Socket) (int, error) {
-		if k == c.n {
-			c, k = c.next, 0
-		}
-		f := c.frames[k]
-		k++
+func (m *Member) writeBatch(batch *framequeue.Queue) error {
+	next := batch.Cursor()
+	return m.writeEach(batch.Len, func(s *socket.Socket) (int, error) {
 		// This copies the frame into the held batch: it does not wait
 		// for the network.
-		return s.AppendFrame(f)
+		return s.AppendFrame(next())
 	})
 }
 
