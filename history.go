@@ -80,7 +80,10 @@ type History struct {
 // only replays the last frames to joiners.
 //
 // With a broker (WithBroker) the history is the cluster's if the broker
-// keeps one (a broker.HistoryBroker): a client resumes on any node. With a
+// keeps one (a broker.HistoryBroker): a client resumes on any node, and the
+// broker keeps as many frames as its own configuration says
+// (redisbroker.WithHistorySize, natsbroker.JetStreamConfig.History): make
+// that at least h.Len, which bounds only what a joiner receives. With a
 // plain broker each node keeps its own, in h.Store or its memory, which
 // begins again whenever the node joins the cluster afresh.
 //
