@@ -157,16 +157,7 @@ func TestReadAfterServerClosed(t *testing.T) {
 // A handler other than a Room: frames that are not chat messages fail Next.
 func TestUndecodableFrames(t *testing.T) {
 	f := newFakeTB(t)
-	var handlers sync.WaitGroup
-	t.Cleanup(handlers.Wait) // runs after the server has dropped the client
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handlers.Add(1)
-		defer handlers.Done()
-		conn, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
+	h := wsHandler(t, func(_ *http.Request, conn *websocket.Conn) {
 		ctx := context.Background()
 		_ = conn.Write(ctx, websocket.MessageText, []byte("not JSON"))
 		_ = conn.Write(ctx, websocket.MessageBinary, []byte{1, 2})
@@ -727,16 +718,7 @@ func TestNextFunc(t *testing.T) {
 
 // Frames that keep coming do not make NextFunc wait beyond its timeout.
 func TestNextFuncBounded(t *testing.T) {
-	var handlers sync.WaitGroup
-	t.Cleanup(handlers.Wait)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handlers.Add(1)
-		defer handlers.Done()
-		conn, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
+	h := wsHandler(t, func(r *http.Request, conn *websocket.Conn) {
 		for range 1_000_000 { // until the client goes
 			if conn.Write(r.Context(), websocket.MessageText, []byte(`{"nickname":"x","message":"noise"}`)) != nil {
 				return
@@ -765,16 +747,7 @@ func TestDisallowUnknownFields(t *testing.T) {
 		`{"nickname":"a","message":"b","extra":1}`,
 		`{"nickname":"a","message":"b","extra":1}`,
 	}
-	var handlers sync.WaitGroup
-	t.Cleanup(handlers.Wait)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handlers.Add(1)
-		defer handlers.Done()
-		conn, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
+	h := wsHandler(t, func(r *http.Request, conn *websocket.Conn) {
 		for _, fr := range frames {
 			_ = conn.Write(r.Context(), websocket.MessageText, []byte(fr))
 		}

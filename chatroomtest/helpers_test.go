@@ -2,11 +2,14 @@ package chatroomtest_test
 
 import (
 	"fmt"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // fakeTB is a chatroomtest.TB that records failures instead of failing the
@@ -131,4 +134,23 @@ func readers() []string {
 		}
 	}
 	return found
+}
+
+// wsHandler is a WebSocket handler other than a Room: it accepts each
+// connection, has serve serve it, and closes it. The test waits for the
+// handlers when it ends: made before the test's server, after the server
+// has dropped its clients.
+func wsHandler(t *testing.T, serve func(r *http.Request, conn *websocket.Conn)) http.Handler {
+	var handlers sync.WaitGroup
+	t.Cleanup(handlers.Wait)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		serve(r, conn)
+	})
 }

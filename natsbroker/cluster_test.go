@@ -2,7 +2,6 @@ package natsbroker_test
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/seed014c2c51/chatroom/broker"
+	"github.com/seed014c2c51/chatroom/internal/serverproc"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
 
@@ -52,12 +52,11 @@ func startCluster(t *testing.T, n int) []*server.Server {
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := serverproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // publishAll has every broker publish n publications "<i>:<k>" to room at

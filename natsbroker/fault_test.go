@@ -3,7 +3,6 @@ package natsbroker_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -141,16 +140,7 @@ func TestJetStreamServerRestartLosesStream(t *testing.T) {
 func TestStartBeforeServer(t *testing.T) {
 	for _, mode := range []string{"Core", "JetStream"} {
 		t.Run(mode, func(t *testing.T) {
-			p := freePort(t)
-			connected := make(chan struct{}, 1)
-			nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", p), append(natsbroker.ConnectOptions(),
-				nats.ReconnectWait(20*time.Millisecond),
-				nats.ConnectHandler(func(*nats.Conn) { signal(connected) }),
-			)...)
-			if err != nil {
-				t.Fatalf("connect with RetryOnFailedConnect: %v", err)
-			}
-			t.Cleanup(nc.Close)
+			p, nc, connected := connectBeforeServer(t)
 			var b broker.Broker
 			if mode == "Core" {
 				b = newCore(t, nc)
@@ -220,19 +210,7 @@ func TestHungServerPublishOpen(t *testing.T) {
 // TestJetStreamWithoutJetStream: a server without JetStream has no stream
 // to take a publication, so Publish says that none was taken.
 func TestJetStreamWithoutJetStream(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if !s.ReadyForConnections(waitTimeout) {
-		t.Fatal("server not ready")
-	}
-	nc, _ := connect(t, s)
+	nc, _ := connect(t, startServerWithoutJetStream(t))
 	b, err := natsbroker.NewJetStream(nc, natsbroker.JetStreamConfig{})
 	if err != nil {
 		t.Logf("NewJetStream refuses it already: %v", err)

@@ -33,12 +33,27 @@ func startServer(t testing.TB, opts *server.Options) *server.Server {
 	if o.Port == 0 {
 		o.Port = -1
 	}
-	o.NoLog, o.NoSigs = true, true
 	o.JetStream = true
 	if o.StoreDir == "" {
 		o.StoreDir = t.TempDir()
 	}
-	s, err := server.NewServer(&o)
+	return runServer(t, &o)
+}
+
+// startServerWithoutJetStream starts an in-process NATS server on a free
+// loopback port, without JetStream, shut down when the test ends.
+func startServerWithoutJetStream(t testing.TB) *server.Server {
+	t.Helper()
+	return runServer(t, &server.Options{Host: "127.0.0.1", Port: -1})
+}
+
+// runServer starts an in-process server from o, without its log and
+// signal handlers, waits until it is ready, and shuts it down when the
+// test ends.
+func runServer(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
+	o.NoLog, o.NoSigs = true, true
+	s, err := server.NewServer(o)
 	if err != nil {
 		t.Fatalf("server: %v", err)
 	}
@@ -87,6 +102,25 @@ func connectURL(t testing.TB, url string, extra ...nats.Option) (*nats.Conn, *co
 	}
 	t.Cleanup(nc.Close)
 	return nc, ev
+}
+
+// connectBeforeServer connects to a free loopback port, where no server
+// is yet, with ConnectOptions (which retry a failed connect), and returns
+// the port, the connection, closed when the test ends, and a channel
+// signalled when it connects.
+func connectBeforeServer(t *testing.T) (int, *nats.Conn, <-chan struct{}) {
+	t.Helper()
+	p := freePort(t)
+	connected := make(chan struct{}, 1)
+	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", p), append(natsbroker.ConnectOptions(),
+		nats.ReconnectWait(20*time.Millisecond),
+		nats.ConnectHandler(func(*nats.Conn) { signal(connected) }),
+	)...)
+	if err != nil {
+		t.Fatalf("connect with RetryOnFailedConnect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return p, nc, connected
 }
 
 func signal(ch chan struct{}) {

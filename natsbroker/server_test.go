@@ -1,11 +1,9 @@
 package natsbroker_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -14,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/seed014c2c51/chatroom/broker"
+	"github.com/seed014c2c51/chatroom/internal/serverproc"
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
 
@@ -95,50 +93,21 @@ func olderThanMin(v string) bool {
 
 // startBinary starts the nats-server binary at path on loopback, with
 // JetStream and a temporary store, on port (-1 for any), and returns its
-// client URL once it is ready. It is stopped when the test ends.
+// client URL once it is ready. It is killed when the test ends.
 func startBinary(t *testing.T, path string, port int) string {
 	t.Helper()
 	cmd := exec.Command(path, "-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", t.TempDir())
-	stderr, err := cmd.StderrPipe()
+	p, err := serverproc.Start(cmd, readyLine, waitTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", path, err)
+	t.Cleanup(p.Kill)
+	// The server logs where it listens before it logs that it is ready.
+	m := regexp.MustCompile(`Listening for client connections on (\S+)`).FindStringSubmatch(p.Output())
+	if m == nil {
+		t.Fatalf("%s did not say where it listens; its output:\n%s", path, p.Output())
 	}
-	// The server logs to stderr where it listens, then that it is ready.
-	addr := make(chan string, 1)
-	ready := make(chan struct{})
-	drained := make(chan struct{})
-	listening := regexp.MustCompile(`Listening for client connections on (\S+)`)
-	go func() {
-		defer close(drained)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := listening.FindStringSubmatch(line); m != nil {
-				addr <- m[1]
-			}
-			if strings.Contains(line, "Server is ready") {
-				close(ready)
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr) // so the server never blocks on its log
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-drained
-		_ = cmd.Wait()
-	})
-	select {
-	case <-ready:
-	case <-drained:
-		t.Fatalf("%s exited before it was ready", path)
-	case <-time.After(waitTimeout):
-		t.Fatalf("%s not ready", path)
-	}
-	return "nats://" + <-addr
+	return "nats://" + m[1]
 }
 
 // A JetStreamBroker needs per-message TTLs, which an older server drops
@@ -177,16 +146,7 @@ func TestJetStreamRefusesOldServer(t *testing.T) {
 // subscription, which waits in the background, says so at Warn.
 func TestJetStreamOldServerAfterConnecting(t *testing.T) {
 	path, version := oldServer(t)
-	p := freePort(t)
-	connected := make(chan struct{}, 1)
-	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", p), append(natsbroker.ConnectOptions(),
-		nats.ReconnectWait(20*time.Millisecond),
-		nats.ConnectHandler(func(*nats.Conn) { signal(connected) }),
-	)...)
-	if err != nil {
-		t.Fatalf("connect with RetryOnFailedConnect: %v", err)
-	}
-	t.Cleanup(nc.Close)
+	p, nc, connected := connectBeforeServer(t)
 	logs := &warnings{ch: make(chan string, 16)}
 	b := newJS(t, nc, natsbroker.JetStreamConfig{}, natsbroker.WithLogger(slog.New(logs)))
 	if _, err := b.Subscribe(ctx(t), "room", func(broker.Publication) {}); err != nil {
@@ -223,19 +183,7 @@ func TestJetStreamOldServerAfterConnecting(t *testing.T) {
 
 // A server without JetStream is refused too.
 func TestJetStreamRefusesServerWithoutJetStream(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if !s.ReadyForConnections(waitTimeout) {
-		t.Fatal("server not ready")
-	}
-	nc, _ := connect(t, s)
+	nc, _ := connect(t, startServerWithoutJetStream(t))
 	b, err := natsbroker.NewJetStream(nc, natsbroker.JetStreamConfig{})
 	if !errors.Is(err, natsbroker.ErrUnsupportedServer) || !strings.Contains(err.Error(), "needs JetStream") {
 		t.Fatalf("NewJetStream without JetStream: %v, %v; want ErrUnsupportedServer saying it needs JetStream", b, err)

@@ -1,13 +1,11 @@
 package redisbroker
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -16,12 +14,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/seed014c2c51/chatroom/broker"
+	"github.com/seed014c2c51/chatroom/internal/serverproc"
 )
 
 // waitTimeout bounds every wait for something that should happen.
@@ -154,9 +152,11 @@ type localRedis struct {
 	args []string // more arguments
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the current process's output ends
+	proc *serverproc.Process // nil while killed
 }
+
+// readyLine is what redis-server logs when it takes clients.
+const readyLine = "Ready to accept connections"
 
 func startLocalRedis(t *testing.T, args ...string) *localRedis {
 	t.Helper()
@@ -168,130 +168,76 @@ func startLocalRedis(t *testing.T, args ...string) *localRedis {
 		t.Skip("redis-server not found on PATH and REDIS_URL not set: skipping Redis tests")
 	}
 	s := &localRedis{t: t, path: path, dir: t.TempDir(), args: args}
-	// The free port found may be taken before redis-server binds it: try
-	// a few.
-	for attempt := range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if err = s.start(); err == nil {
-			t.Cleanup(s.kill)
-			return s
-		}
-		t.Logf("redis-server, attempt %d: %v", attempt+1, err)
+	proc, port, err := serverproc.StartOnFreePort(5, readyLine, waitTimeout, s.command)
+	if err != nil {
+		t.Fatalf("could not start redis-server: %v", err)
 	}
-	t.Fatal("could not start redis-server")
-	return nil
+	s.proc, s.port = proc, port
+	t.Cleanup(s.kill)
+	return s
 }
 
 func (s *localRedis) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// start runs redis-server on s.port and waits until it logs that it is
-// ready, or exits.
-func (s *localRedis) start() error {
+// command runs redis-server on port, without persistence.
+func (s *localRedis) command(port int) *exec.Cmd {
 	args := append([]string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 	}, s.args...)
-	cmd := exec.Command(s.path, args...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	ready := make(chan struct{})
-	done := make(chan struct{})
-	var log bytes.Buffer
-	var logMu sync.Mutex
-	// This goroutine ends with the process's output, when it exits.
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		signalled := false
-		for sc.Scan() {
-			logMu.Lock()
-			log.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
-				signalled = true
-				close(ready)
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	timer := time.NewTimer(waitTimeout)
-	defer timer.Stop()
-	select {
-	case <-ready:
-		s.mu.Lock()
-		s.cmd, s.done = cmd, done
-		s.mu.Unlock()
-		return nil
-	case <-done:
-		_ = cmd.Wait()
-	case <-timer.C:
-		_ = cmd.Process.Kill()
-		<-done
-		_ = cmd.Wait()
-	}
-	logMu.Lock()
-	defer logMu.Unlock()
-	return fmt.Errorf("redis-server did not become ready; its output:\n%s", log.String())
+	return exec.Command(s.path, args...)
 }
 
 // kill kills the server at once, as a crash would, and waits for it.
 func (s *localRedis) kill() {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
+	proc := s.proc
+	s.proc = nil
 	s.mu.Unlock()
-	if cmd == nil {
-		return
+	if proc != nil {
+		proc.Kill()
 	}
-	_ = cmd.Process.Kill()
-	<-done
-	_ = cmd.Wait()
 }
 
 // pause stops the server's process without ending it (SIGSTOP): its
 // connections stay open and what clients send waits, unread, until resume
 // (SIGCONT), when the server runs it.
 func (s *localRedis) pause() {
-	s.signal(syscall.SIGSTOP)
-	s.mu.Lock()
-	pid := s.cmd.Process.Pid
-	s.mu.Unlock()
-	waitStopped(s.t, pid)
+	s.t.Helper()
+	if err := s.current().Pause(); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
-func (s *localRedis) resume() { s.signal(syscall.SIGCONT) }
+func (s *localRedis) resume() {
+	s.t.Helper()
+	if err := s.current().Resume(); err != nil {
+		s.t.Fatal(err)
+	}
+}
 
-func (s *localRedis) signal(sig syscall.Signal) {
+// current returns the running process, failing the test if there is none.
+func (s *localRedis) current() *serverproc.Process {
 	s.t.Helper()
 	s.mu.Lock()
-	cmd := s.cmd
-	s.mu.Unlock()
-	if cmd == nil {
-		s.t.Fatalf("redis-server is not running: cannot send %v", sig)
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		s.t.Fatal("redis-server is not running")
 	}
-	if err := cmd.Process.Signal(sig); err != nil {
-		s.t.Fatalf("redis-server: %v: %v", sig, err)
-	}
+	return s.proc
 }
 
 // restart starts the server again on the same port, empty (no
 // persistence).
 func (s *localRedis) restart() {
 	s.t.Helper()
-	if err := s.start(); err != nil {
+	proc, err := serverproc.Start(s.command(s.port), readyLine, waitTimeout)
+	if err != nil {
 		s.t.Fatalf("restarting redis-server on port %d: %v", s.port, err)
 	}
+	s.mu.Lock()
+	s.proc = proc
+	s.mu.Unlock()
 }
 
 // recorder records what a subscription delivers.
@@ -552,27 +498,4 @@ func concurrently(t *testing.T, n int, publish func(i int) error) {
 	if first != nil {
 		t.Fatal(first)
 	}
-}
-
-// waitStopped waits until the process pid is stopped, as SIGSTOP leaves it
-// some time after kill returns, failing the test after waitTimeout. Linux
-// shows it as state T in /proc/<pid>/stat, which has no event to wait on.
-func waitStopped(t testing.TB, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for range int(waitTimeout / time.Millisecond) {
-		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			t.Fatalf("process %d: %v", pid, err)
-		}
-		// The state follows the command name, which is in parentheses.
-		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'T' || stat[i+2] == 't') {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("process %d not stopped within %v", pid, waitTimeout)
 }
