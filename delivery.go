@@ -88,11 +88,19 @@ func (rm *Room) deliverLocked(p *post, b uint64) bool {
 		skip = p.from
 	}
 	for _, m := range rm.members {
-		// A joiner whose history came from the broker has its newest
-		// frames already: m.replayed is the last it was replayed.
-		if m.id != skip && (m.replayed == 0 || msg.ID > m.replayed) {
-			m.enqueue(frame)
+		if m.id == skip {
+			continue
 		}
+		if m.replayed != 0 {
+			// A joiner whose history came from the broker may have been
+			// replayed frames this node has yet to deliver: m.replayed is
+			// the last. Past it, live frames are new to it.
+			if msg.ID <= m.replayed {
+				continue
+			}
+			m.replayed = 0
+		}
+		m.enqueue(frame)
 	}
 	return true
 }

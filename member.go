@@ -27,8 +27,8 @@ type Member struct {
 	since    uint64 // where the member's history resumes, if resume
 	resume   bool
 	// replayed is the ID of the newest frame of a joiner's history read
-	// from a broker, which live frames up to it must not repeat; 0
-	// otherwise. Guarded by room.mu.
+	// from a broker, which live frames up to it must not repeat, until the
+	// first live frame past it; 0 otherwise. Guarded by room.mu.
 	replayed uint64
 	refusal  error // why the member may not join, decided before the upgrade
 	conn     *websocket.Conn
