@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/seed014c2c51/chatroom/broker"
@@ -287,4 +288,49 @@ func TestOutageFramesThenRefusal(t *testing.T) {
 	if m.Type != TypeError || m.Code != int(websocket.StatusTryAgainLater) || m.Text != reasonBrokerUnavailable || m.ID != last {
 		t.Errorf("after %d frames on the node alone: got %+v, want error 1013 %q with ID %d", idStride-1, m, reasonBrokerUnavailable, last)
 	}
+}
+
+// stuckBroker is a broker.Memory whose frames (not its heartbeats) wait in
+// the broker until release is closed, whatever their context says: a broker
+// that hangs.
+type stuckBroker struct {
+	*broker.Memory
+	release chan struct{}
+}
+
+func (b stuckBroker) Publish(ctx context.Context, room string, p broker.Publication) error {
+	return b.PublishBatch(ctx, room, []broker.Publication{p})
+}
+
+func (b stuckBroker) PublishBatch(_ context.Context, room string, ps []broker.Publication) error {
+	if bytes.Contains(ps[0].Data, []byte(`"m":`)) {
+		<-b.release
+	}
+	return b.Memory.PublishBatch(context.Background(), room, ps)
+}
+
+// Broadcast waits for room in the queue of publications for the broker,
+// and only within its ctx.
+func TestBroadcastWaitsWithinItsContext(t *testing.T) {
+	b := stuckBroker{Memory: broker.NewMemory(10), release: make(chan struct{})}
+	defer close(b.release)
+	tr := newTestRoom(t, WithBroker(b), WithName("lobby"))
+	tr.join("ann") // the node subscribes
+	c := tr.room.link.(*cluster)
+	for i := range maxOutbox + maxPublishBatch + 1 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		err := tr.room.Broadcast(ctx, Message{Text: strconv.Itoa(i)})
+		cancel()
+		if err == nil {
+			continue
+		}
+		c.out.mu.Lock()
+		queued := len(c.out.queue)
+		c.out.mu.Unlock()
+		if !errors.Is(err, context.DeadlineExceeded) || queued != maxOutbox {
+			t.Fatalf("Broadcast %d = %v with %d queued, want context.DeadlineExceeded with %d", i, err, queued, maxOutbox)
+		}
+		return
+	}
+	t.Fatalf("%d broadcasts to a broker that hangs, and none waited", maxOutbox+maxPublishBatch+1)
 }
