@@ -63,7 +63,7 @@ const brokerTimeout = 2 * time.Second
 //     WithUniqueNicknames.
 //
 // When the broker certainly did not take a publication (its error wraps
-// broker.ErrUnavailable or broker.ErrClosed: it is down), the room logs it
+// broker.ErrUnavailable, as broker.ErrClosed does: it is down), the room logs it
 // at Warn and delivers the frame to its own members only: during an outage
 // each node goes on as a room of its own, and what is sent then never
 // reaches the other nodes nor the broker's history. On a HistoryBroker

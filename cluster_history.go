@@ -2,6 +2,7 @@ package chatroom
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 )
@@ -15,7 +16,7 @@ const recentKept = 256
 // each member about to join.
 type recentFrames struct {
 	mu      sync.Mutex
-	frames  []Message          // the latest room frames, oldest first
+	frames  keptFrames         // the latest room frames, oldest first
 	joiners map[*Member]replay // history read for members about to join
 }
 
@@ -25,12 +26,15 @@ type replay struct {
 	truncated bool // the joiner resumes and the broker does not have all it missed
 }
 
-func (r *recentFrames) init() { r.joiners = make(map[*Member]replay) }
+func (r *recentFrames) init() {
+	r.joiners = make(map[*Member]replay)
+	r.frames = keptFrames{maxCount: recentKept, maxBytes: math.MaxInt}
+}
 
 func (r *recentFrames) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.frames = r.frames[:0]
+	r.frames = keptFrames{maxCount: recentKept, maxBytes: math.MaxInt}
 }
 
 // deliveredLocked implements link for the cluster: it remembers the room
@@ -42,10 +46,7 @@ func (c *cluster) deliveredLocked(msg Message) {
 	r := &c.recent
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.frames) == recentKept {
-		r.frames = slices.Delete(r.frames, 0, 1)
-	}
-	r.frames = append(r.frames, msg)
+	r.frames.push(msg)
 }
 
 // readHistory implements link for the cluster: it reads from a
@@ -87,19 +88,14 @@ func (c *cluster) readHistory(m *Member) {
 }
 
 // newest returns the last of msgs, at most n and within maxBytes (see
-// storedSize), but always the last one.
+// storedSize), but always the last one: what a store of those bounds would
+// keep of them.
 func newest(msgs []Message, n, maxBytes int) []Message {
-	if len(msgs) > n {
-		msgs = msgs[len(msgs)-n:]
+	q := keptFrames{maxCount: n, maxBytes: maxBytes}
+	for _, msg := range msgs {
+		q.push(msg)
 	}
-	size := 0
-	for i := len(msgs) - 1; i >= 0; i-- {
-		size += storedSize(msgs[i])
-		if size > maxBytes && i < len(msgs)-1 {
-			return msgs[i+1:]
-		}
-	}
-	return msgs
+	return q.since(0)
 }
 
 // forget implements link for the cluster: it drops the history read for a
@@ -131,12 +127,9 @@ func (c *cluster) replayLocked(m *Member) {
 		if len(rp.msgs) > 0 {
 			last = rp.msgs[len(rp.msgs)-1].ID
 		}
-		msgs = rp.msgs
-		for _, msg := range r.frames {
-			if msg.ID > last {
-				msgs = append(msgs, msg)
-			}
-		}
+		// Clipped, so that the recent frames are copied, not shared with
+		// a queue that goes on changing.
+		msgs = append(slices.Clip(rp.msgs), r.frames.since(last)...)
 	}
 	r.mu.Unlock()
 	if !ok {

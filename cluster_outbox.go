@@ -153,7 +153,7 @@ func (o *outbox) publish(batch []outgoing) {
 // refused reports whether err says the broker certainly did not take the
 // publications.
 func refused(err error) bool {
-	return errors.Is(err, broker.ErrUnavailable) || errors.Is(err, broker.ErrClosed)
+	return errors.Is(err, broker.ErrUnavailable) // broker.ErrClosed wraps it
 }
 
 // failed handles publications the broker did not accept.
