@@ -57,38 +57,38 @@ func refKey(m *Member, ref string) string {
 
 // claimRef looks m's ref up: if the room took it already, m receives its
 // ack; if it is being taken, m waits for its ack; else the room claims it
-// for m's message, which the caller goes on to take. It returns the ref's
-// key, and reports whether the caller is done with the frame.
-func (rm *Room) claimRef(m *Member, ref string) (key string, done bool) {
-	key = refKey(m, ref)
+// for m's message, which the caller goes on to take, and returns the claim.
+// It reports whether the caller is done with the frame.
+func (rm *Room) claimRef(m *Member, ref string) (claim *refEntry, done bool) {
+	key := refKey(m, ref)
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	now := rm.cfg.now()
 	e := rm.refs.lookLocked(key, now)
 	switch {
 	case e == nil:
-		rm.refs.claimLocked(key, now)
-		return key, false
+		return rm.refs.claimLocked(key, now), false
 	case e.id == 0:
 		e.waiting = append(e.waiting, m)
 	default:
 		rm.cfg.log.Debug("chatroom: resent message acknowledged", "member", m, "ref", ref, "id", e.id)
 		rm.sendLocked(ackFrame(e.id, ref), m)
 	}
-	return key, true
+	return nil, true
 }
 
 // refuse answers m's message that the room did not take with the error
-// frame msg, if not nil, carrying its ref. A ref claimed for it (key) is
-// forgotten, so that a resend is a new message, and whoever resent it
-// meanwhile receives the same answer.
-func (rm *Room) refuse(m *Member, key, ref string, msg *Message) {
+// frame msg, if not nil, carrying its ref. The claim made for it, if any
+// and still open, is released, so that a resend is a new attempt, and
+// whoever resent it meanwhile receives the same answer.
+func (rm *Room) refuse(m *Member, claim *refEntry, ref string, msg *Message) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	to := []*Member{m}
-	if e := rm.refs.byKey[key]; key != "" && e != nil && e.id == 0 {
-		to = append(to, e.waiting...)
-		rm.refs.releaseLocked(e)
+	if claim != nil && !claim.gone && claim.id == 0 {
+		to = append(to, claim.waiting...)
+		claim.waiting = nil
+		rm.refs.releaseLocked(claim)
 	}
 	if msg == nil {
 		return

@@ -272,3 +272,56 @@ func TestResendThroughAnotherNode(t *testing.T) {
 		t.Errorf("bob received %+v, want the next message", got)
 	}
 }
+
+// A resend that comes while the first is still being taken (the message
+// hook runs) waits for the first's answer: the ack, or the refusal.
+func TestResendWhileTaken(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan error)
+	room := chatroom.New(chatroom.WithErrorFrames(), chatroom.OnMessage(func(_ context.Context, _ *chatroom.Member, msg chatroom.Message) (chatroom.Message, error) {
+		if msg.Text == "slow" {
+			entered <- struct{}{}
+			return msg, <-release
+		}
+		return msg, nil
+	}))
+	srv := chatroomtest.NewServer(t, room)
+	ann := srv.Connect("ann")
+	again := srv.Connect("ann")
+	for _, refusal := range []error{nil, errors.New("no")} {
+		ref := fmt.Sprint(refusal)
+		ann.SendRef("slow", ref)
+		<-entered // the hook holds it
+		again.SendRef("slow", ref)
+		again.Sync() // the room has read the resend
+		release <- refusal
+		first := ann.Next()
+		if refusal == nil {
+			if got := again.Next(); got.Text != "slow" || got.ID != first.ID {
+				t.Fatalf("the other connection received %+v, want the message %+v", got, first)
+			}
+			first = ann.Next()
+		}
+		if got := again.Next(); got.Type != first.Type || got.ID != first.ID || got.Ref != ref || got.Type == chatroom.TypeMessage {
+			t.Errorf("refusal %v: the resend's answer %+v, the first's %+v", refusal, got, first)
+		}
+	}
+}
+
+// A message whose hook panicked was not taken: its ref is free again.
+func TestRefFreeAfterHookPanic(t *testing.T) {
+	room := chatroom.New(chatroom.WithEnvelope(), chatroom.OnMessage(func(_ context.Context, _ *chatroom.Member, msg chatroom.Message) (chatroom.Message, error) {
+		if msg.Text == "panic" {
+			panic("hook")
+		}
+		return msg, nil
+	}))
+	srv := chatroomtest.NewServer(t, room)
+	ann := srv.Connect("ann")
+	ann.SendRef("panic", "r1")
+	ann.ExpectClose(websocket.StatusInternalError)
+	again := srv.Connect("ann")
+	again.SendRef("fine", "r1")
+	if got := again.Next(); got.Type != chatroom.TypeMessage || got.Text != "fine" {
+		t.Errorf("after the panic, the ref's message: %+v, want it delivered", got)
+	}
+}

@@ -270,6 +270,16 @@ func (o *outbox) failed(batch []outgoing, err error) {
 	if !refused(err) {
 		rm.cfg.log.Warn("chatroom: broker did not answer; it may still deliver the publications",
 			"room", rm.cfg.name, "publications", len(batch), "err", err)
+		rm.mu.Lock()
+		for _, out := range batch {
+			if e := rm.refs.byKey[out.w.Key]; out.w.Key != "" && e != nil && e.id == 0 {
+				// Not known to be taken: a resend may try again, and the
+				// broker's record tells if it was. If the broker hands it
+				// back, its sender is acknowledged then.
+				rm.refs.releaseLocked(e)
+			}
+		}
+		rm.mu.Unlock()
 		for _, out := range batch {
 			if out.wait {
 				o.settle(out.w.Seq, outcome{err: fmt.Errorf("chatroom: the broker did not confirm the message: %w", err)})

@@ -20,8 +20,10 @@ type post struct {
 	// origin is the node that sent it.
 	origin string
 	// ref is the client's reference for a member's message, and key the
-	// sender's record of it (ack.go); "" without.
+	// sender's record of it (ack.go); "" without. claim is the record's
+	// entry the sender's node made for it, if any.
 	ref, key string
+	claim    *refEntry
 	// frame is msg encoded, when the room stamps nothing and could encode
 	// it before taking its lock; nil otherwise.
 	frame []byte
@@ -44,6 +46,9 @@ func (rm *Room) publish(ctx context.Context, p post) (uint64, error) {
 	p.mine = true
 	if p.sender != nil {
 		p.from = p.sender.id
+	}
+	if p.claim != nil {
+		p.key = p.claim.key
 	}
 	return rm.link.send(ctx, p)
 }

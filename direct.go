@@ -75,7 +75,7 @@ func (rm *Room) sendDirect(p post) error {
 		return err
 	case ErrNoSuchMember:
 		answer := errorFrame(StatusNoSuchMember, "no such member: "+p.msg.To)
-		rm.refuse(from, p.key, p.ref, &answer)
+		rm.refuse(from, p.claim, p.ref, &answer)
 		return nil
 	default:
 		return err

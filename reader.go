@@ -31,55 +31,76 @@ func (rm *Room) readLoop(m *Member) error {
 				return err
 			}
 			answer := errorFrame(closeFrame(err))
-			rm.refuse(m, "", in.ref, &answer)
+			rm.refuse(m, nil, in.ref, &answer)
 			continue
 		}
-		var key string
-		if in.ref != "" {
-			var done bool
-			if key, done = rm.claimRef(m, in.ref); done {
-				continue
+		if err := rm.take(m, in); err != nil {
+			return err
+		}
+	}
+}
+
+// take runs the message hook on m's message in, and publishes it unless
+// the hook refuses it. It returns the member's leave reason if the member
+// must leave. A message whose ref the room had taken already is only
+// acknowledged (claimRef); a ref claimed for a message the room does not
+// take is released, so that a resend is a new attempt.
+func (rm *Room) take(m *Member, in inbound) error {
+	var claim *refEntry
+	published := false
+	if in.ref != "" {
+		var done bool
+		if claim, done = rm.claimRef(m, in.ref); done {
+			return nil
+		}
+		defer func() {
+			if !published {
+				rm.refuse(m, claim, in.ref, nil) // a no-op once refused
 			}
-		}
-		msg := Message{Type: TypeMessage, Nickname: m.nickname, Text: in.text}
-		if in.to != "" {
-			msg.Type, msg.To = TypeDirect, in.to
-		}
-		if rm.cfg.onMessage != nil {
-			var refusal error
-			err := rm.callHook(m, func() error {
-				msg, refusal = rm.cfg.onMessage(m.ctx, m, msg)
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if refusal != nil {
-				if reason, ok := hookClose(refusal); ok {
-					return reason
-				}
-				rm.cfg.log.Debug("chatroom: message refused", "member", m, "err", refusal)
-				var answer *Message
-				if rm.cfg.errorFrames && !errors.Is(refusal, ErrHandled) {
-					e := errorFrame(websocket.StatusPolicyViolation, reasonMessageRefused)
-					answer = &e
-				}
-				rm.refuse(m, key, in.ref, answer)
-				continue
-			}
-		}
-		p := post{msg: msg, sender: m, ref: in.ref, key: key}
-		if msg.Type == TypeDirect || msg.To != "" {
-			err = rm.sendDirect(p)
-		} else {
-			_, err = rm.publish(m.ctx, p)
-		}
+		}()
+	}
+	msg := Message{Type: TypeMessage, Nickname: m.nickname, Text: in.text}
+	if in.to != "" {
+		msg.Type, msg.To = TypeDirect, in.to
+	}
+	if rm.cfg.onMessage != nil {
+		var refusal error
+		err := rm.callHook(m, func() error {
+			msg, refusal = rm.cfg.onMessage(m.ctx, m, msg)
+			return nil
+		})
 		if err != nil {
-			if errors.Is(err, ErrRoomClosed) {
-				return roomClosed()
-			}
-			return errLeaving // m.ctx ended: the member is leaving
+			return err
 		}
+		if refusal != nil {
+			if reason, ok := hookClose(refusal); ok {
+				return reason
+			}
+			rm.cfg.log.Debug("chatroom: message refused", "member", m, "err", refusal)
+			var answer *Message
+			if rm.cfg.errorFrames && !errors.Is(refusal, ErrHandled) {
+				e := errorFrame(websocket.StatusPolicyViolation, reasonMessageRefused)
+				answer = &e
+			}
+			rm.refuse(m, claim, in.ref, answer)
+			return nil
+		}
+	}
+	p := post{msg: msg, sender: m, ref: in.ref, claim: claim}
+	var err error
+	if msg.Type == TypeDirect || msg.To != "" {
+		err = rm.sendDirect(p)
+	} else {
+		_, err = rm.publish(m.ctx, p)
+	}
+	switch {
+	case err == nil:
+		published = true
+		return nil
+	case errors.Is(err, ErrRoomClosed):
+		return roomClosed()
+	default:
+		return errLeaving // m.ctx ended: the member is leaving
 	}
 }
 
