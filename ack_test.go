@@ -187,13 +187,21 @@ func TestResendAfterReconnect(t *testing.T) {
 	ann.Close()
 
 	again := srv.Connect("ann", chatroomtest.Query("since", fmt.Sprint(echo.ID)))
+	expectResendAcked(t, again, bob, ack)
+}
+
+// expectResendAcked resends ann's message "once" with ref r1 through
+// again, checks that it is acknowledged as ack was, then that bob, who
+// received the first, receives the next message after it, not the resend.
+func expectResendAcked(t *testing.T, again, bob *chatroomtest.Client, ack chatroom.Message) {
+	t.Helper()
 	again.SendRef("once", "r1")
 	if got := again.Next(); got.Type != chatroom.TypeAck || got.ID != ack.ID || got.Ref != "r1" {
 		t.Errorf("ack of the resend = %+v, want %+v", got, ack)
 	}
-	again.SendRef("twice", "r2")
+	again.SendRef("next", "r2")
 	bob.Next() // once
-	if got := bob.Next(); got.Text != "twice" {
+	if got := bob.Next(); got.Text != "next" {
 		t.Errorf("after the resend bob received %+v, want the next message", got)
 	}
 }
@@ -262,15 +270,7 @@ func TestResendThroughAnotherNode(t *testing.T) {
 	}
 	again := two.Connect("ann")
 	again.Next() // its history: once
-	again.SendRef("once", "r1")
-	if got := again.Next(); got.Type != chatroom.TypeAck || got.ID != ack.ID {
-		t.Errorf("ack of the resend on the other node = %+v, want %+v", got, ack)
-	}
-	again.SendRef("next", "r2")
-	bob.Next() // once
-	if got := bob.Next(); got.Text != "next" {
-		t.Errorf("bob received %+v, want the next message", got)
-	}
+	expectResendAcked(t, again, bob, ack)
 }
 
 // A resend that comes while the first is still being taken (the message

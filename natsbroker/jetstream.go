@@ -94,8 +94,8 @@ type JetStreamConfig struct {
 	PresenceBucket string
 }
 
-// JetStreamBroker is a broker.HistoryBroker and broker.PresenceBroker
-// over NATS JetStream (nats-server 2.11 or later).
+// JetStreamBroker is a broker.HistoryBroker, broker.DedupBroker and
+// broker.PresenceBroker over NATS JetStream (nats-server 2.11 or later).
 //
 // Every publication of a room goes into one stream, kept ones on the
 // subject <prefix>.room.<token>.kept and live ones on

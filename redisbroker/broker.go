@@ -1,7 +1,9 @@
 // Package redisbroker is a broker.Broker on Redis: it joins the rooms of
 // one name on several nodes through Redis pub/sub, numbers and keeps their
-// history in Redis streams (broker.HistoryBroker), and records which
-// nicknames each node has in a room (broker.PresenceBroker).
+// history in Redis streams (broker.HistoryBroker), takes each keyed
+// publication once, so that a client's resend is harmless on any node
+// (broker.DedupBroker), and records which nicknames each node has in a room
+// (broker.PresenceBroker).
 //
 // It is a nested module, so that the chatroom library does not depend on a
 // Redis client:
@@ -38,7 +40,8 @@ const (
 	DefaultHealthCheckInterval = 5 * time.Second
 )
 
-// Broker is a broker.HistoryBroker and broker.PresenceBroker on Redis.
+// Broker is a broker.HistoryBroker, broker.DedupBroker and
+// broker.PresenceBroker on Redis.
 // Create it with New; it is safe for concurrent use. Close it when done: from
 // the first Subscribe on, it owns a pub/sub connection and three goroutines.
 type Broker struct {
@@ -69,6 +72,7 @@ type Broker struct {
 // Compile-time checks that Broker implements what it promises.
 var (
 	_ broker.HistoryBroker  = (*Broker)(nil)
+	_ broker.DedupBroker    = (*Broker)(nil)
 	_ broker.PresenceBroker = (*Broker)(nil)
 )
 
