@@ -64,8 +64,8 @@ const Heartbeat = 100 * time.Millisecond
 //     stay isolated; direct messages cross nodes.
 //   - Resend: a message with a ref is acknowledged with its ID; a resend
 //     of it by the same sender is acknowledged with that ID and delivered
-//     nowhere again, through another node on a broker.DedupBroker, through
-//     the same node on another broker.
+//     nowhere again, and so is a direct message's, through another node on
+//     a broker.DedupBroker, through the same node on another broker.
 //   - Presence: the member list and join and leave notices span the nodes;
 //     a node whose broker connection dies has its members leave the others'
 //     presence within four heartbeats.

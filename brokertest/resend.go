@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/seed014c2c51/chatroom"
@@ -14,7 +15,7 @@ import (
 // resend goes through another node; with another broker, which keeps no
 // record, through the same node, the only promise it can keep.
 func testResend(t *testing.T, b Backend) {
-	nodes := startNodes(t, b, chatroom.WithEnvelope())
+	nodes := startNodes(t, b, chatroom.WithDirectMessages())
 	_, dedup := nodes[0].broker.(broker.DedupBroker)
 	bob := nodes[2].connect("lobby", "bob")
 	ann := nodes[0].connect("lobby", "ann")
@@ -42,5 +43,32 @@ func testResend(t *testing.T, b Backend) {
 	again.SendRef("twice", "r2")
 	if got := bob.Next(); got.Text != "twice" {
 		t.Errorf("bob received %+v after the resend, want the next message: delivered twice", got)
+	}
+	again.Next() // twice
+	again.Next() // its ack
+	ann.Next()   // twice
+
+	// A direct message, resent likewise, reaches bob once.
+	for _, n := range []*node{nodes[0], through} {
+		waitFor(t, n.timeout, n.name+" to see bob", func() bool {
+			r, ok := n.rooms.Room("lobby")
+			return ok && slices.Contains(r.Nicknames(), "bob")
+		})
+	}
+	ann.SendToRef("bob", "psst", "d1")
+	direct := bob.Next()
+	if got := ann.Next(); got.Type != chatroom.TypeDirect || got.Text != "psst" {
+		t.Fatalf("ann received %+v, bob %+v", got, direct)
+	}
+	if got := ann.Next(); got.Type != chatroom.TypeAck || got.Ref != "d1" {
+		t.Fatalf("after the direct message ann received %+v, want its ack", got)
+	}
+	again.SendToRef("bob", "psst", "d1")
+	if got := again.Next(); got.Type != chatroom.TypeAck || got.Ref != "d1" {
+		t.Errorf("the direct message's resend through %s: %+v, want its ack", through.name, got)
+	}
+	again.SendRef("thrice", "r3")
+	if got := bob.Next(); got.Text != "thrice" {
+		t.Errorf("bob received %+v after the direct message's resend, want the next message: delivered twice", got)
 	}
 }
