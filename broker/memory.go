@@ -9,8 +9,9 @@ import (
 )
 
 // Memory is a HistoryBroker, PresenceBroker, BatchBroker and DedupBroker
-// within one process (it remembers each room's last 65536 keys, for
-// DedupWindow): it joins several Rooms
+// within one process (it remembers a room's keys for DedupWindow, and as
+// many as it keeps publications for as long as it keeps them, at most the
+// last 65536): it joins several Rooms
 // (one per node of a simulated cluster, or one per Registry) as a network
 // broker would join nodes. Tests use it, and hosts that run several
 // registries in one process. It never loses a publication, and delivers each
@@ -45,10 +46,11 @@ type memoryKey struct {
 // maxMemoryKeys bounds the keys Memory remembers per room.
 const maxMemoryKeys = 1 << 16
 
-// duplicateLocked reports whether r took key within DedupWindow, and the ID
-// it got then, forgetting the keys past the window. b.mu is held.
-func (r *memoryRoom) duplicateLocked(key string, now time.Time) (uint64, bool) {
-	for len(r.taken) > 0 && (len(r.taken) > maxMemoryKeys || now.Sub(r.taken[0].at) >= DedupWindow) {
+// duplicateLocked reports whether r took key within DedupWindow, or among
+// its last keep keys, and the ID it got then, forgetting the other keys.
+// b.mu is held.
+func (r *memoryRoom) duplicateLocked(key string, now time.Time, keep int) (uint64, bool) {
+	for len(r.taken) > maxMemoryKeys || len(r.taken) > keep && now.Sub(r.taken[0].at) >= DedupWindow {
 		delete(r.keys, r.taken[0].key)
 		r.taken = r.taken[1:]
 	}
@@ -117,7 +119,7 @@ func (b *Memory) publishLocked(room string, p Publication) (first uint64, dup bo
 	r := b.roomLocked(room)
 	now := b.now()
 	if p.Key != "" {
-		if first, dup := r.duplicateLocked(p.Key, now); dup {
+		if first, dup := r.duplicateLocked(p.Key, now, b.keep); dup {
 			return first, true
 		}
 	}

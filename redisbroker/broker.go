@@ -239,10 +239,11 @@ func (b *Broker) PublishBatch(ctx context.Context, room string, ps []broker.Publ
 const maxKeys = 1 << 16
 
 // PublishOnce implements broker.DedupBroker: the same Lua script keeps the
-// room's keys (Publication.Key) for broker.DedupWindow, at most the last
-// 65536, in two Redis keys of the room beside its history, so that the
-// record is as durable as the history and is checked and written in the
-// step that publishes. It fails as Publish does.
+// room's keys (Publication.Key) for broker.DedupWindow, and the last
+// history size of them (WithHistorySize) for as long as the history, at
+// most the last 65536, in two Redis keys of the room beside its history,
+// so that the record is as durable as the history and is checked and
+// written in the step that publishes. It fails as Publish does.
 func (b *Broker) PublishOnce(ctx context.Context, room string, ps []broker.Publication) ([]broker.Duplicate, error) {
 	var dups []broker.Duplicate
 	err := b.publish(ctx, room, func(ctx context.Context, k roomKeys) error {

@@ -39,11 +39,12 @@ import "github.com/redis/go-redis/v9"
 // reusing them. A publication that is not kept is published with ID 0 and
 // touches no history key.
 //
-// A publication whose key is in the keys hash (taken within the window) is
-// neither numbered, kept nor published: the script reports it instead. The
-// keys older than the window, and the oldest beyond the bound, are
-// forgotten first; both keys expire after a window without a keyed
-// publication.
+// A publication whose key is in the keys hash (taken within the window, or
+// among the room's last history size keys) is neither numbered, kept nor
+// published: the script reports it instead. The keys older than the window
+// beyond the last history size, and the oldest beyond the bound, are
+// forgotten first; both keys expire with the history (after its TTL, or a
+// window if longer, without a keyed publication).
 //
 // The payload published is a format byte (1), the ID as 8 bytes big-endian,
 // then the data (see decodePayload). Since the script runs atomically,
@@ -76,8 +77,14 @@ local purged = false
 local function taken(key)
   if not purged then
     purged = true
-    local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', string.format('%d', now() - window))
-    local over = redis.call('ZCARD', KEYS[4]) - #old - maxkeys + 1
+    -- Past the window, but the last size keys stay: as long as a message
+    -- is in the history, its resend is recognised.
+    local n = redis.call('ZCARD', KEYS[4])
+    local old = {}
+    if n > size then
+      old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', string.format('%d', now() - window), 'LIMIT', 0, n - size)
+    end
+    local over = n - #old - maxkeys + 1
     if over > 0 then
       old = redis.call('ZRANGE', KEYS[4], 0, #old + over - 1)
     end
@@ -92,8 +99,13 @@ end
 local function take(key, id)
   redis.call('HSET', KEYS[3], key, id)
   redis.call('ZADD', KEYS[4], now(), key)
-  redis.call('PEXPIRE', KEYS[3], window)
-  redis.call('PEXPIRE', KEYS[4], window)
+  if ttl > 0 then
+    redis.call('PEXPIRE', KEYS[3], math.max(window, ttl))
+    redis.call('PEXPIRE', KEYS[4], math.max(window, ttl))
+  else
+    redis.call('PERSIST', KEYS[3])
+    redis.call('PERSIST', KEYS[4])
+  end
 end
 local last, base, sid
 local dups = {}
