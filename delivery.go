@@ -153,9 +153,4 @@ func (rm *Room) stampOwnLocked(msg *Message, m *Member) {
 
 // memberLocked returns this node's member with the given ID, or nil. rm.mu
 // is held.
-func (rm *Room) memberLocked(id uint64) *Member {
-	if i := slices.IndexFunc(rm.members, func(m *Member) bool { return m.id == id }); i >= 0 {
-		return rm.members[i]
-	}
-	return nil
-}
+func (rm *Room) memberLocked(id uint64) *Member { return rm.byID[id] }

@@ -41,6 +41,7 @@ type Room struct {
 	mu      sync.Mutex           // guards the fields below; fan-out holds it, hooks never run under it
 	members []*Member            // in no particular order
 	byNick  map[string][]*Member // members by nickname, each list in join order
+	byID    map[uint64]*Member   // members by Member.id, for a node's own publications
 	byKey   map[string]int       // members by nicknameKey, with WithUniqueNicknames only
 	nextID  uint64               // the last member ID given
 	ids     numbering            // the frames' IDs
@@ -55,7 +56,7 @@ type Room struct {
 // nothing until members connect. It panics if an option is out of range or
 // options contradict each other (see Option).
 func New(opts ...Option) *Room {
-	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), byNick: make(map[string][]*Member)}
+	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), byNick: make(map[string][]*Member), byID: make(map[uint64]*Member)}
 	rm.keep = rm.cfg.keepWhenEmpty
 	rm.joins = rm.cfg.newJoinLimiter()
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
@@ -279,6 +280,7 @@ func (rm *Room) add(m *Member) (announce bool, err error) {
 	m.index = len(rm.members)
 	rm.members = append(rm.members, m)
 	rm.byNick[m.nickname] = append(rm.byNick[m.nickname], m)
+	rm.byID[m.id] = m
 	if rm.cfg.presence {
 		rm.sendLocked(Message{Type: TypeMembers, Members: rm.nicknamesLocked()}, m)
 	}
@@ -310,6 +312,7 @@ func (rm *Room) remove(m *Member) (announce bool) {
 	rm.members[last] = nil
 	rm.members = rm.members[:last]
 	m.index = -1
+	delete(rm.byID, m.id)
 
 	same := slices.DeleteFunc(rm.byNick[m.nickname], func(o *Member) bool { return o == m })
 	if len(same) > 0 {
