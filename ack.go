@@ -84,6 +84,11 @@ func (rm *Room) claimRef(m *Member, ref string) (claim *refEntry, done bool) {
 func (rm *Room) refuse(m *Member, claim *refEntry, ref string, msg *Message) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
+	rm.refuseLocked(m, claim, ref, msg)
+}
+
+// refuseLocked is refuse with rm.mu held; m may be nil.
+func (rm *Room) refuseLocked(m *Member, claim *refEntry, ref string, msg *Message) {
 	to := []*Member{m}
 	if claim != nil && !claim.gone && claim.id == 0 {
 		to = append(to, claim.waiting...)
@@ -96,7 +101,7 @@ func (rm *Room) refuse(m *Member, claim *refEntry, ref string, msg *Message) {
 	answer := *msg
 	answer.Ref = ref
 	for _, o := range to {
-		if o.index >= 0 {
+		if o != nil && o.index >= 0 {
 			rm.sendLocked(answer, o)
 		}
 	}

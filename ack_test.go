@@ -325,3 +325,33 @@ func TestRefFreeAfterHookPanic(t *testing.T) {
 		t.Errorf("after the panic, the ref's message: %+v, want it delivered", got)
 	}
 }
+
+// In a cluster, Broadcast returns the ID every node's members receive the
+// message with; a node with no members in the room, which does not
+// receive it, returns 0.
+func TestBroadcastIDInCluster(t *testing.T) {
+	b := broker.NewMemory(10)
+	newRoom := func() *chatroom.Room {
+		return chatroom.New(chatroom.WithName("lobby"), chatroom.WithBroker(b), chatroom.WithEnvelope())
+	}
+	one, two, empty := newRoom(), newRoom(), newRoom()
+	defer empty.Close()
+	ann := chatroomtest.NewServer(t, one).Connect("ann")
+	bob := chatroomtest.NewServer(t, two).Connect("bob")
+	id, err := one.Broadcast(context.Background(), chatroom.Message{Text: "from node one"})
+	if err != nil || id == 0 {
+		t.Fatalf("Broadcast = %d, %v", id, err)
+	}
+	for _, c := range []*chatroomtest.Client{ann, bob} {
+		if got := c.Next(); got.ID != id || got.Text != "from node one" {
+			t.Errorf("%s received %+v, want ID %d", c.Nickname(), got, id)
+		}
+	}
+	id, err = empty.Broadcast(context.Background(), chatroom.Message{Text: "from a node without members"})
+	if err != nil || id != 0 {
+		t.Errorf("Broadcast on a node without members = %d, %v; want 0, nil", id, err)
+	}
+	if got := bob.Next(); got.Text != "from a node without members" {
+		t.Errorf("bob received %+v", got)
+	}
+}

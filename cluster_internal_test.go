@@ -280,17 +280,34 @@ func TestOutageFramesThenRefusal(t *testing.T) {
 	ann := tr.join("ann")
 	var last uint64
 	for i := range idStride - 1 {
-		ann.send("m" + strconv.Itoa(i))
+		if i == 0 {
+			// A message with a ref is acknowledged with the ID the node
+			// gave it alone.
+			ann.sendRaw(websocket.MessageText, `{"message":"m0","ref":"r0"}`)
+		} else {
+			ann.send("m" + strconv.Itoa(i))
+		}
 		m := ann.readMsg()
 		if m.Type != TypeMessage || m.Text != "m"+strconv.Itoa(i) || m.ID <= last || m.ID%idStride == 0 {
 			t.Fatalf("frame %d on the node alone: %+v after ID %d", i, m, last)
 		}
 		last = m.ID
+		if i == 0 {
+			if ack := ann.readMsg(); ack.Type != TypeAck || ack.ID != m.ID || ack.Ref != "r0" {
+				t.Fatalf("after %+v on the node alone: %+v, want its ack", m, ack)
+			}
+		}
 	}
-	ann.send("one too many")
+	ann.sendRaw(websocket.MessageText, `{"message":"one too many","ref":"r1"}`)
 	m := ann.readMsg()
-	if m.Type != TypeError || m.Code != int(websocket.StatusTryAgainLater) || m.Text != reasonBrokerUnavailable || m.ID != last {
-		t.Errorf("after %d frames on the node alone: got %+v, want error 1013 %q with ID %d", idStride-1, m, reasonBrokerUnavailable, last)
+	if m.Type != TypeError || m.Code != int(websocket.StatusTryAgainLater) || m.Text != reasonBrokerUnavailable || m.ID != last || m.Ref != "r1" {
+		t.Errorf("after %d frames on the node alone: got %+v, want error 1013 %q with ID %d and ref r1", idStride-1, m, reasonBrokerUnavailable, last)
+	}
+	// The refused ref is free: sent again, it is refused again, not left
+	// waiting for an ack.
+	ann.sendRaw(websocket.MessageText, `{"message":"one too many","ref":"r1"}`)
+	if m := ann.readMsg(); m.Type != TypeError || m.Ref != "r1" {
+		t.Errorf("the refused ref sent again: got %+v, want the same refusal", m)
 	}
 }
 

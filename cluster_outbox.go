@@ -310,8 +310,7 @@ func (o *outbox) failed(batch []outgoing, err error) {
 		outcomes[i].err = fmt.Errorf("chatroom: %s: %w", reasonBrokerUnavailable, err)
 		if out.sender != nil && rm.cfg.envelope {
 			answer := errorFrame(websocket.StatusTryAgainLater, reasonBrokerUnavailable)
-			answer.Ref = p.ref
-			rm.sendLocked(answer, out.sender)
+			rm.refuseLocked(out.sender, rm.refs.byKey[p.key], p.ref, &answer)
 		}
 	}
 	rm.mu.Unlock()
