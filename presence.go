@@ -75,6 +75,32 @@ func (rm *Room) localNicknamesLocked() []string {
 	return names
 }
 
+// A digest sums up a set of nicknames in their count and an order-free
+// hash, kept as nicknames come and go, so that two nodes can tell whether
+// they agree on a set without sending it.
+type digest struct {
+	Count int
+	Hash  uint64
+}
+
+func (d *digest) add(n string)    { d.Count++; d.Hash += nickHash(n) }
+func (d *digest) remove(n string) { d.Count--; d.Hash -= nickHash(n) }
+
+// nickHash is FNV-1a of n, mixed (SplitMix64's finaliser) so that sums of
+// similar nicknames do not collide; every node computes the same.
+func nickHash(n string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(n); i++ {
+		h ^= uint64(n[i])
+		h *= 1099511628211
+	}
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
+}
+
 // cmpID orders member IDs.
 func cmpID(a, b uint64) int {
 	switch {

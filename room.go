@@ -42,6 +42,7 @@ type Room struct {
 	members []*Member            // in no particular order
 	byNick  map[string][]*Member // members by nickname, each list in join order
 	byKey   map[string]int       // members by nicknameKey, with WithUniqueNicknames only
+	nickSum digest               // of byNick's nicknames, for a cluster's heartbeats
 	nextID  uint64               // the last member ID given
 	ids     numbering            // the frames' IDs
 	keep    bool                 // a Registry keeps the room when empty
@@ -269,6 +270,9 @@ func (rm *Room) add(m *Member) (announce bool, err error) {
 	m.index = len(rm.members)
 	rm.members = append(rm.members, m)
 	rm.byNick[m.nickname] = append(rm.byNick[m.nickname], m)
+	if len(rm.byNick[m.nickname]) == 1 {
+		rm.nickSum.add(m.nickname)
+	}
 	if rm.cfg.presence {
 		rm.sendLocked(Message{Type: TypeMembers, Members: rm.nicknamesLocked()}, m)
 	}
@@ -307,5 +311,6 @@ func (rm *Room) remove(m *Member) (announce bool) {
 		return false
 	}
 	delete(rm.byNick, m.nickname)
+	rm.nickSum.remove(m.nickname)
 	return rm.cfg.notices && !rm.link.presentLocked(m.nickname)
 }
