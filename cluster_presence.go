@@ -406,6 +406,20 @@ func (c *cluster) nicknamesLocked(local []string) []string {
 	return names
 }
 
+// countLocked implements link for the cluster. rm.mu is held.
+func (c *cluster) countLocked() int {
+	v := &c.peers
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := len(c.rm.byNick)
+	for nick := range v.where {
+		if len(c.rm.byNick[nick]) == 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // reconcileLocked brings what the node's members were told of the
 // nicknames that came or went on other nodes in line with the presence it
 // knows: the notices that no node published, because a node crashed or
@@ -431,9 +445,9 @@ func (v *peerView) reconcileLocked(changed []string) {
 	v.mu.Unlock()
 	sort.Strings(gone)
 	for _, n := range gone {
-		rm.sendLocked(Message{Type: TypeLeave, Nickname: n}, rm.members...)
+		rm.tellLocked(TypeLeave, n)
 	}
 	for _, n := range came {
-		rm.sendLocked(Message{Type: TypeJoin, Nickname: n}, rm.members...)
+		rm.tellLocked(TypeJoin, n)
 	}
 }

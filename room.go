@@ -42,6 +42,7 @@ type Room struct {
 	members []*Member            // in no particular order
 	byNick  map[string][]*Member // members by nickname, each list in join order
 	byKey   map[string]int       // members by nicknameKey, with WithUniqueNicknames only
+	pending noticeBatch          // notices waiting to go out together (WithPresenceDeltas)
 	nickSum digest               // of byNick's nicknames, for a cluster's heartbeats
 	nextID  uint64               // the last member ID given
 	ids     numbering            // the frames' IDs
@@ -49,13 +50,14 @@ type Room struct {
 	closed  bool                 // Shutdown or Close has begun
 	active  int                  // connections between acquire and release
 	idle    chan struct{}        // closed when closed && active == 0
+	closing chan struct{}        // closed when closed is set
 }
 
 // New returns a room configured by opts. It starts no goroutine: a room costs
 // nothing until members connect. It panics if an option is out of range or
 // options contradict each other (see Option).
 func New(opts ...Option) *Room {
-	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), byNick: make(map[string][]*Member)}
+	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), closing: make(chan struct{}), byNick: make(map[string][]*Member)}
 	rm.keep = rm.cfg.keepWhenEmpty
 	rm.joins = rm.cfg.newJoinLimiter()
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
@@ -158,6 +160,7 @@ func (rm *Room) closeMembers(reason error) {
 	rm.mu.Lock()
 	if !rm.closed {
 		rm.closed = true
+		close(rm.closing)
 		if rm.active == 0 {
 			close(rm.idle)
 		}
@@ -229,6 +232,7 @@ func (rm *Room) retire() bool {
 			return false
 		}
 		rm.closed = true
+		close(rm.closing)
 		close(rm.idle)
 		rm.cancel()
 	}
@@ -274,7 +278,7 @@ func (rm *Room) add(m *Member) (announce bool, err error) {
 		rm.nickSum.add(m.nickname)
 	}
 	if rm.cfg.presence {
-		rm.sendLocked(Message{Type: TypeMembers, Members: rm.nicknamesLocked()}, m)
+		rm.sendLocked(rm.membersLocked(), m)
 	}
 	return rm.cfg.notices && !present, nil
 }
