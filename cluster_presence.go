@@ -1,8 +1,8 @@
 package chatroom
 
 import (
-	"cmp"
 	"context"
+	"iter"
 	"slices"
 	"sort"
 	"sync"
@@ -48,9 +48,10 @@ type peer struct {
 // nickSet is a set of nicknames that remembers the order they were added
 // in, with the digest of its members.
 type nickSet struct {
-	seq  map[string]uint64
-	next uint64
-	sum  digest
+	seq   map[string]uint64
+	next  uint64
+	sum   digest
+	order joinOrder // by seq
 }
 
 func (s *nickSet) has(n string) bool { _, ok := s.seq[n]; return ok }
@@ -66,6 +67,7 @@ func (s *nickSet) add(n string) bool {
 	s.next++
 	s.seq[n] = s.next
 	s.sum.add(n)
+	s.order.add(s.next, n)
 	return true
 }
 
@@ -76,18 +78,18 @@ func (s *nickSet) remove(n string) bool {
 	}
 	delete(s.seq, n)
 	s.sum.remove(n)
+	s.order.drop(s.live)
 	return true
 }
 
-// list returns the nicknames in the order they were added.
-func (s *nickSet) list() []string {
-	names := make([]string, 0, len(s.seq))
-	for n := range s.seq {
-		names = append(names, n)
-	}
-	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(s.seq[a], s.seq[b]) })
-	return names
+// live reports whether e is the addition of a nickname in the set.
+func (s *nickSet) live(e orderEntry) bool {
+	seq, ok := s.seq[e.name]
+	return ok && seq == e.key
 }
+
+// all yields the nicknames in the order they were added.
+func (s *nickSet) all() iter.Seq[string] { return s.order.all(s.live) }
 
 // storedPresence is what the node last stored in a PresenceBroker: the
 // record is written again when it changed, or before it expires.
@@ -152,7 +154,7 @@ func (c *cluster) announce(query bool) {
 	v.mu.Unlock()
 	var nicks []string
 	if full || store {
-		nicks = rm.localNicknamesLocked()
+		nicks = rm.localNicknamesLocked(0)
 	}
 	rm.mu.Unlock()
 	if full {
@@ -380,24 +382,30 @@ func (v *peerView) presentLocked(nickname string) bool {
 }
 
 // nicknamesLocked implements link for the cluster: this node's nicknames in
-// join order, then the others', node by node. rm.mu is held.
-func (c *cluster) nicknamesLocked(local []string) []string {
+// join order, then the others', node by node, the first limit of them (all
+// if limit <= 0). It costs what it lists, not the room's size. rm.mu is
+// held.
+func (c *cluster) nicknamesLocked(local []string, limit int) []string {
 	v := &c.peers
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	names := local
-	seen := make(map[string]bool, len(local)+len(v.where))
-	for _, n := range local {
-		seen[n] = true
+	full := func() bool { return limit > 0 && len(names) >= limit }
+	if full() {
+		return names
 	}
+	seen := make(map[string]bool) // the others' nicknames listed
 	nodes := make([]string, 0, len(v.peers))
 	for node := range v.peers {
 		nodes = append(nodes, node)
 	}
 	sort.Strings(nodes)
 	for _, node := range nodes {
-		for _, n := range v.peers[node].nicks.list() {
-			if !seen[n] {
+		for n := range v.peers[node].nicks.all() {
+			if full() {
+				return names
+			}
+			if len(c.rm.byNick[n]) == 0 && !seen[n] {
 				seen[n] = true
 				names = append(names, n)
 			}

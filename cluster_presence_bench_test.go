@@ -51,3 +51,44 @@ func BenchmarkHeartbeatReconcile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMembersFrame measures the members frame one joiner receives in
+// a room of 1,500 and of 15,000 nicknames spread over 3 nodes, with
+// WithPresenceDeltas' cap of DefaultMaxMembers: its cost should not grow
+// with the room.
+//
+//	go test -run '^$' -bench MembersFrame -benchtime 200x
+func BenchmarkMembersFrame(b *testing.B) {
+	for _, size := range []int{1500, 15000} {
+		b.Run("members="+strconv.Itoa(size), func(b *testing.B) {
+			rm := New(WithBroker(broker.NewMemory(4)), WithPresenceDeltas(PresenceDeltas{}), WithName("lobby"))
+			c := rm.link.(*cluster)
+			for i := range size / 3 {
+				m := &Member{id: uint64(i + 1), nickname: "local" + strconv.Itoa(i)}
+				rm.mu.Lock()
+				rm.indexNickLocked(m)
+				rm.mu.Unlock()
+			}
+			for node := range 2 {
+				w := wire{Node: "node" + strconv.Itoa(node), Snapshot: true, Full: true}
+				var sum digest
+				for i := range size / 3 {
+					n := "n" + strconv.Itoa(node) + "-" + strconv.Itoa(i)
+					w.Nicks = append(w.Nicks, n)
+					sum.add(n)
+				}
+				w.Count, w.Hash = sum.Count, sum.Hash
+				c.deliver(broker.Publication{Data: w.encode()})
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				rm.mu.Lock()
+				msg := rm.membersLocked()
+				rm.mu.Unlock()
+				if len(msg.Members) != DefaultMaxMembers || msg.Count != size/3*3 {
+					b.Fatalf("members frame lists %d of %d", len(msg.Members), msg.Count)
+				}
+			}
+		})
+	}
+}

@@ -55,33 +55,61 @@ func WithUniqueNicknames() Option {
 func (rm *Room) Nicknames() []string {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
-	return rm.nicknamesLocked()
+	return rm.nicknamesLocked(0)
 }
 
-// nicknamesLocked lists the nicknames present: on every node of a cluster,
-// this node's first, each by its first connection's join order. rm.mu is
-// held.
-func (rm *Room) nicknamesLocked() []string {
-	return rm.link.nicknamesLocked(rm.localNicknamesLocked())
+// nicknamesLocked lists the nicknames present, the first limit of them
+// (all if limit <= 0): on every node of a cluster, this node's first, each
+// by its first connection's join order. rm.mu is held.
+func (rm *Room) nicknamesLocked(limit int) []string {
+	return rm.link.nicknamesLocked(rm.localNicknamesLocked(limit), limit)
+}
+
+// indexNickLocked files m under its nickname. rm.mu is held.
+func (rm *Room) indexNickLocked(m *Member) {
+	rm.byNick[m.nickname] = append(rm.byNick[m.nickname], m)
+	if len(rm.byNick[m.nickname]) == 1 {
+		rm.nickSum.add(m.nickname)
+		rm.order.add(m.id, m.nickname)
+	}
+}
+
+// unindexNickLocked takes m from under its nickname, and reports whether
+// it was the nickname's last connection on this node. rm.mu is held.
+func (rm *Room) unindexNickLocked(m *Member) (gone bool) {
+	ms := rm.byNick[m.nickname]
+	wasFirst := len(ms) > 0 && ms[0] == m
+	same := slices.DeleteFunc(ms, func(o *Member) bool { return o == m })
+	if len(same) > 0 {
+		rm.byNick[m.nickname] = same
+		if wasFirst { // the nickname now joined when its next connection did
+			rm.order.add(same[0].id, m.nickname)
+			rm.order.drop(rm.liveLocal)
+		}
+		return false
+	}
+	delete(rm.byNick, m.nickname)
+	rm.nickSum.remove(m.nickname)
+	rm.order.drop(rm.liveLocal)
+	return true
+}
+
+// liveLocal reports whether e is the join of a nickname's first
+// connection on this node. rm.mu is held.
+func (rm *Room) liveLocal(e orderEntry) bool {
+	ms := rm.byNick[e.name]
+	return len(ms) > 0 && ms[0].id == e.key
 }
 
 // localNicknamesLocked lists the nicknames of this node's members by their
-// first connection's join order. rm.mu is held.
-func (rm *Room) localNicknamesLocked() []string {
-	type first struct {
-		id   uint64
-		name string
+// first connection's join order, the first limit of them (all if limit <=
+// 0). rm.mu is held.
+func (rm *Room) localNicknamesLocked(limit int) []string {
+	n := len(rm.byNick)
+	if limit > 0 {
+		n = min(n, limit)
 	}
-	firsts := make([]first, 0, len(rm.byNick))
-	for name, ms := range rm.byNick {
-		firsts = append(firsts, first{ms[0].id, name})
-	}
-	slices.SortFunc(firsts, func(a, b first) int { return cmpID(a.id, b.id) })
-	names := make([]string, len(firsts))
-	for i, f := range firsts {
-		names[i] = f.name
-	}
-	return names
+	return rm.order.first(make([]string, 0, n), limit, rm.liveLocal)
 }
 
 // A digest sums up a set of nicknames in their count and an order-free
@@ -169,15 +197,10 @@ func WithPresenceDeltas(d PresenceDeltas) Option {
 // at most WithPresenceDeltas' MaxMembers of them with the exact count.
 // rm.mu is held.
 func (rm *Room) membersLocked() Message {
-	names := rm.nicknamesLocked()
-	msg := Message{Type: TypeMembers, Members: names}
-	if rm.cfg.deltas {
-		msg.Count = len(names)
-		if rm.cfg.maxMembers > 0 && len(names) > rm.cfg.maxMembers {
-			msg.Members = names[:rm.cfg.maxMembers]
-		}
+	if !rm.cfg.deltas {
+		return Message{Type: TypeMembers, Members: rm.nicknamesLocked(0)}
 	}
-	return msg
+	return Message{Type: TypeMembers, Members: rm.nicknamesLocked(rm.cfg.maxMembers), Count: rm.link.countLocked()}
 }
 
 // noticeBatch is the join and leave notices waiting to go out together,

@@ -44,6 +44,7 @@ type Room struct {
 	byKey   map[string]int       // members by nicknameKey, with WithUniqueNicknames only
 	pending noticeBatch          // notices waiting to go out together (WithPresenceDeltas)
 	nickSum digest               // of byNick's nicknames, for a cluster's heartbeats
+	order   joinOrder            // byNick's nicknames by their first connection's ID
 	nextID  uint64               // the last member ID given
 	ids     numbering            // the frames' IDs
 	keep    bool                 // a Registry keeps the room when empty
@@ -273,10 +274,7 @@ func (rm *Room) add(m *Member) (announce bool, err error) {
 	rm.link.replayLocked(m)
 	m.index = len(rm.members)
 	rm.members = append(rm.members, m)
-	rm.byNick[m.nickname] = append(rm.byNick[m.nickname], m)
-	if len(rm.byNick[m.nickname]) == 1 {
-		rm.nickSum.add(m.nickname)
-	}
+	rm.indexNickLocked(m)
 	if rm.cfg.presence {
 		rm.sendLocked(rm.membersLocked(), m)
 	}
@@ -309,12 +307,8 @@ func (rm *Room) remove(m *Member) (announce bool) {
 	rm.members = rm.members[:last]
 	m.index = -1
 
-	same := slices.DeleteFunc(rm.byNick[m.nickname], func(o *Member) bool { return o == m })
-	if len(same) > 0 {
-		rm.byNick[m.nickname] = same
+	if !rm.unindexNickLocked(m) {
 		return false
 	}
-	delete(rm.byNick, m.nickname)
-	rm.nickSum.remove(m.nickname)
 	return rm.cfg.notices && !rm.link.presentLocked(m.nickname)
 }
