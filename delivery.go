@@ -49,8 +49,12 @@ func (rm *Room) publish(ctx context.Context, from *Member, to string, msg Messag
 func (rm *Room) deliverLocked(p *post, b uint64) bool {
 	msg := p.msg
 	roomFrame := p.to == "" && kept(msg.Type)
-	if isNotice(msg.Type) && !rm.link.noticeLocked(msg, p.origin, p.mine) {
+	notice := isNotice(msg.Type)
+	if notice && !rm.link.noticeLocked(msg, p.origin, p.mine) {
 		return true
+	}
+	if rm.cfg.deltas && !notice {
+		rm.flushNoticesLocked() // the notices before it go out before it
 	}
 	frame := p.frame
 	if frame == nil {
@@ -70,6 +74,10 @@ func (rm *Room) deliverLocked(p *post, b uint64) bool {
 			if rm.store != nil {
 				rm.store.Append(msg)
 			}
+		}
+		if notice && rm.cfg.deltas {
+			rm.pendLocked(msg.Type, msg.Nickname)
+			return true
 		}
 		frame = rm.encode(msg)
 	}

@@ -34,7 +34,10 @@ type link interface {
 	// nicknamesLocked lists the nicknames present on every node, this
 	// node's (local) first. rm.mu is held.
 	presentLocked(nickname string) bool
-	nicknamesLocked(local []string) []string
+	nicknamesLocked(local []string, limit int) []string
+	// countLocked counts the nicknames present on every node. rm.mu is
+	// held.
+	countLocked() int
 	// noticeLocked reports whether this node's members are to receive a
 	// join or leave notice that node origin sent (mine: this node), and
 	// records it. rm.mu is held.
@@ -65,13 +68,14 @@ func (l localLink) send(_ context.Context, p post) error {
 	return nil
 }
 
-func (localLink) attach()                                 {}
-func (localLink) detach()                                 {}
-func (localLink) readHistory(*Member)                     {}
-func (localLink) forget(*Member)                          {}
-func (l localLink) replayLocked(m *Member)                { l.rm.replayStoreLocked(m) }
-func (l localLink) presentLocked(nickname string) bool    { return len(l.rm.byNick[nickname]) > 0 }
-func (localLink) nicknamesLocked(local []string) []string { return local }
-func (localLink) noticeLocked(Message, string, bool) bool { return true }
-func (localLink) deliveredLocked(Message)                 {}
-func (localLink) drain()                                  {}
+func (localLink) attach()                                        {}
+func (localLink) detach()                                        {}
+func (localLink) readHistory(*Member)                            {}
+func (localLink) forget(*Member)                                 {}
+func (l localLink) replayLocked(m *Member)                       { l.rm.replayStoreLocked(m) }
+func (l localLink) presentLocked(nickname string) bool           { return len(l.rm.byNick[nickname]) > 0 }
+func (localLink) nicknamesLocked(local []string, _ int) []string { return local }
+func (l localLink) countLocked() int                             { return len(l.rm.byNick) }
+func (localLink) noticeLocked(Message, string, bool) bool        { return true }
+func (localLink) deliveredLocked(Message)                        {}
+func (localLink) drain()                                         {}

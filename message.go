@@ -49,6 +49,13 @@ type Message struct {
 	// Members lists the nicknames present, in the order they joined
 	// (TypeMembers).
 	Members []string `json:"members,omitempty"`
+	// Joined and Left are the nicknames that came and went since the last
+	// presence frame (TypePresence, WithPresenceDeltas).
+	Joined []string `json:"joined,omitempty"`
+	Left   []string `json:"left,omitempty"`
+	// Count is the number of nicknames present, however many Members
+	// lists (TypeMembers and TypePresence, WithPresenceDeltas).
+	Count int `json:"count,omitempty"`
 	// Code is the status code of an error frame (TypeError): the close code
 	// the same fault would have closed the connection with, or one of the
 	// codes PROTOCOL.md lists.
@@ -72,6 +79,9 @@ const (
 	// TypeMembers lists the members present; a joiner receives it first
 	// (WithPresence).
 	TypeMembers MessageType = "members"
+	// TypePresence carries the join and leave notices of a short window
+	// together, with the count of nicknames present (WithPresenceDeltas).
+	TypePresence MessageType = "presence"
 	// TypeSystem is a message from the server rather than from a member.
 	TypeSystem MessageType = "system"
 	// TypeError reports input the room did not accept, to the sender only
@@ -263,14 +273,15 @@ func (m Message) appendEnvelope(b []byte) []byte {
 		b = appendJSONString(b, m.Text)
 	}
 	if typ == TypeMembers {
-		b = append(b, `,"members":[`...)
-		for i, n := range m.Members {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, n)
-		}
-		b = append(b, ']')
+		b = appendJSONList(append(b, `,"members":`...), m.Members)
+	}
+	if typ == TypePresence {
+		b = appendJSONList(append(b, `,"joined":`...), m.Joined)
+		b = appendJSONList(append(b, `,"left":`...), m.Left)
+	}
+	if m.Count != 0 {
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, int64(m.Count), 10)
 	}
 	if m.Code != 0 {
 		b = append(b, `,"code":`...)
@@ -279,12 +290,27 @@ func (m Message) appendEnvelope(b []byte) []byte {
 	return append(b, '}')
 }
 
+// appendJSONList appends names as a JSON array of strings.
+func appendJSONList(b []byte, names []string) []byte {
+	b = append(b, '[')
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, n)
+	}
+	return append(b, ']')
+}
+
 // envelopeLen estimates the size of m's envelope form.
 func (m Message) envelopeLen() int {
 	n := len(`{"type":"","id":,"time":"","nickname":"","to":"","message":"","members":[],"code":}`) +
-		len(m.Type) + 20 + len(timeLayout) + len(m.Nickname) + len(m.To) + len(m.Text) + 16
-	for _, s := range m.Members {
-		n += len(s) + 3
+		len(m.Type) + 20 + len(timeLayout) + len(`,"count":`) + 20 + len(m.Nickname) + len(m.To) + len(m.Text) + 16
+	for _, list := range [][]string{m.Members, m.Joined, m.Left} {
+		n += len(`,"joined":[]`)
+		for _, s := range list {
+			n += len(s) + 3
+		}
 	}
 	return n
 }

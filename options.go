@@ -119,6 +119,9 @@ type config struct {
 	envelope        bool
 	notices         bool
 	presence        bool
+	deltas          bool          // WithPresenceDeltas
+	deltaWindow     time.Duration // its Window, resolved
+	maxMembers      int           // its MaxMembers, resolved: 0 for no cap
 	errorFrames     bool
 	direct          bool
 	uniqueNicknames bool

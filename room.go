@@ -42,19 +42,23 @@ type Room struct {
 	members []*Member            // in no particular order
 	byNick  map[string][]*Member // members by nickname, each list in join order
 	byKey   map[string]int       // members by nicknameKey, with WithUniqueNicknames only
+	pending noticeBatch          // notices waiting to go out together (WithPresenceDeltas)
+	nickSum digest               // of byNick's nicknames, for a cluster's heartbeats
+	order   joinOrder            // byNick's nicknames by their first connection's ID
 	nextID  uint64               // the last member ID given
 	ids     numbering            // the frames' IDs
 	keep    bool                 // a Registry keeps the room when empty
 	closed  bool                 // Shutdown or Close has begun
 	active  int                  // connections between acquire and release
 	idle    chan struct{}        // closed when closed && active == 0
+	closing chan struct{}        // closed when closed is set
 }
 
 // New returns a room configured by opts. It starts no goroutine: a room costs
 // nothing until members connect. It panics if an option is out of range or
 // options contradict each other (see Option).
 func New(opts ...Option) *Room {
-	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), byNick: make(map[string][]*Member)}
+	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), closing: make(chan struct{}), byNick: make(map[string][]*Member)}
 	rm.keep = rm.cfg.keepWhenEmpty
 	rm.joins = rm.cfg.newJoinLimiter()
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
@@ -157,6 +161,7 @@ func (rm *Room) closeMembers(reason error) {
 	rm.mu.Lock()
 	if !rm.closed {
 		rm.closed = true
+		close(rm.closing)
 		if rm.active == 0 {
 			close(rm.idle)
 		}
@@ -228,6 +233,7 @@ func (rm *Room) retire() bool {
 			return false
 		}
 		rm.closed = true
+		close(rm.closing)
 		close(rm.idle)
 		rm.cancel()
 	}
@@ -268,9 +274,9 @@ func (rm *Room) add(m *Member) (announce bool, err error) {
 	rm.link.replayLocked(m)
 	m.index = len(rm.members)
 	rm.members = append(rm.members, m)
-	rm.byNick[m.nickname] = append(rm.byNick[m.nickname], m)
+	rm.indexNickLocked(m)
 	if rm.cfg.presence {
-		rm.sendLocked(Message{Type: TypeMembers, Members: rm.nicknamesLocked()}, m)
+		rm.sendLocked(rm.membersLocked(), m)
 	}
 	return rm.cfg.notices && !present, nil
 }
@@ -301,11 +307,8 @@ func (rm *Room) remove(m *Member) (announce bool) {
 	rm.members = rm.members[:last]
 	m.index = -1
 
-	same := slices.DeleteFunc(rm.byNick[m.nickname], func(o *Member) bool { return o == m })
-	if len(same) > 0 {
-		rm.byNick[m.nickname] = same
+	if !rm.unindexNickLocked(m) {
 		return false
 	}
-	delete(rm.byNick, m.nickname)
 	return rm.cfg.notices && !rm.link.presentLocked(m.nickname)
 }
