@@ -217,3 +217,66 @@ func truncateReason(s string) string {
 	}
 	return s[:cut]
 }
+
+// The names ReasonLabel gives the leave reasons, for metrics labels and log
+// attributes; ReasonLabels lists them.
+const (
+	ReasonNormal       = "normal"       // ErrClientClosed with status 1000, 1001, or none (1005)
+	ReasonAbnormal     = "abnormal"     // ErrClientClosed otherwise: the connection broke (1006), or another status
+	ReasonSlow         = "slow"         // ErrSlowConsumer: ErrQueueOverflow or ErrWriteTimeout
+	ReasonPingTimeout  = "ping_timeout" // ErrPingTimeout
+	ReasonInvalid      = "invalid"      // ErrInvalidMessage, ErrUnsupportedData
+	ReasonTooBig       = "too_big"      // ErrMessageTooBig
+	ReasonRateLimited  = "rate_limited" // ErrRateLimited
+	ReasonRefused      = "refused"      // ErrRefused (a join or message hook, Member.Close), ErrNicknameTaken
+	ReasonUnauthorized = "unauthorized" // ErrUnauthorized
+	ReasonHookPanic    = "hook_panic"   // ErrHookPanic
+	ReasonShutdown     = "shutdown"     // ErrRoomClosed: Shutdown, Close
+	ReasonOther        = "other"        // anything else
+)
+
+// ReasonLabels returns every name ReasonLabel returns, in the order of the
+// Reason constants.
+func ReasonLabels() []string {
+	return []string{ReasonNormal, ReasonAbnormal, ReasonSlow, ReasonPingTimeout, ReasonInvalid, ReasonTooBig,
+		ReasonRateLimited, ReasonRefused, ReasonUnauthorized, ReasonHookPanic, ReasonShutdown, ReasonOther}
+}
+
+// ReasonLabel names why a member left, or why a connection was refused
+// after the upgrade, with one of a fixed set of names (the Reason
+// constants): the one mapping from leave reasons to a metric's label or a
+// log line's "reason" attribute, so that their cardinality is bounded.
+func ReasonLabel(reason error) string {
+	kind := reason
+	var e LeaveError
+	if errors.As(reason, &e) {
+		kind = e.kind // the one leave reason, whatever the detail wraps
+	}
+	switch {
+	case errors.Is(kind, ErrClientClosed):
+		switch e.Code {
+		case websocket.StatusNormalClosure, websocket.StatusGoingAway, websocket.StatusNoStatusRcvd:
+			return ReasonNormal
+		}
+		return ReasonAbnormal
+	case errors.Is(kind, ErrSlowConsumer):
+		return ReasonSlow
+	case errors.Is(kind, ErrPingTimeout):
+		return ReasonPingTimeout
+	case errors.Is(kind, ErrInvalidMessage), errors.Is(kind, ErrUnsupportedData):
+		return ReasonInvalid
+	case errors.Is(kind, ErrMessageTooBig):
+		return ReasonTooBig
+	case errors.Is(kind, ErrRateLimited):
+		return ReasonRateLimited
+	case errors.Is(kind, ErrHookPanic):
+		return ReasonHookPanic
+	case errors.Is(kind, ErrUnauthorized):
+		return ReasonUnauthorized
+	case errors.Is(kind, ErrRefused), errors.Is(kind, ErrNicknameTaken):
+		return ReasonRefused
+	case errors.Is(kind, ErrRoomClosed):
+		return ReasonShutdown
+	}
+	return ReasonOther
+}

@@ -1,0 +1,95 @@
+package chatroom
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingMetrics is a Metrics that counts with atomics, as a Prometheus
+// implementation does; every room it is given shares its counts.
+type countingMetrics struct {
+	rooms, closed, connected, disconnected, received atomic.Int64
+	fanouts, broadcasts, frames, bytes, deepest       atomic.Int64
+	took                                              atomic.Int64
+	resumes, truncated, published, brokerFailures     atomic.Int64
+}
+
+func (c *countingMetrics) Room(string) RoomMetrics { c.rooms.Add(1); return c }
+func (c *countingMetrics) Closed()                 { c.closed.Add(1) }
+func (c *countingMetrics) Connected()              { c.connected.Add(1) }
+func (c *countingMetrics) Disconnected(error)      { c.disconnected.Add(1) }
+func (c *countingMetrics) Received()               { c.received.Add(1) }
+func (c *countingMetrics) Fanout(f Fanout) {
+	c.fanouts.Add(1)
+	c.frames.Add(int64(f.Frames))
+	c.bytes.Add(int64(f.Bytes))
+	if f.Broadcast {
+		c.broadcasts.Add(1)
+		c.deepest.Store(int64(f.DeepestQueue))
+		c.took.Add(int64(f.Took))
+	}
+}
+func (c *countingMetrics) Resumed(truncated bool) {
+	c.resumes.Add(1)
+	if truncated {
+		c.truncated.Add(1)
+	}
+}
+func (c *countingMetrics) BrokerPublished(n int, _ time.Duration) { c.published.Add(int64(n)) }
+func (c *countingMetrics) BrokerFailed(BrokerOp, error)           { c.brokerFailures.Add(1) }
+
+// fakeMembers adds n members to rm that have no connection and whose writer
+// never runs (writing is set): a delivery only queues for them.
+func fakeMembers(rm *Room, n int) []*Member {
+	ms := make([]*Member, n)
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	for i := range ms {
+		m := &Member{room: rm, id: uint64(i + 1), nickname: "m", index: i, writing: true}
+		m.writerDone = sync.NewCond(&m.mu)
+		ms[i] = m
+		rm.members = append(rm.members, m)
+	}
+	return ms
+}
+
+// drain empties the queues of fake members, as their writer would.
+func drain(rm *Room, ms []*Member) {
+	for _, m := range ms {
+		m.mu.Lock()
+		m.queue.Release(&rm.chunks)
+		m.queuedMsgs, m.queuedBytes = 0, 0
+		m.mu.Unlock()
+	}
+}
+
+// The delivery path allocates no more with metrics than without: the room
+// reports a broadcast once, from locals, whatever the number of members.
+func TestMetricsDeliveryAllocs(t *testing.T) {
+	allocs := func(opts ...Option) float64 {
+		rm := New(opts...)
+		ms := fakeMembers(rm, 100)
+		p := post{msg: Message{Type: TypeMessage, Nickname: "sei", Text: "hello"}}
+		p.frame = rm.encode(p.msg)
+		return testing.AllocsPerRun(1000, func() {
+			rm.mu.Lock()
+			rm.deliverLocked(&p, 0)
+			rm.mu.Unlock()
+			drain(rm, ms)
+		})
+	}
+	cm := &countingMetrics{}
+	off, on := allocs(), allocs(WithMetrics(cm))
+	if on > off {
+		t.Errorf("a broadcast to 100 members allocates %v times with metrics, %v without", on, off)
+	}
+	if got, want := cm.frames.Load(), int64(100*1001); got != want { // AllocsPerRun runs once more to warm up
+		t.Errorf("frames reported = %d, want %d", got, want)
+	}
+	if got, want := cm.fanouts.Load(), int64(1001); got != want {
+		t.Errorf("fan-outs reported = %d, want %d: once per broadcast", got, want)
+	}
+	t.Logf("allocations per broadcast to 100 members: %v without metrics, %v with", off, on)
+}
