@@ -11,9 +11,9 @@ import (
 // implementation does; every room it is given shares its counts.
 type countingMetrics struct {
 	rooms, closed, connected, disconnected, received atomic.Int64
-	fanouts, broadcasts, frames, bytes, deepest       atomic.Int64
-	took                                              atomic.Int64
-	resumes, truncated, published, brokerFailures     atomic.Int64
+	fanouts, broadcasts, frames, bytes, deepest      atomic.Int64
+	took                                             atomic.Int64
+	resumes, truncated, published, brokerFailures    atomic.Int64
 }
 
 func (c *countingMetrics) Room(string) RoomMetrics { c.rooms.Add(1); return c }
