@@ -349,21 +349,3 @@ func TestBadArguments(t *testing.T) {
 		}
 	}
 }
-
-func TestDisplayAddr(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"[::]:8000", "localhost:8000"},
-		{"0.0.0.0:8000", "localhost:8000"},
-		{"127.0.0.1:8000", "127.0.0.1:8000"},
-		{"nonsense", "nonsense"},
-	} {
-		if got := displayAddr(fakeAddr(tt.in)); got != tt.want {
-			t.Errorf("displayAddr(%s) = %s, want %s", tt.in, got, tt.want)
-		}
-	}
-}
-
-type fakeAddr string
-
-func (a fakeAddr) Network() string { return "tcp" }
-func (a fakeAddr) String() string  { return string(a) }
