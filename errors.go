@@ -73,7 +73,8 @@ var (
 )
 
 // Refusals: why a connection is refused before it becomes a member. No
-// leave hook runs for it; the room logs it at Debug.
+// leave hook runs for it; the room logs one refused before the upgrade at
+// Debug, one refused after it ("chatroom: join refused") at Info.
 var (
 	// ErrInvalidNickname wraps every nickname validation failure (see
 	// ValidateNickname, which returns it, and WithAuthenticator). The
@@ -248,12 +249,15 @@ func ReasonLabels() []string {
 // log line's "reason" attribute, so that their cardinality is bounded.
 func ReasonLabel(reason error) string {
 	kind := reason
-	var e LeaveError
-	if errors.As(reason, &e) {
+	e, ok := reason.(LeaveError) // as the room gives it: no allocation
+	if ok {
 		kind = e.kind // the one leave reason, whatever the detail wraps
 	}
 	switch {
 	case errors.Is(kind, ErrClientClosed):
+		if !ok {
+			e = leaveErrorIn(reason)
+		}
 		switch e.Code {
 		case websocket.StatusNormalClosure, websocket.StatusGoingAway, websocket.StatusNoStatusRcvd:
 			return ReasonNormal
@@ -279,4 +283,11 @@ func ReasonLabel(reason error) string {
 		return ReasonShutdown
 	}
 	return ReasonOther
+}
+
+// leaveErrorIn returns the LeaveError in err's chain, or the zero one.
+func leaveErrorIn(err error) LeaveError {
+	var e LeaveError
+	errors.As(err, &e)
+	return e
 }

@@ -89,7 +89,8 @@ const (
 // rooms share one with WithRoomOptions, which is how a registry
 // configures its rooms:
 //
-//	metrics := chatroomprom.New(prometheus.DefaultRegisterer)
+//	metrics, err := chatroomprom.New(prometheus.DefaultRegisterer)
+//	if err != nil { ... }
 //	rooms := chatroom.NewRegistry(chatroom.WithRoomOptions(func(string) []chatroom.Option {
 //		return []chatroom.Option{chatroom.WithMetrics(metrics)}
 //	}))

@@ -1,10 +1,16 @@
 package chatroom
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // countingMetrics is a Metrics that counts with atomics, as a Prometheus
@@ -92,4 +98,41 @@ func TestMetricsDeliveryAllocs(t *testing.T) {
 		t.Errorf("fan-outs reported = %d, want %d: once per broadcast", got, want)
 	}
 	t.Logf("allocations per broadcast to 100 members: %v without metrics, %v with", off, on)
+}
+
+// Every leave reason the room makes has its name, whatever its detail
+// wraps.
+func TestReasonLabel(t *testing.T) {
+	for _, tt := range []struct {
+		reason error
+		want   string
+	}{
+		{cause(ErrClientClosed, 0, "", websocket.CloseError{Code: websocket.StatusNormalClosure}), ReasonNormal},
+		{cause(ErrClientClosed, 0, "", websocket.CloseError{Code: websocket.StatusGoingAway}), ReasonNormal},
+		{cause(ErrClientClosed, 0, "", websocket.CloseError{Code: websocket.StatusNoStatusRcvd}), ReasonNormal},
+		{cause(ErrClientClosed, 0, "", io.EOF), ReasonAbnormal},
+		{cause(ErrClientClosed, 0, "", websocket.CloseError{Code: websocket.StatusProtocolError}), ReasonAbnormal},
+		{cause(ErrQueueOverflow, websocket.StatusPolicyViolation, reasonTooSlow, nil), ReasonSlow},
+		{cause(ErrWriteTimeout, websocket.StatusPolicyViolation, reasonTooSlow, nil), ReasonSlow},
+		{cause(ErrPingTimeout, 0, "", nil), ReasonPingTimeout},
+		{cause(ErrInvalidMessage, websocket.StatusInvalidFramePayloadData, "invalid", nil), ReasonInvalid},
+		{cause(ErrUnsupportedData, websocket.StatusUnsupportedData, "binary", nil), ReasonInvalid},
+		{tooBigReason(), ReasonTooBig},
+		{cause(ErrRateLimited, websocket.StatusPolicyViolation, reasonRateLimited, nil), ReasonRateLimited},
+		{cause(ErrRefused, websocket.StatusPolicyViolation, reasonJoinRefused, errors.New("no")), ReasonRefused},
+		{cause(ErrNicknameTaken, StatusNicknameTaken, reasonNicknameTaken, nil), ReasonRefused},
+		// The authenticator's error is the detail: the kind decides.
+		{cause(ErrUnauthorized, StatusUnauthorized, reasonUnauthorized, fmt.Errorf("%w: bad token", ErrRefused)), ReasonUnauthorized},
+		{cause(ErrHookPanic, websocket.StatusInternalError, "internal error", nil), ReasonHookPanic},
+		{roomClosed(), ReasonShutdown},
+		{cause(ErrRoomClosed, 0, "", nil), ReasonShutdown},
+		{errors.New("something else"), ReasonOther},
+	} {
+		if got := ReasonLabel(tt.reason); got != tt.want {
+			t.Errorf("ReasonLabel(%v) = %q, want %q", tt.reason, got, tt.want)
+		}
+		if !slices.Contains(ReasonLabels(), tt.want) {
+			t.Errorf("ReasonLabels lacks %q", tt.want)
+		}
+	}
 }

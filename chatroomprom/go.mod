@@ -9,6 +9,8 @@ require (
 	github.com/seed014c2c51/chatroom v0.1.0
 )
 
+require github.com/kylelemons/godebug v1.1.0 // indirect
+
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
