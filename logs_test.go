@@ -34,8 +34,8 @@ func newRecordingHandler() *recordingHandler {
 }
 
 func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h *recordingHandler) WithGroup(string) slog.Handler           { return h }
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler            { return h }
 
 func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
 	l := logLine{Level: r.Level, Msg: r.Message, Attrs: make(map[string]string)}
