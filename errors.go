@@ -253,8 +253,7 @@ func ReasonLabel(reason error) string {
 	if ok {
 		kind = e.kind // the one leave reason, whatever the detail wraps
 	}
-	switch {
-	case errors.Is(kind, ErrClientClosed):
+	if errors.Is(kind, ErrClientClosed) {
 		if !ok {
 			e = leaveErrorIn(reason)
 		}
@@ -263,24 +262,26 @@ func ReasonLabel(reason error) string {
 			return ReasonNormal
 		}
 		return ReasonAbnormal
-	case errors.Is(kind, ErrSlowConsumer):
-		return ReasonSlow
-	case errors.Is(kind, ErrPingTimeout):
-		return ReasonPingTimeout
-	case errors.Is(kind, ErrInvalidMessage), errors.Is(kind, ErrUnsupportedData):
-		return ReasonInvalid
-	case errors.Is(kind, ErrMessageTooBig):
-		return ReasonTooBig
-	case errors.Is(kind, ErrRateLimited):
-		return ReasonRateLimited
-	case errors.Is(kind, ErrHookPanic):
-		return ReasonHookPanic
-	case errors.Is(kind, ErrUnauthorized):
-		return ReasonUnauthorized
-	case errors.Is(kind, ErrRefused), errors.Is(kind, ErrNicknameTaken):
-		return ReasonRefused
-	case errors.Is(kind, ErrRoomClosed):
-		return ReasonShutdown
+	}
+	for _, r := range [...]struct {
+		kind  error
+		label string
+	}{
+		{ErrSlowConsumer, ReasonSlow},
+		{ErrPingTimeout, ReasonPingTimeout},
+		{ErrInvalidMessage, ReasonInvalid},
+		{ErrUnsupportedData, ReasonInvalid},
+		{ErrMessageTooBig, ReasonTooBig},
+		{ErrRateLimited, ReasonRateLimited},
+		{ErrHookPanic, ReasonHookPanic},
+		{ErrUnauthorized, ReasonUnauthorized},
+		{ErrRefused, ReasonRefused},
+		{ErrNicknameTaken, ReasonRefused},
+		{ErrRoomClosed, ReasonShutdown},
+	} {
+		if errors.Is(kind, r.kind) {
+			return r.label
+		}
 	}
 	return ReasonOther
 }
