@@ -68,7 +68,7 @@ func (c *cluster) announce(query bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
 	if err := c.b.Publish(ctx, rm.cfg.name, broker.Publication{Data: w.encode()}); err != nil {
-		c.health.failed(BrokerPublish, err, "what", "heartbeat")
+		c.health.failed(BrokerPublish, err, "effect", "heartbeat not sent")
 	} else {
 		c.health.ok()
 	}
