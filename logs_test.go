@@ -64,6 +64,18 @@ func (h *recordingHandler) find(msg string) []logLine {
 	return out
 }
 
+// pick returns what f keeps of each line with one of the messages msgs,
+// message by message.
+func pick[T any](h *recordingHandler, f func(logLine) T, msgs ...string) []T {
+	var out []T
+	for _, msg := range msgs {
+		for _, l := range h.find(msg) {
+			out = append(out, f(l))
+		}
+	}
+	return out
+}
+
 // waitFor waits until a line with message msg has attribute key equal to
 // value, and returns it.
 func (h *recordingHandler) waitFor(t *testing.T, msg, key, value string) logLine {
@@ -126,10 +138,7 @@ func TestLogLeaves(t *testing.T) {
 	fast.conn.Close(websocket.StatusNormalClosure, "bye")
 	tr.expectLeave("fast", ErrClientClosed)
 
-	var got []leaveLine
-	for _, l := range h.find("chatroom: member left") {
-		got = append(got, asLeave(l))
-	}
+	got := pick(h, asLeave, "chatroom: member left")
 	want := []leaveLine{
 		{slog.LevelInfo, "lobby", "ann#1", ReasonInvalid},
 		{slog.LevelWarn, "lobby", "slow#2", ReasonSlow},
@@ -166,12 +175,8 @@ func TestLogBrokerOutageOnce(t *testing.T) {
 		Level          slog.Level
 		Room, Op, Fail string
 	}
-	var got []line
-	for _, msg := range []string{"chatroom: broker unavailable", "chatroom: broker call failed"} {
-		for _, l := range h.find(msg) {
-			got = append(got, line{l.Level, l.Attrs["room"], l.Attrs["op"], l.Attrs["effect"]})
-		}
-	}
+	got := pick(h, func(l logLine) line { return line{l.Level, l.Attrs["room"], l.Attrs["op"], l.Attrs["effect"]} },
+		"chatroom: broker unavailable", "chatroom: broker call failed")
 	const local = "delivered on this node only"
 	want := []line{
 		{slog.LevelWarn, "lobby", "publish", local},
