@@ -18,7 +18,7 @@
 //	chatroom_frames_sent_total           counter    frames queued for members, one per member
 //	chatroom_bytes_sent_total            counter    their bytes, WebSocket framing included
 //	chatroom_broadcast_seconds           histogram  time to queue one broadcast for every member, under the room's lock
-//	chatroom_queue_bytes                 histogram  after each broadcast, the deepest member queue, in bytes
+//	chatroom_member_queue_bytes                 histogram  after each broadcast, the deepest member queue, in bytes
 //	chatroom_resumes_total{result}       counter    reconnections with ?since=, result "exact" or "truncated"
 //	chatroom_broker_publish_seconds      histogram  one call handing publications to the broker
 //	chatroom_broker_published_total      counter    publications handed to the broker
@@ -115,7 +115,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	m.broadcastSeconds = histogram("chatroom_broadcast_seconds",
 		"Time to queue one broadcast for every member of the node, with the room's lock held.",
 		prometheus.ExponentialBuckets(1e-6, 4, 10)) // 1µs to 262ms
-	m.queueBytes = histogram("chatroom_queue_bytes",
+	m.queueBytes = histogram("chatroom_member_queue_bytes",
 		"After each broadcast, the bytes queued for the member furthest behind.",
 		prometheus.ExponentialBuckets(256, 4, 9)) // 256 B to 16 MiB; the default cut is at 4 MiB
 	m.resumes = counter("chatroom_resumes_total", "Reconnections with ?since=: exact, or truncated (some of the history was gone).", "result")

@@ -176,7 +176,7 @@ func TestScriptedSession(t *testing.T) {
 		`chatroom_messages_received_total{room="lobby"}`:             4,
 		`chatroom_frames_sent_total{room="lobby"}`:                   2 + 3*2 + 1, // hello, 2 3 4 to two, carl's notice
 		`chatroom_broadcast_seconds_count{room="lobby"}`:             4,
-		`chatroom_queue_bytes_count{room="lobby"}`:                   4,
+		`chatroom_member_queue_bytes_count{room="lobby"}`:            4,
 		`chatroom_resumes_total{result="exact",room="lobby"}`:        1,
 		`chatroom_resumes_total{result="truncated",room="lobby"}`:    1,
 		`chatroom_broker_published_total{room="lobby"}`:              0,
