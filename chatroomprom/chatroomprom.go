@@ -18,7 +18,7 @@
 //	chatroom_frames_sent_total           counter    frames queued for members, one per member
 //	chatroom_bytes_sent_total            counter    their bytes, WebSocket framing included
 //	chatroom_broadcast_seconds           histogram  time to queue one broadcast for every member, under the room's lock
-//	chatroom_member_queue_bytes                 histogram  after each broadcast, the deepest member queue, in bytes
+//	chatroom_member_queue_bytes          histogram  after each broadcast, the deepest member queue, in bytes
 //	chatroom_resumes_total{result}       counter    reconnections with ?since=, result "exact" or "truncated"
 //	chatroom_broker_publish_seconds      histogram  one call handing publications to the broker
 //	chatroom_broker_published_total      counter    publications handed to the broker
