@@ -99,7 +99,8 @@ func WithHeartbeat(d time.Duration) Option {
 // reads from the broker (cluster_history.go).
 //
 // Lock order: rm.mu, then the presence's and the history's locks, then the
-// outbox's; the cluster's subMu before all of them.
+// outbox's; the cluster's subMu before all of them; the health's lock, a
+// leaf, under none of them.
 type cluster struct {
 	rm        *Room
 	b         broker.Broker
@@ -117,6 +118,7 @@ type cluster struct {
 	out    outbox
 	peers  peerView
 	recent recentFrames
+	health brokerHealth
 }
 
 func newCluster(rm *Room) *cluster {
@@ -133,6 +135,7 @@ func newCluster(rm *Room) *cluster {
 	c.out.init(c)
 	c.peers.init(c)
 	c.recent.init()
+	c.health.c = c
 	return c
 }
 
@@ -154,9 +157,10 @@ func (c *cluster) attach() {
 	defer cancel()
 	sub, err := c.b.Subscribe(ctx, rm.cfg.name, c.deliver)
 	if err != nil {
-		rm.cfg.log.Error("chatroom: broker subscribe failed", "room", rm.cfg.name, "err", err)
+		c.health.failed(BrokerSubscribe, err, "effect", "this node's members see only one another")
 		return
 	}
+	c.health.ok()
 	c.sub = sub
 	seeded := c.seedPresence(ctx)
 	rm.mu.Lock()
@@ -188,7 +192,7 @@ func (c *cluster) detach() {
 	c.out.drain() // the last leave notice goes out before the subscription ends
 	c.announce(false)
 	if err := c.sub.Unsubscribe(); err != nil {
-		c.rm.cfg.log.Warn("chatroom: broker unsubscribe failed", "room", c.rm.cfg.name, "err", err)
+		c.health.failed(BrokerUnsubscribe, err)
 	}
 	c.sub = nil
 	c.rm.mu.Lock()

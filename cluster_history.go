@@ -66,7 +66,7 @@ func (c *cluster) readHistory(m *Member) {
 	defer cancel()
 	pubs, complete, err := c.history.History(ctx, rm.cfg.name, after)
 	if err != nil {
-		rm.cfg.log.Warn("chatroom: broker history failed", "room", rm.cfg.name, "err", err)
+		c.health.failed(BrokerHistory, err, "member", m.String())
 		complete = false
 	}
 	r := replay{truncated: m.resume && (!complete || local)}
@@ -135,8 +135,8 @@ func (c *cluster) replayLocked(m *Member) {
 	if !ok {
 		return
 	}
-	if rp.truncated && c.rm.cfg.envelope {
-		c.rm.sendLocked(Message{Type: TypeTruncated}, m)
+	if m.resume {
+		c.rm.resumedLocked(m, rp.truncated)
 	}
 	if len(msgs) > 0 {
 		m.replayed = msgs[len(msgs)-1].ID

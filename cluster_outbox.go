@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/seed014c2c51/chatroom/broker"
@@ -133,21 +134,33 @@ func (o *outbox) publish(batch []outgoing) {
 			ps[i] = out.p
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		start := time.Now()
 		err := bb.PublishBatch(ctx, room, ps)
 		cancel()
-		if err != nil {
-			o.failed(batch, err)
-		}
+		o.published(batch, start, err)
 		return
 	}
 	for i := range batch {
 		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		start := time.Now()
 		err := c.b.Publish(ctx, room, batch[i].p)
 		cancel()
-		if err != nil {
-			o.failed(batch[i:i+1], err)
-		}
+		o.published(batch[i:i+1], start, err)
 	}
+}
+
+// published reports a call to the broker that began at start and handed
+// it batch, and handles its failure.
+func (o *outbox) published(batch []outgoing, start time.Time, err error) {
+	c := o.c
+	if c.rm.metrics != nil {
+		c.rm.metrics.BrokerPublished(len(batch), time.Since(start))
+	}
+	if err != nil {
+		o.failed(batch, err)
+		return
+	}
+	c.health.ok()
 }
 
 // refused reports whether err says the broker certainly did not take the
@@ -160,12 +173,12 @@ func refused(err error) bool {
 func (o *outbox) failed(batch []outgoing, err error) {
 	rm := o.c.rm
 	if !refused(err) {
-		rm.cfg.log.Warn("chatroom: broker did not answer; it may still deliver the publications",
-			"room", rm.cfg.name, "publications", len(batch), "err", err)
+		o.c.health.failed(BrokerPublish, err, "publications", len(batch),
+			"effect", "the broker may still deliver them")
 		return
 	}
-	rm.cfg.log.Warn("chatroom: broker publish failed; delivering on this node only",
-		"room", rm.cfg.name, "publications", len(batch), "err", err)
+	o.c.health.failed(BrokerPublish, err, "publications", len(batch),
+		"effect", "delivered on this node only")
 	o.mu.Lock()
 	if len(o.fellBack) > maxOutbox {
 		clear(o.fellBack) // the broker hands none of them back: forget them

@@ -164,11 +164,13 @@ func (c *cluster) announce(query bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
 	if err := c.b.Publish(ctx, rm.cfg.name, broker.Publication{Data: w.encode()}); err != nil {
-		rm.cfg.log.Debug("chatroom: broker heartbeat failed", "room", rm.cfg.name, "err", err)
+		c.health.failed(BrokerPublish, err, "effect", "heartbeat not sent")
+	} else {
+		c.health.ok()
 	}
 	if store {
 		if err := c.presence.SetPresence(ctx, rm.cfg.name, c.node, nicks, 3*c.heartbeat); err != nil {
-			rm.cfg.log.Debug("chatroom: broker presence failed", "room", rm.cfg.name, "err", err)
+			c.health.failed(BrokerPresence, err)
 		}
 	}
 }
@@ -181,7 +183,7 @@ func (c *cluster) seedPresence(ctx context.Context) map[string][]string {
 	}
 	seeded, err := c.presence.Presence(ctx, c.rm.cfg.name)
 	if err != nil {
-		c.rm.cfg.log.Warn("chatroom: broker presence failed", "room", c.rm.cfg.name, "err", err)
+		c.health.failed(BrokerPresence, err)
 	}
 	return seeded
 }

@@ -141,11 +141,21 @@ func (rm *Room) replayStoreLocked(m *Member) {
 		if foreign {
 			msgs, _ = st.Since(0)
 		}
-		if (foreign || !complete) && rm.cfg.envelope {
-			rm.sendLocked(Message{Type: TypeTruncated}, m)
-		}
+		rm.resumedLocked(m, foreign || !complete)
 	}
 	m.replayLocked(msgs)
+}
+
+// resumedLocked tells a resuming client m, if truncated, that it missed
+// more than it is replayed (a truncated notice), and reports the resume.
+// rm.mu is held.
+func (rm *Room) resumedLocked(m *Member, truncated bool) {
+	if truncated && rm.cfg.envelope {
+		rm.sendLocked(Message{Type: TypeTruncated}, m)
+	}
+	if rm.metrics != nil {
+		rm.metrics.Resumed(truncated)
+	}
 }
 
 // MemoryStore is the Store of WithHistory: the last chat and server

@@ -100,7 +100,7 @@ func (m *Member) Send(ctx context.Context, msg Message) error {
 	}
 	rm := m.room
 	if !rm.cfg.stamps() {
-		if !m.enqueue(rm.encode(msg)) {
+		if !rm.queueLocked(rm.encode(msg), []*Member{m}) {
 			return ErrMemberLeft
 		}
 		return nil
@@ -115,7 +115,7 @@ func (m *Member) Send(ctx context.Context, msg Message) error {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	rm.stampOwnLocked(&msg, m)
-	if !m.enqueue(rm.encode(msg)) {
+	if !rm.queueLocked(rm.encode(msg), []*Member{m}) {
 		return ErrMemberLeft
 	}
 	return nil

@@ -34,6 +34,9 @@ func (rm *Room) readLoop(m *Member) error {
 			rm.reportError(m, code, reason)
 			continue
 		}
+		if rm.metrics != nil {
+			rm.metrics.Received()
+		}
 		msg := Message{Type: TypeMessage, Nickname: m.nickname, Text: in.text}
 		if in.to != "" {
 			msg.Type, msg.To = TypeDirect, in.to
@@ -51,7 +54,7 @@ func (rm *Room) readLoop(m *Member) error {
 				if reason, ok := hookClose(refusal); ok {
 					return reason
 				}
-				rm.cfg.log.Debug("chatroom: message refused", "member", m, "err", refusal)
+				rm.cfg.log.Debug("chatroom: message refused", "room", rm.cfg.name, "member", m.String(), "err", refusal)
 				if rm.cfg.errorFrames && !errors.Is(refusal, ErrHandled) {
 					rm.reportError(m, websocket.StatusPolicyViolation, reasonMessageRefused)
 				}

@@ -38,6 +38,9 @@ type Room struct {
 
 	joins *joinLimiter // nil without a join limit
 
+	// metrics is where the room reports (WithMetrics); nil without.
+	metrics RoomMetrics
+
 	mu      sync.Mutex           // guards the fields below; fan-out holds it, hooks never run under it
 	members []*Member            // in no particular order
 	byNick  map[string][]*Member // members by nickname, each list in join order
@@ -72,6 +75,9 @@ func New(opts ...Option) *Room {
 	rm.ids.byBroker = byBroker
 	if rm.cfg.stamps() && !byBroker {
 		rm.ids.restart(rm.cfg.now(), rm.cfg.name)
+	}
+	if rm.cfg.metrics != nil {
+		rm.metrics = rm.cfg.metrics.Room(rm.cfg.name)
 	}
 	rm.link = localLink{rm}
 	if rm.cfg.broker != nil {
@@ -165,6 +171,9 @@ func (rm *Room) closeMembers(reason error) {
 		if rm.active == 0 {
 			close(rm.idle)
 		}
+		if rm.metrics != nil {
+			rm.metrics.Closed()
+		}
 	}
 	ms := slices.Clone(rm.members)
 	rm.mu.Unlock()
@@ -236,6 +245,9 @@ func (rm *Room) retire() bool {
 		close(rm.closing)
 		close(rm.idle)
 		rm.cancel()
+		if rm.metrics != nil {
+			rm.metrics.Closed()
+		}
 	}
 	return true
 }
