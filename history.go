@@ -1,28 +1,47 @@
 package chatroom
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
 	"github.com/seed014c2c51/chatroom/broker"
 )
 
-// A Store keeps the recent frames of one room, for joiners and for clients
-// that resume (see WithHistory). The room calls it with its lock held, in
-// the order frames are sent, so that a joiner's history and the live frames
-// that follow meet with no gap and no duplicate. An implementation must
-// therefore be fast and must not block: keep recent frames in memory and
-// hand slow work, such as writing to a database, to a goroutine of its own.
-// A Store belongs to one room.
+// A Store keeps the frames of one room, for joiners, for clients that
+// resume (see WithHistory) and for clients that scroll back (PROTOCOL.md,
+// "Scrollback"). A Store belongs to one room.
+//
+// The room calls Append and Since with its lock held, in the order frames
+// are sent, so that a joiner's history and the live frames that follow meet
+// with no gap and no duplicate. They must therefore be fast and must not
+// block: a durable Store keeps its recent frames in memory (loaded when it
+// is opened) and hands the writes to a goroutine of its own, in batches.
+// Before and Flush are called without the room's lock and may wait, within
+// their context, for the database.
 type Store interface {
 	// Append keeps msg, whose ID is greater than that of every message
-	// appended before it.
+	// appended before it. It must not block.
 	Append(msg Message)
 	// Since returns the kept messages with an ID greater than after, oldest
 	// first. complete reports whether they are all the room sent after that
-	// ID: false once some of those were dropped.
+	// ID: false once some of those were dropped. It must not block.
 	Since(after uint64) (msgs []Message, complete bool)
+	// Before returns at most limit chat and server messages (no join or
+	// leave notices) with an ID below before, or the newest when before is
+	// 0, oldest first; more reports whether the store has older ones still.
+	Before(ctx context.Context, before uint64, limit int) (msgs []Message, more bool, err error)
+	// Flush returns once the frame id, and every frame appended before it,
+	// is as durable as the store makes it: at once for a store in memory.
+	// It returns an error if the frame was not written, or ctx's error.
+	Flush(ctx context.Context, id uint64) error
+	// Span returns the ID of the first frame the store ever kept for its
+	// room and of the last one, or 0, 0 if none. New reads it once: the
+	// room numbers its frames above last, and a client resuming from an ID
+	// in between resumes from the store, across restarts of the process.
+	Span() (first, last uint64)
 }
 
 // Defaults of History's bounds.
@@ -54,6 +73,16 @@ type History struct {
 	// broker keeps the history (a broker.HistoryBroker, see WithBroker)
 	// has no Store of its own: New panics if given both.
 	Store Store
+	// Durable makes Broadcast, and a member's message, wait until the
+	// Store has written the frame (Store.Flush): Broadcast returns nil only
+	// then, and a member's next message is read only then, so a client
+	// that sees its own frame echoed after the next one it sent knows the
+	// first is stored. Without it they return once the room has taken the
+	// frame, which a crash may still lose if the Store writes behind. A
+	// frame the Store failed to write has still reached the members:
+	// Broadcast returns an error wrapping ErrNotStored. Only for a room
+	// without a broker; New panics otherwise.
+	Durable bool
 }
 
 // WithHistory keeps the room's recent chat and server messages, and join
@@ -110,6 +139,9 @@ func (c *config) resolveHistory() *History {
 	if _, ok := c.broker.(broker.HistoryBroker); ok && h.Store != nil {
 		badOption("WithHistory", "a Store cannot be combined with WithBroker of a broker.HistoryBroker (%T), which keeps the room's history for the whole cluster", c.broker)
 	}
+	if h.Durable && c.broker != nil {
+		badOption("WithHistory", "Durable is for a room without a broker (WithBroker of %T)", c.broker)
+	}
 	return &h
 }
 
@@ -153,9 +185,10 @@ func (rm *Room) replayStoreLocked(m *Member) {
 // the last join and leave notices, so that notices never push messages out.
 // It is safe for concurrent use.
 type MemoryStore struct {
-	mu      sync.Mutex
-	chat    keptFrames
-	notices keptFrames
+	mu          sync.Mutex
+	chat        keptFrames
+	notices     keptFrames
+	first, last uint64 // IDs of the first and last frames appended
 }
 
 // NewMemoryStore returns a store that keeps the last n messages and at most
@@ -182,6 +215,10 @@ func NewMemoryStore(n, maxBytes int) *MemoryStore {
 func (s *MemoryStore) Append(msg Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.first == 0 {
+		s.first = msg.ID
+	}
+	s.last = msg.ID
 	if isNotice(msg.Type) {
 		s.notices.push(msg)
 	} else {
@@ -206,6 +243,32 @@ func (s *MemoryStore) Since(after uint64) ([]Message, bool) {
 		}
 	}
 	return out, after >= s.chat.dropped
+}
+
+// Before implements Store, from the messages it keeps.
+func (s *MemoryStore) Before(_ context.Context, before uint64, limit int) ([]Message, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.chat.since(0)
+	if before != 0 {
+		kept = kept[:sort.Search(len(kept), func(i int) bool { return kept[i].ID >= before })]
+	}
+	more := len(kept) > limit
+	if more {
+		kept = kept[len(kept)-limit:]
+	}
+	return slices.Clone(kept), more, nil
+}
+
+// Flush implements Store: a MemoryStore holds what it was given at once.
+func (*MemoryStore) Flush(context.Context, uint64) error { return nil }
+
+// Span implements Store. A MemoryStore begins empty, so it is that of the
+// frames appended to it.
+func (s *MemoryStore) Span() (first, last uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first, s.last
 }
 
 // isNotice reports whether frames of type t are join or leave notices.

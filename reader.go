@@ -34,6 +34,10 @@ func (rm *Room) readLoop(m *Member) error {
 			rm.reportError(m, code, reason)
 			continue
 		}
+		if in.history != nil {
+			rm.serveHistory(m, *in.history)
+			continue
+		}
 		msg := Message{Type: TypeMessage, Nickname: m.nickname, Text: in.text}
 		if in.to != "" {
 			msg.Type, msg.To = TypeDirect, in.to
@@ -66,6 +70,11 @@ func (rm *Room) readLoop(m *Member) error {
 		if err != nil {
 			if errors.Is(err, ErrRoomClosed) {
 				return roomClosed()
+			}
+			if errors.Is(err, ErrNotStored) {
+				// Delivered all the same: the member stays.
+				rm.cfg.log.Warn("chatroom: message not stored", "member", m, "err", err)
+				continue
 			}
 			return errLeaving // m.ctx ended: the member is leaving
 		}
@@ -126,7 +135,7 @@ func (m *Member) read() (inbound, error) {
 	if n > limit {
 		return inbound{}, m.tooBig(r)
 	}
-	return decodeClient(buf.Bytes(), m.room.cfg.direct)
+	return decodeClient(buf.Bytes(), m.room.cfg.direct, m.room.scrollback())
 }
 
 // tooBig reads and discards the rest of r, a message over the size limit,

@@ -68,6 +68,10 @@ func New(opts ...Option) *Room {
 	rm.ids.byBroker = byBroker
 	if rm.cfg.stamps() && !byBroker {
 		rm.ids.restart(rm.cfg.now(), rm.cfg.name)
+		if rm.store != nil {
+			first, last := rm.store.Span()
+			rm.ids.adopt(rm.cfg.now(), rm.cfg.name, first, last)
+		}
 	}
 	rm.link = localLink{rm}
 	if rm.cfg.broker != nil {
