@@ -1,8 +1,8 @@
 // Command chat is the flagship example of package chatroom: a chat server
 // with named rooms and a single-page client.
 //
-//	go run ./examples/chat                     # http://localhost:8000/
-//	go run ./examples/chat -addr :9000 -history 500 -origins localhost:3000
+//	cd examples/chat && go run .              # http://localhost:8000/, history in chat.db
+//	go run . -addr :9000 -history 500 -origins localhost:3000 -db ""   # history in memory
 //
 // It serves
 //
@@ -44,6 +44,7 @@ import (
 	"github.com/seed014c2c51/chatroom"
 	"github.com/seed014c2c51/chatroom/examples/internal/serve"
 	"github.com/seed014c2c51/chatroom/examples/internal/webchat"
+	"github.com/seed014c2c51/chatroom/sqlitestore"
 )
 
 // Limits of the rooms the page uses.
@@ -52,6 +53,7 @@ const (
 	ratePerSecond   = 10   // messages per member per second, on average
 	rateBurst       = 20   // and in a burst; beyond, an error frame answers
 	shutdownTimeout = 10 * time.Second
+	openTimeout     = 5 * time.Second // to load a room's history from -db
 )
 
 func main() {
@@ -72,6 +74,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	addr := fs.String("addr", ":8000", "address to listen on")
 	origins := fs.String("origins", "", "comma-separated origin host patterns allowed to connect, e.g. localhost:3000")
 	history := fs.Int("history", 100, "messages each room keeps for joiners and reconnecting clients (0: none)")
+	dbPath := fs.String("db", "chat.db", `SQLite file that keeps the rooms' history across restarts ("": in memory only)`)
 	limits := serve.Defaults()
 	limits.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -88,13 +91,22 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	allowed := splitList(*origins)
+	var db *sqlitestore.DB
+	if *dbPath != "" && *history > 0 {
+		var err error
+		db, err = sqlitestore.Open(ctx, *dbPath, sqlitestore.Options{Window: *history, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer db.Close() // after the rooms: run's other defers and Shutdown come first
+	}
 
 	// The tutorial's room: the default protocol, byte for byte.
 	tutorial := chatroom.New(chatroom.WithLogger(log), chatroom.WithOriginPatterns(allowed...))
 	// The page's rooms: every frame in the envelope (type, id, time).
 	rooms := chatroom.NewRegistry(
 		chatroom.WithMaxRooms(maxRooms),
-		chatroom.WithRoomOptions(func(string) []chatroom.Option {
+		chatroom.WithRoomOptions(func(name string) []chatroom.Option {
 			opts := []chatroom.Option{
 				chatroom.WithLogger(log),
 				chatroom.WithOriginPatterns(allowed...),
@@ -104,7 +116,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 				chatroom.WithRateLimit(ratePerSecond, rateBurst),
 			}
 			if *history > 0 { // -history 0 keeps none
-				opts = append(opts, chatroom.WithHistory(chatroom.History{Len: *history}))
+				opts = append(opts, chatroom.WithHistory(roomHistory(db, name, *history, log)))
 			}
 			return opts
 		}),
@@ -148,6 +160,24 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		err = errors.Join(err, serr)
 	}
 	return err
+}
+
+// roomHistory is the history of the page's room name: in db if there is
+// one, else (or if the database fails) in memory. Frames are acknowledged
+// once written (Durable), so a message that a client has seen echoed before
+// its next one survives a crash.
+func roomHistory(db *sqlitestore.DB, name string, n int, log *slog.Logger) chatroom.History {
+	if db == nil {
+		return chatroom.History{Len: n}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	st, err := db.Room(ctx, name, sqlitestore.Retention{})
+	if err != nil {
+		log.Error("chat: history in memory only", "room", name, "err", err)
+		return chatroom.History{Len: n}
+	}
+	return chatroom.History{Store: st, Durable: true}
 }
 
 // newMux routes the page, its files, the page's rooms and the tutorial's

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +32,9 @@ type example struct {
 // ends.
 func start(t *testing.T, args ...string) *example {
 	t.Helper()
-	s := servetest.Start(t, run, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	// A database of the test's own unless args give -db.
+	args = append([]string{"-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "chat.db")}, args...)
+	s := servetest.Start(t, run, args...)
 	return &example{Server: s, chat: chatroomtest.Remote(t, "ws://"+s.Ready, chatroomtest.DisallowUnknownFields())}
 }
 
@@ -367,3 +370,30 @@ type fakeAddr string
 
 func (a fakeAddr) Network() string { return "tcp" }
 func (a fakeAddr) String() string  { return string(a) }
+
+// The page's rooms keep their history in -db: after a restart a joiner gets
+// it, a client resumes from an ID from before the restart with exactly what
+// it missed, and scrolls back. With -db "" the history is gone.
+func TestHistoryAcrossRestart(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "chat.db")
+	s := start(t, "-db", db)
+	ann := s.join("lobby", "ann", "")
+	want(t, ann, members("ann"), joined("ann"))
+	ann.Send("one")
+	last := want(t, ann, message("ann", "one"))[0].ID
+	ann.Send("two")
+	want(t, ann, message("ann", "two"))
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = start(t, "-db", db)
+	bob := s.join("lobby", "bob", strconv.FormatUint(last, 10))
+	want(t, bob, message("ann", "two"), members("bob"), joined("bob"))
+	cat := s.join("lobby", "cat", "")
+	want(t, cat, joined("ann"), message("ann", "one"), message("ann", "two"), joined("bob"), members("bob", "cat"), joined("cat"))
+
+	s = start(t, "-db", "")
+	dan := s.join("lobby", "dan", "")
+	want(t, dan, members("dan"), joined("dan"))
+}
