@@ -97,7 +97,9 @@ type History struct {
 // receives exactly the kept frames after it that it missed, then the live
 // ones. If some of those are no longer kept, or the ID is not one of this
 // room's (a room created again after a restart numbers its frames above the
-// old room's), the client first receives a truncated notice
+// old room's; with a durable Store, above the Store's, and the Store's IDs
+// are the room's own: see Store.Span), the client first receives a
+// truncated notice
 //
 //	{"type":"truncated","id":1838510899310373,"time":"…"}
 //
