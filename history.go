@@ -6,8 +6,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
-
-	"github.com/seed014c2c51/chatroom/broker"
+	"time"
 )
 
 // A Store keeps the frames of one room, for joiners, for clients that
@@ -44,6 +43,31 @@ type Store interface {
 	Span() (first, last uint64)
 }
 
+// A DatabaseStore is a Store whose memory holds a room's recent frames and
+// a database all of them (sqlitestore, pgstore). The room calls its
+// methods without its lock:
+//
+//   - After, for a client that resumes from further back than the memory
+//     reaches: the room reads what it missed from the database before the
+//     client joins, and the rest from Since as it joins, with no gap and no
+//     duplicate.
+//   - Fill, on a room whose broker numbers the frames (a
+//     broker.HistoryBroker), when the node subscribes: the frames of the
+//     broker's history that the database may lack, because no node that
+//     wrote them was subscribed, or the only ones that were died before
+//     writing them.
+type DatabaseStore interface {
+	Store
+	// After returns at most limit frames (chat and server messages, join
+	// and leave notices) with an ID greater than after, oldest first;
+	// complete is false if some of those are no longer kept.
+	After(ctx context.Context, after uint64, limit int) (msgs []Message, complete bool, err error)
+	// Fill writes msgs, frames that Append may never have been given,
+	// oldest first; a frame the database has already is kept once. It may
+	// return before they are written.
+	Fill(ctx context.Context, msgs []Message) error
+}
+
 // Defaults of History's bounds.
 const (
 	// DefaultHistoryLen is how many messages a room's history keeps unless
@@ -69,9 +93,12 @@ type History struct {
 	Bytes int
 	// Store, if not nil, keeps the room's frames instead of its memory:
 	// a Store of the host's, which decides itself how many it keeps (Len
-	// and Bytes do not bound it). Give each room its own. A room whose
-	// broker keeps the history (a broker.HistoryBroker, see WithBroker)
-	// has no Store of its own: New panics if given both.
+	// and Bytes do not bound it). Give each room its own. On a room whose
+	// broker keeps the history (a broker.HistoryBroker, see WithBroker),
+	// joiners and resuming clients are served from the broker's, and the
+	// Store keeps the frames the broker numbered, with the broker's IDs:
+	// for scrollback, and, a DatabaseStore shared by the nodes (pgstore),
+	// for clients resuming from further back than the broker keeps.
 	Store Store
 	// Durable makes Broadcast, and a member's message, wait until the
 	// Store has written the frame (Store.Flush): Broadcast returns nil only
@@ -81,7 +108,9 @@ type History struct {
 	// frame, which a crash may still lose if the Store writes behind. A
 	// frame the Store failed to write has still reached the members:
 	// Broadcast returns an error wrapping ErrNotStored. Only for a room
-	// without a broker; New panics otherwise.
+	// without a broker, New panics otherwise: in a cluster a frame's ID is
+	// the broker's, and every node writes the frame (pgstore), so that a
+	// frame survives the node that sent it.
 	Durable bool
 }
 
@@ -114,7 +143,10 @@ type History struct {
 // keeps one (a broker.HistoryBroker): a client resumes on any node, and the
 // broker keeps as many frames as its own configuration says
 // (redisbroker.WithHistorySize, natsbroker.JetStreamConfig.History): make
-// that at least h.Len, which bounds only what a joiner receives. With a
+// that at least h.Len, which bounds only what a joiner receives. h.Store,
+// if set, keeps the frames the broker numbered besides, for scrollback
+// and, a DatabaseStore, for clients resuming from further back than the
+// broker's history (even from before the broker lost its data). With a
 // plain broker each node keeps its own, in h.Store or its memory, which
 // begins again whenever the node joins the cluster afresh.
 //
@@ -123,8 +155,13 @@ type History struct {
 // does not read holds no more than a batch of it (32 KiB) beyond what the
 // kernel buffers (WithSendBuffer).
 //
-// New panics if h.Len or h.Bytes is negative, or if h.Store is set on a room
-// whose broker keeps the history.
+// A client resuming from further back than a DatabaseStore's memory
+// receives what it missed from its database, read before it joins, if the
+// memory holds the rest and it missed no more than 1000 frames; else the
+// truncated notice and what the memory holds.
+//
+// New panics if h.Len or h.Bytes is negative, or if h.Durable is set on a
+// room with a broker.
 func WithHistory(h History) Option {
 	return func(c *config) { c.history = &h }
 }
@@ -138,11 +175,8 @@ func (c *config) resolveHistory() *History {
 	h := *c.history
 	h.Len = orDefault("WithHistory", "Len", h.Len, DefaultHistoryLen)
 	h.Bytes = orDefault("WithHistory", "Bytes", h.Bytes, DefaultHistoryBytes)
-	if _, ok := c.broker.(broker.HistoryBroker); ok && h.Store != nil {
-		badOption("WithHistory", "a Store cannot be combined with WithBroker of a broker.HistoryBroker (%T), which keeps the room's history for the whole cluster", c.broker)
-	}
 	if h.Durable && c.broker != nil {
-		badOption("WithHistory", "Durable is for a room without a broker (WithBroker of %T)", c.broker)
+		badOption("WithHistory", "Durable is for a room without a broker (WithBroker of %T): a frame's ID is the broker's, known only once it hands the frame back", c.broker)
 	}
 	return &h
 }
@@ -157,13 +191,72 @@ func kept(t MessageType) bool {
 	return false
 }
 
+// maxMissedRead bounds the frames a resuming member receives from a
+// DatabaseStore's database, beyond what its memory holds: one missing more
+// receives a truncated notice and the memory's.
+const maxMissedRead = 1000
+
+// missedTimeout bounds a DatabaseStore's read for one resuming member.
+const missedTimeout = 5 * time.Second
+
+// readMissed reads, for a member resuming from further back than the
+// room's Store holds in memory, what it missed from the Store's database
+// (DatabaseStore.After), before it joins and without the room's lock; the
+// rest comes from the memory as it joins (replayStoreLocked).
+func (rm *Room) readMissed(m *Member) {
+	st, ok := rm.store.(DatabaseStore)
+	if !ok || !m.resume {
+		return
+	}
+	rm.mu.Lock()
+	own := rm.ids.own(m.since)
+	rm.mu.Unlock()
+	if _, complete := st.Since(m.since); !own || complete {
+		return
+	}
+	missed, complete, err := rm.readStored(m, st, m.since)
+	if err != nil {
+		return
+	}
+	rm.mu.Lock()
+	m.missed = &replay{msgs: missed, truncated: !complete}
+	rm.mu.Unlock()
+}
+
+// readStored reads from st's database at most maxMissedRead frames after
+// the ID after, for m; it logs a failure.
+func (rm *Room) readStored(m *Member, st DatabaseStore, after uint64) ([]Message, bool, error) {
+	ctx, cancel := context.WithTimeout(m.ctx, missedTimeout)
+	defer cancel()
+	msgs, complete, err := st.After(ctx, after, maxMissedRead)
+	if err != nil {
+		rm.cfg.log.Warn("chatroom: reading missed frames from the store failed", "member", m, "err", err)
+	}
+	return msgs, complete, err
+}
+
 // replayStoreLocked queues for the joiner m the history it has not seen,
-// from the room's own Store. rm.mu is held, so no frame is sent between
+// from the room's own Store: what readMissed read from its database, if
+// the memory holds the rest. rm.mu is held, so no frame is sent between
 // the history and m joining.
 func (rm *Room) replayStoreLocked(m *Member) {
 	st := rm.store
 	if st == nil {
 		return
+	}
+	if rp := m.missed; rp != nil {
+		m.missed = nil
+		last := m.since
+		if len(rp.msgs) > 0 {
+			last = rp.msgs[len(rp.msgs)-1].ID
+		}
+		if rest, complete := st.Since(last); complete {
+			if rp.truncated && rm.cfg.envelope {
+				rm.sendLocked(Message{Type: TypeTruncated}, m)
+			}
+			m.replayLocked(append(rp.msgs, rest...))
+			return
+		}
 	}
 	var after uint64
 	if m.resume {

@@ -77,7 +77,7 @@ func (l localLink) send(ctx context.Context, p post) error {
 
 func (localLink) attach()                                 {}
 func (localLink) detach()                                 {}
-func (localLink) readHistory(*Member)                     {}
+func (l localLink) readHistory(m *Member)                 { l.rm.readMissed(m) }
 func (localLink) forget(*Member)                          {}
 func (l localLink) replayLocked(m *Member)                { l.rm.replayStoreLocked(m) }
 func (l localLink) presentLocked(nickname string) bool    { return len(l.rm.byNick[nickname]) > 0 }

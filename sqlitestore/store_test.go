@@ -108,22 +108,25 @@ func TestRestart(t *testing.T) {
 	}
 }
 
-// A since older than the window is told of the gap (truncated), and gets
-// the window.
+// A since older than the window gets what it missed from the database,
+// read before the client joins, then the window: no gap, no duplicate.
+// One older than what retention kept is told of the gap.
 func TestResumeBeyondWindow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chat.db")
 	db := open(t, path, sqlitestore.Options{Window: 2})
-	_, srv := roomOn(t, db, "lobby", sqlitestore.Retention{})
+	_, srv := roomOn(t, db, "lobby", sqlitestore.Retention{Count: 5})
 	ann := srv.Connect("ann")
 	var ids []uint64
-	for i := range 4 {
+	for i := range 8 {
 		ann.Send(fmt.Sprint("m", i))
 		ids = append(ids, ann.Next().ID)
 	}
-	c := srv.Connect("bob", chatroomtest.Query("since", fmt.Sprint(ids[0])))
-	c.Expect(chatroom.Message{Type: chatroom.TypeTruncated},
-		chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "m2"},
-		chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "m3"})
+	c := srv.Connect("bob", chatroomtest.Query("since", fmt.Sprint(ids[4])))
+	c.Expect(chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "m5"},
+		chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "m6"},
+		chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "m7"})
+	ann.Send("live")
+	c.Expect(chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "live"})
 }
 
 // Retention by count keeps the newest messages in the database; a room

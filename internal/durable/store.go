@@ -1,16 +1,12 @@
-package sqlitestore
+package durable
 
 import (
-	"cmp"
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/seed014c2c51/chatroom"
 )
@@ -18,9 +14,8 @@ import (
 // maxLost bounds the IDs a Store remembers as not written, for Flush.
 const maxLost = 1024
 
-// Store is the chatroom.Store of one room in a DB: its recent frames in
-// memory, every frame in the database. Open it with DB.Room and give it to
-// one room (chatroom.History.Store). It is safe for concurrent use.
+// Store is the chatroom.DatabaseStore of one room in a DB: its recent
+// frames in memory, every frame in the database.
 type Store struct {
 	db     *DB
 	name   string
@@ -32,71 +27,13 @@ type Store struct {
 	last    uint64        // Span
 	written uint64        // the greatest ID committed
 	cut     uint64        // the greatest ID retention had deleted when the window was loaded
+	floor   uint64        // the greatest ID Fill wrote: the window may lack frames up to it
 	lost    []uint64      // IDs not written, ascending, at most maxLost
 	lostErr error         // why the last of them was not
 	changed chan struct{} // closed and replaced when written or lost change
 }
 
-var _ chatroom.Store = (*Store)(nil)
-
-// frameColumns are the columns scan reads.
-const frameColumns = `id, type, time, nickname, text`
-
-// load reads the room's span and its window from the database.
-func (s *Store) load(ctx context.Context) error {
-	var first, last, cut int64
-	err := s.db.sql.QueryRowContext(ctx, `SELECT first_id, last_id, trimmed_id FROM rooms WHERE name = ?`, s.name).Scan(&first, &last, &cut)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil
-	case err != nil:
-		return err
-	}
-	s.first, s.last, s.written, s.cut = uint64(first), uint64(last), uint64(last), uint64(cut)
-	notExpired := int64(math.MinInt64)
-	if s.keep.Age > 0 {
-		notExpired = time.Now().Add(-s.keep.Age).UnixNano()
-	}
-	// One message more than the window holds, so that the window knows
-	// that older ones exist and reports a since before them incomplete.
-	chat, err := s.query(ctx, `SELECT `+frameColumns+` FROM frames WHERE room = ? AND type IN ('message', 'system') AND time >= ? ORDER BY id DESC LIMIT ?`,
-		s.name, notExpired, s.db.opts.Window+1)
-	if err != nil {
-		return err
-	}
-	notices, err := s.query(ctx, `SELECT `+frameColumns+` FROM frames WHERE room = ? AND type IN ('join', 'leave') AND time >= ? ORDER BY id DESC LIMIT ?`,
-		s.name, notExpired, s.db.opts.Window)
-	if err != nil {
-		return err
-	}
-	all := append(chat, notices...)
-	slices.SortFunc(all, func(a, b chatroom.Message) int { return cmp.Compare(a.ID, b.ID) })
-	for _, m := range all {
-		s.window.Append(m)
-	}
-	return nil
-}
-
-// query returns the frames a query of frameColumns selects, in its order.
-func (s *Store) query(ctx context.Context, q string, args ...any) ([]chatroom.Message, error) {
-	rows, err := s.db.sql.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []chatroom.Message
-	for rows.Next() {
-		var id, t int64
-		var typ string
-		var m chatroom.Message
-		if err := rows.Scan(&id, &typ, &t, &m.Nickname, &m.Text); err != nil {
-			return nil, err
-		}
-		m.ID, m.Type, m.Time = uint64(id), chatroom.MessageType(typ), time.Unix(0, t).UTC()
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
+var _ chatroom.DatabaseStore = (*Store)(nil)
 
 // Append implements chatroom.Store: it keeps msg in the window and queues
 // it for the writer, without waiting.
@@ -110,7 +47,7 @@ func (s *Store) Append(msg chatroom.Message) {
 	s.mu.Unlock()
 	if !s.db.enqueue(s, msg) {
 		s.db.dropped.Add(1)
-		s.db.log.Warn("sqlitestore: frame not written: queue full or closed", "room", s.name, "id", msg.ID)
+		s.db.log.Warn(s.db.opts.Name+": frame not written: queue full or closed", "room", s.name, "id", msg.ID)
 		s.lose(msg.ID, fmt.Errorf("queue full or closed (%d frames)", s.db.opts.QueueLen))
 	}
 }
@@ -127,9 +64,16 @@ func (s *Store) Since(after uint64) ([]chatroom.Message, bool) {
 // Before implements chatroom.Store: from the window, then the database.
 func (s *Store) Before(ctx context.Context, before uint64, limit int) ([]chatroom.Message, bool, error) {
 	recent, more, _ := s.window.Before(ctx, before, limit)
-	if more {
+	s.mu.Lock()
+	floor := s.floor
+	s.mu.Unlock()
+	// Up to floor the window may lack frames that Fill wrote: those come
+	// from the database.
+	i := sort.Search(len(recent), func(i int) bool { return recent[i].ID > floor })
+	if i == 0 && more {
 		return recent, true, nil
 	}
+	recent = recent[i:]
 	from := before
 	if len(recent) > 0 {
 		from = recent[0].ID
@@ -138,15 +82,45 @@ func (s *Store) Before(ctx context.Context, before uint64, limit int) ([]chatroo
 		from = math.MaxInt64
 	}
 	need := limit - len(recent)
-	older, err := s.query(ctx, `SELECT `+frameColumns+` FROM frames WHERE room = ? AND id < ? AND type IN ('message', 'system') ORDER BY id DESC LIMIT ?`,
-		s.name, int64(from), need+1)
+	older, err := s.db.be.Older(ctx, s.name, from, need+1)
 	if err != nil {
-		return nil, false, fmt.Errorf("sqlitestore: room %q: scrollback: %w", s.name, err)
+		return nil, false, fmt.Errorf("%s: room %q: scrollback: %w", s.db.opts.Name, s.name, err)
 	}
 	more = len(older) > need
 	older = older[:min(need, len(older))]
 	slices.Reverse(older)
 	return append(older, recent...), more, nil
+}
+
+// After implements chatroom.DatabaseStore: at most limit frames after the
+// ID after, from the database once the writer has written what was queued
+// so far (appended or filled), so that they meet the window; complete is false if retention had deleted
+// some of them.
+func (s *Store) After(ctx context.Context, after uint64, limit int) ([]chatroom.Message, bool, error) {
+	if err := s.db.barrier(ctx); err != nil && ctx.Err() != nil {
+		return nil, false, err
+	}
+	msgs, trimmed, err := s.db.be.Newer(ctx, s.name, after, limit)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: room %q: resume: %w", s.db.opts.Name, s.name, err)
+	}
+	return msgs, after >= trimmed, nil
+}
+
+// Fill implements chatroom.DatabaseStore: it queues msgs for the writer,
+// which keeps a frame the database has already once, waiting within ctx
+// for room in the queue. They are not in the window, so scrollback reads
+// the database up to the last of them.
+func (s *Store) Fill(ctx context.Context, msgs []chatroom.Message) error {
+	for _, msg := range msgs {
+		if err := s.db.push(ctx, op{st: s, msg: msg}); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.floor = max(s.floor, msg.ID)
+		s.mu.Unlock()
+	}
+	return nil
 }
 
 // Flush implements chatroom.Store: it waits until the frame id is
@@ -158,7 +132,7 @@ func (s *Store) Flush(ctx context.Context, id uint64) error {
 		if i < len(s.lost) && s.lost[i] == id {
 			err := s.lostErr
 			s.mu.Unlock()
-			return fmt.Errorf("%w: room %q, frame %d: %w", ErrNotWritten, s.name, id, err)
+			return fmt.Errorf("%w: %s: room %q, frame %d: %w", ErrNotWritten, s.db.opts.Name, s.name, id, err)
 		}
 		if s.written >= id {
 			s.mu.Unlock()
@@ -169,13 +143,13 @@ func (s *Store) Flush(ctx context.Context, id uint64) error {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return fmt.Errorf("sqlitestore: room %q, frame %d: %w", s.name, id, ctx.Err())
+			return fmt.Errorf("%s: room %q, frame %d: %w", s.db.opts.Name, s.name, id, ctx.Err())
 		}
 	}
 }
 
-// Span implements chatroom.Store: what the database kept of the room, and
-// what was appended since.
+// Span implements chatroom.Store: what the database kept of the room when
+// the Store was opened, and what was appended since.
 func (s *Store) Span() (first, last uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
