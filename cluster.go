@@ -47,8 +47,10 @@ const brokerTimeout = 2 * time.Second
 //   - A broker.HistoryBroker numbers the room's frames, so IDs, WithHistory
 //     and resuming with ?since= hold across nodes: a client that reconnects
 //     to another node receives exactly what it missed. WithHistory's Len
-//     and Bytes bound what a joiner receives from the broker's history, and
-//     WithHistory's Store cannot be used (New panics). With a plain Broker,
+//     and Bytes bound what a joiner receives from the broker's history;
+//     WithHistory's Store keeps the frames the broker numbered, on every
+//     node, for scrollback and for resumes from further back than the
+//     broker's history (pgstore keeps them once for all nodes). With a plain Broker,
 //     each node numbers what it delivers and keeps its own history, which
 //     begins again whenever the node subscribes afresh.
 //   - Presence (Room.Nicknames, WithPresence, WithNotices,
@@ -162,6 +164,7 @@ func (c *cluster) attach() {
 	}
 	c.health.ok()
 	c.sub = sub
+	c.fillStore(ctx)
 	seeded := c.seedPresence(ctx)
 	rm.mu.Lock()
 	if !c.numbered() && rm.cfg.stamps() {

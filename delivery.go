@@ -71,7 +71,9 @@ func (rm *Room) deliverLocked(p *post, b uint64) bool {
 		}
 		if roomFrame {
 			rm.link.deliveredLocked(msg)
-			if rm.store != nil {
+			if rm.store != nil && (!rm.ids.byBroker || msg.ID%idStride == 0) {
+				// With a broker that numbers the frames, only the
+				// cluster's: not those this node delivers on its own.
 				rm.store.Append(msg)
 			}
 		}

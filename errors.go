@@ -116,6 +116,10 @@ var (
 	// ErrNoSuchRoom is returned by Registry methods given the name of a room
 	// that does not exist.
 	ErrNoSuchRoom = errors.New("chatroom: no such room")
+
+	// ErrNotStored: with History.Durable, the room delivered the frame but
+	// its Store could not write it (Broadcast wraps the store's error).
+	ErrNotStored = errors.New("chatroom: frame not written to the store")
 )
 
 // ErrHandled, returned by an OnMessage hook, drops the message as any

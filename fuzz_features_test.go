@@ -20,7 +20,7 @@ func FuzzDecodeClient(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, direct := range []bool{false, true} {
-			in, err := decodeClient(data, direct)
+			in, err := decodeClient(data, direct, false)
 			if err != nil {
 				if !errors.Is(err, ErrInvalidMessage) {
 					t.Fatalf("error %v does not wrap ErrInvalidMessage", err)

@@ -1,6 +1,9 @@
 package chatroom
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // A link carries a room's posts to the members of every node that has the
 // room: the room hands it each post (Broadcast, a member's message, a
@@ -53,24 +56,31 @@ type link interface {
 // node, and delivers each post as it is sent.
 type localLink struct{ rm *Room }
 
-func (l localLink) send(_ context.Context, p post) error {
+func (l localLink) send(ctx context.Context, p post) error {
 	rm := l.rm
 	if !rm.cfg.stamps() {
 		// Nothing to number: encode before taking the lock.
 		p.frame = rm.encode(p.msg)
 	}
 	rm.mu.Lock()
-	defer rm.mu.Unlock()
 	if rm.closed {
+		rm.mu.Unlock()
 		return ErrRoomClosed
 	}
 	rm.deliverLocked(&p, 0)
+	id := rm.ids.last // p's, if it is a room frame
+	rm.mu.Unlock()
+	if h := rm.cfg.history; h != nil && h.Durable && p.to == "" && kept(p.msg.Type) {
+		if err := rm.store.Flush(ctx, id); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotStored, err)
+		}
+	}
 	return nil
 }
 
 func (localLink) attach()                                        {}
 func (localLink) detach()                                        {}
-func (localLink) readHistory(*Member)                            {}
+func (l localLink) readHistory(m *Member)                        { l.rm.readMissed(m) }
 func (localLink) forget(*Member)                                 {}
 func (l localLink) replayLocked(m *Member)                       { l.rm.replayStoreLocked(m) }
 func (l localLink) presentLocked(nickname string) bool           { return len(l.rm.byNick[nickname]) > 0 }

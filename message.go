@@ -90,6 +90,9 @@ const (
 	// TypeTruncated tells a resuming client that part of what it missed is
 	// no longer in the history; the frames that follow are all that is left.
 	TypeTruncated MessageType = "truncated"
+	// TypeHistory answers a client's scrollback request with older
+	// messages (WithHistory, with the envelope); PROTOCOL.md shows it.
+	TypeHistory MessageType = "history"
 )
 
 // orDefault returns t, or TypeMessage when t is empty.
@@ -183,14 +186,15 @@ const (
 
 // inbound is a decoded client frame.
 type inbound struct {
-	text string
-	to   string // recipient of a direct message; "" for the whole room
+	text    string
+	to      string          // recipient of a direct message; "" for the whole room
+	history *historyRequest // a scrollback request instead of a message
 }
 
 // decodeInbound extracts the text of a client frame {"message": "..."}, as
 // decodeClient does for a room without direct messages.
 func decodeInbound(data []byte) (string, error) {
-	in, err := decodeClient(data, false)
+	in, err := decodeClient(data, false, false)
 	return in.text, err
 }
 
@@ -205,8 +209,10 @@ const (
 // fields are ignored, and every failure is an ErrInvalidMessage cause that
 // carries its close frame (1007 with one of the reasons above). A "to" field
 // is refused unless direct messages are enabled: broadcasting a message its
-// sender meant to be private would be worse than refusing it.
-func decodeClient(data []byte, direct bool) (inbound, error) {
+// sender meant to be private would be worse than refusing it. With
+// scrollback, a frame whose type is "history" is a scrollback request
+// (decodeHistoryRequest).
+func decodeClient(data []byte, direct, scrollback bool) (inbound, error) {
 	invalid := func(reason string, err error) (inbound, error) {
 		return inbound{}, cause(ErrInvalidMessage, websocket.StatusInvalidFramePayloadData, reason, err)
 	}
@@ -222,6 +228,17 @@ func decodeClient(data []byte, direct bool) (inbound, error) {
 		return invalid(reasonInvalidJSON, err)
 	}
 	var in inbound
+	if raw, ok := fields["type"]; ok && scrollback {
+		var typ string
+		if json.Unmarshal(raw, &typ) == nil && typ == string(TypeHistory) {
+			req, err := decodeHistoryRequest(fields)
+			if err != nil {
+				return invalid(reasonBadHistory, err)
+			}
+			in.history = &req
+			return in, nil
+		}
+	}
 	raw, ok := fields["message"]
 	if !ok || len(raw) == 0 || raw[0] != '"' {
 		return invalid(reasonNoMessage, nil)

@@ -34,6 +34,10 @@ func (rm *Room) readLoop(m *Member) error {
 			rm.reportError(m, code, reason)
 			continue
 		}
+		if in.history != nil {
+			rm.serveHistory(m, *in.history)
+			continue
+		}
 		if rm.metrics != nil {
 			rm.metrics.Received()
 		}
@@ -69,6 +73,11 @@ func (rm *Room) readLoop(m *Member) error {
 		if err != nil {
 			if errors.Is(err, ErrRoomClosed) {
 				return roomClosed()
+			}
+			if errors.Is(err, ErrNotStored) {
+				// Delivered all the same: the member stays.
+				rm.cfg.log.Warn("chatroom: message not stored", "room", rm.cfg.name, "member", m.String(), "err", err)
+				continue
 			}
 			return errLeaving // m.ctx ended: the member is leaving
 		}
@@ -129,7 +138,7 @@ func (m *Member) read() (inbound, error) {
 	if n > limit {
 		return inbound{}, m.tooBig(r)
 	}
-	return decodeClient(buf.Bytes(), m.room.cfg.direct)
+	return decodeClient(buf.Bytes(), m.room.cfg.direct, m.room.scrollback())
 }
 
 // tooBig reads and discards the rest of r, a message over the size limit,

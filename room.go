@@ -32,8 +32,10 @@ type Room struct {
 	// link carries the room's posts to its members on every node: a
 	// cluster (WithBroker), or the room alone.
 	link link
-	// store keeps the room's own history: WithHistory's, on a room whose
-	// broker keeps none; nil without.
+	// store keeps the room's history: WithHistory's Store, or its memory
+	// on a room whose broker keeps none; nil without. On a room whose
+	// broker numbers the frames it keeps the broker's (for scrollback,
+	// and resumes from further back than the broker's history).
 	store Store
 
 	joins *joinLimiter // nil without a join limit
@@ -66,15 +68,19 @@ func New(opts ...Option) *Room {
 	rm.joins = rm.cfg.newJoinLimiter()
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
 	_, byBroker := rm.cfg.broker.(broker.HistoryBroker)
-	if h := rm.cfg.history; h != nil && !byBroker {
+	if h := rm.cfg.history; h != nil {
 		rm.store = h.Store
-		if rm.store == nil {
+		if rm.store == nil && !byBroker {
 			rm.store = NewMemoryStore(h.Len, h.Bytes)
 		}
 	}
 	rm.ids.byBroker = byBroker
 	if rm.cfg.stamps() && !byBroker {
 		rm.ids.restart(rm.cfg.now(), rm.cfg.name)
+		if rm.store != nil {
+			first, last := rm.store.Span()
+			rm.ids.adopt(rm.cfg.now(), rm.cfg.name, first, last)
+		}
 	}
 	if rm.cfg.metrics != nil {
 		rm.metrics = rm.cfg.metrics.Room(rm.cfg.name)
