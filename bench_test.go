@@ -58,10 +58,23 @@ func BenchmarkBroadcast(b *testing.B) {
 	}
 }
 
-func benchmarkBroadcast(b *testing.B, members int) {
+// BenchmarkBroadcastMetrics is BenchmarkBroadcast with 100 members, with
+// metrics off and on (WithMetrics, with counters as cheap as Prometheus's:
+// atomics). Compare them interleaved, as BENCHMARKS.md says:
+//
+//	go test -c -o /tmp/chatroom.test
+//	for i in 1 2 3 4 5 6; do for m in off on; do
+//		/tmp/chatroom.test -test.run '^$' -test.bench "BroadcastMetrics/metrics=$m\$" -test.benchtime 20000x
+//	done; done
+func BenchmarkBroadcastMetrics(b *testing.B) {
+	b.Run("metrics=off", func(b *testing.B) { benchmarkBroadcast(b, 100) })
+	b.Run("metrics=on", func(b *testing.B) { benchmarkBroadcast(b, 100, WithMetrics(&countingMetrics{})) })
+}
+
+func benchmarkBroadcast(b *testing.B, members int, opts ...Option) {
 	joined := make(chan struct{}, members)
 	// Every member connects from one address: no join limit.
-	room := New(WithKeepalive(Off, 0), WithJoinLimit(Off, 0))
+	room := New(append([]Option{WithKeepalive(Off, 0), WithJoinLimit(Off, 0)}, opts...)...)
 	room.cfg.joined = func(*Member) { joined <- struct{}{} }
 	srv := httptest.NewServer(room)
 	defer srv.Close()
@@ -122,6 +135,7 @@ func benchmarkBroadcast(b *testing.B, members int) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
 	close(start)
 	for n := range b.N {
 		if n%(window/4) == 0 {
@@ -134,6 +148,9 @@ func benchmarkBroadcast(b *testing.B, members int) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*members)/b.Elapsed().Seconds(), "deliveries/s")
+	// The process's CPU time, the clients' included: on a shared machine
+	// steadier than ns/op.
+	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkDecodeClient measures decoding a client frame with and without a

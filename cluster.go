@@ -48,8 +48,10 @@ const brokerTimeout = 2 * time.Second
 //   - A broker.HistoryBroker numbers the room's frames, so IDs, WithHistory
 //     and resuming with ?since= hold across nodes: a client that reconnects
 //     to another node receives exactly what it missed. WithHistory's Len
-//     and Bytes bound what a joiner receives from the broker's history, and
-//     WithHistory's Store cannot be used (New panics). With a plain Broker,
+//     and Bytes bound what a joiner receives from the broker's history;
+//     WithHistory's Store keeps the frames the broker numbered, on every
+//     node, for scrollback and for resumes from further back than the
+//     broker's history (pgstore keeps them once for all nodes). With a plain Broker,
 //     each node numbers what it delivers and keeps its own history, which
 //     begins again whenever the node subscribes afresh.
 //   - Presence (Room.Nicknames, WithPresence, WithNotices,
@@ -100,7 +102,8 @@ func WithHeartbeat(d time.Duration) Option {
 // reads from the broker (cluster_history.go).
 //
 // Lock order: rm.mu, then the presence's and the history's locks, then the
-// outbox's; the cluster's subMu before all of them.
+// outbox's; the cluster's subMu before all of them; the health's lock, a
+// leaf, under none of them.
 type cluster struct {
 	rm        *Room
 	b         broker.Broker
@@ -122,6 +125,7 @@ type cluster struct {
 	out    outbox
 	peers  peerView
 	recent recentFrames
+	health brokerHealth
 }
 
 func newCluster(rm *Room) *cluster {
@@ -138,6 +142,7 @@ func newCluster(rm *Room) *cluster {
 	c.out.init(c)
 	c.peers.init(c)
 	c.recent.init()
+	c.health.c = c
 	return c
 }
 
@@ -159,11 +164,13 @@ func (c *cluster) attach() {
 	defer cancel()
 	sub, err := c.b.Subscribe(ctx, rm.cfg.name, c.deliver)
 	if err != nil {
-		rm.cfg.log.Error("chatroom: broker subscribe failed", "room", rm.cfg.name, "err", err)
+		c.health.failed(BrokerSubscribe, err, "effect", "this node's members see only one another")
 		return
 	}
+	c.health.ok()
 	c.sub = sub
 	c.subscribed.Store(true)
+	c.fillStore(ctx)
 	seeded := c.seedPresence(ctx)
 	rm.mu.Lock()
 	if !c.numbered() && rm.cfg.stamps() {
@@ -194,7 +201,7 @@ func (c *cluster) detach() {
 	c.out.drain() // the last leave notice goes out before the subscription ends
 	c.announce(false)
 	if err := c.sub.Unsubscribe(); err != nil {
-		c.rm.cfg.log.Warn("chatroom: broker unsubscribe failed", "room", c.rm.cfg.name, "err", err)
+		c.health.failed(BrokerUnsubscribe, err)
 	}
 	c.sub = nil
 	c.subscribed.Store(false)

@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"sync"
+
+	"github.com/seed014c2c51/chatroom/broker"
 )
 
 // recentKept is how many of the latest kept frames a node remembers, to
@@ -66,10 +68,74 @@ func (c *cluster) readHistory(m *Member) {
 	defer cancel()
 	pubs, complete, err := c.history.History(ctx, rm.cfg.name, after)
 	if err != nil {
-		rm.cfg.log.Warn("chatroom: broker history failed", "room", rm.cfg.name, "err", err)
+		c.health.failed(BrokerHistory, err, "member", m.String())
 		complete = false
 	}
 	r := replay{truncated: m.resume && (!complete || local)}
+	if r.truncated && !local {
+		if missed, ok := c.readStored(ctx, m); ok {
+			r = missed
+			pubs = nil
+		}
+	}
+	r.msgs = append(r.msgs, brokerFrames(pubs)...)
+	if !m.resume {
+		r.msgs = newest(r.msgs, rm.cfg.historyLen, rm.cfg.historyBytes)
+	}
+	c.recent.mu.Lock()
+	c.recent.joiners[m] = r
+	c.recent.mu.Unlock()
+}
+
+// readStored reads what m, resuming from further back than the broker's
+// history, missed from the room's Store, if it is a DatabaseStore that
+// holds m's since, and the rest from the broker: it reports false unless
+// the two meet.
+func (c *cluster) readStored(ctx context.Context, m *Member) (replay, bool) {
+	rm := c.rm
+	st, ok := rm.store.(DatabaseStore)
+	if !ok {
+		return replay{}, false
+	}
+	if first, last := st.Span(); m.since < first || m.since > last {
+		return replay{}, false
+	}
+	missed, complete, err := rm.readStored(m, st, m.since)
+	if err != nil || len(missed) == 0 {
+		return replay{}, false
+	}
+	after := missed[len(missed)-1].ID / idStride
+	pubs, met, err := c.history.History(ctx, rm.cfg.name, after)
+	if err != nil || !met {
+		return replay{}, false
+	}
+	return replay{msgs: append(missed, brokerFrames(pubs)...), truncated: !complete}, true
+}
+
+// fillStore writes to the room's Store, if it is a DatabaseStore, the
+// broker's history, of which the database keeps what it lacks: frames that
+// the nodes subscribed when they were sent died before writing, or sent
+// while no node was subscribed (also during a broker's restart). Called
+// once the node has subscribed, without the room's lock.
+func (c *cluster) fillStore(ctx context.Context) {
+	rm := c.rm
+	st, ok := rm.store.(DatabaseStore)
+	if !ok || !c.numbered() {
+		return
+	}
+	pubs, _, err := c.history.History(ctx, rm.cfg.name, 0)
+	if err == nil {
+		err = st.Fill(ctx, brokerFrames(pubs))
+	}
+	if err != nil {
+		rm.cfg.log.Warn("chatroom: filling the store from the broker's history failed", "room", rm.cfg.name, "err", err)
+	}
+}
+
+// brokerFrames decodes the room frames of a HistoryBroker's publications,
+// with their IDs.
+func brokerFrames(pubs []broker.Publication) []Message {
+	var msgs []Message
 	for _, p := range pubs {
 		w, err := decodeWire(p.Data)
 		if err != nil || w.Msg == nil {
@@ -77,14 +143,9 @@ func (c *cluster) readHistory(m *Member) {
 		}
 		msg := *w.Msg
 		msg.ID = min(p.ID, maxBrokerID) * idStride
-		r.msgs = append(r.msgs, msg)
+		msgs = append(msgs, msg)
 	}
-	if !m.resume {
-		r.msgs = newest(r.msgs, rm.cfg.historyLen, rm.cfg.historyBytes)
-	}
-	c.recent.mu.Lock()
-	c.recent.joiners[m] = r
-	c.recent.mu.Unlock()
+	return msgs
 }
 
 // newest returns the last of msgs, at most n and within maxBytes (see
@@ -135,8 +196,8 @@ func (c *cluster) replayLocked(m *Member) {
 	if !ok {
 		return
 	}
-	if rp.truncated && c.rm.cfg.envelope {
-		c.rm.sendLocked(Message{Type: TypeTruncated}, m)
+	if m.resume {
+		c.rm.resumedLocked(m, rp.truncated)
 	}
 	if len(msgs) > 0 {
 		m.replayed = msgs[len(msgs)-1].ID

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/go-cmp/cmp"
 	"github.com/seed014c2c51/chatroom/broker"
 )
 
@@ -367,4 +368,46 @@ func TestBroadcastWaitsWithinItsContext(t *testing.T) {
 		return
 	}
 	t.Fatalf("%d messages to a broker that hangs, and none waited", maxOutbox+maxPublishBatch+1)
+}
+
+// A node whose view of another has drifted (a notice was lost, as NATS
+// core may lose one) learns from the other's heartbeat digests that they
+// disagree, asks for its full list, and tells its members what they
+// missed.
+func TestClusterDigestHealsDriftedView(t *testing.T) {
+	b := broker.NewMemory(10)
+	opts := []Option{WithBroker(b), WithName("lobby"), WithPresence(), WithHeartbeat(20 * time.Millisecond)}
+	a := newTestRoom(t, opts...)
+	bn := newTestRoom(t, opts...)
+	ann := a.join("ann")
+	if got := ann.readMsg(); got.Type != TypeMembers {
+		t.Fatalf("ann: got %+v, want the member list", got)
+	}
+	bob := bn.join("bob")
+	seen := map[string]bool{}
+	for !seen["ann"] {
+		m := bob.readMsg()
+		seen[m.Nickname] = true
+		for _, n := range m.Members {
+			seen[n] = true
+		}
+	}
+	// bob's node forgets ann, as if her join notice had been lost.
+	c := bn.room.link.(*cluster)
+	bn.room.mu.Lock()
+	c.peers.mu.Lock()
+	for _, p := range c.peers.peers {
+		c.peers.dropNickLocked(p, "ann")
+	}
+	delete(c.peers.told, "ann")
+	c.peers.mu.Unlock()
+	bn.room.mu.Unlock()
+	for {
+		if m := bob.readMsg(); m.Type == TypeJoin && m.Nickname == "ann" {
+			break
+		}
+	}
+	if diff := cmp.Diff([]string{"bob", "ann"}, bn.room.Nicknames()); diff != "" {
+		t.Errorf("bob's node's nicknames (-want +got):\n%s", diff)
+	}
 }

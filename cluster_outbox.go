@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/seed014c2c51/chatroom/broker"
@@ -178,9 +179,10 @@ func (o *outbox) publish(batch []outgoing) {
 			ps[i] = out.p
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		start := time.Now()
 		dups, err := db.PublishOnce(ctx, room, ps)
 		cancel()
-		o.published(batch, err)
+		o.published(batch, start, err)
 		o.duplicates(batch, dups)
 		return
 	}
@@ -190,16 +192,18 @@ func (o *outbox) publish(batch []outgoing) {
 			ps[i] = out.p
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		start := time.Now()
 		err := bb.PublishBatch(ctx, room, ps)
 		cancel()
-		o.published(batch, err)
+		o.published(batch, start, err)
 		return
 	}
 	for i := range batch {
 		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		start := time.Now()
 		err := c.b.Publish(ctx, room, batch[i].p)
 		cancel()
-		o.published(batch[i:i+1], err)
+		o.published(batch[i:i+1], start, err)
 	}
 }
 
@@ -214,15 +218,21 @@ func (o *outbox) settleAll() {
 	}
 }
 
-// published handles what the broker said of batch. A host waiting for a
-// post that this node will not receive, as it is not subscribed, learns
-// that it has no ID here.
-func (o *outbox) published(batch []outgoing, err error) {
+// published reports a call to the broker that began at start and handed
+// it batch, and handles its failure. A host waiting for a post that this
+// node will not receive, as it is not subscribed, learns that it has no ID
+// here.
+func (o *outbox) published(batch []outgoing, start time.Time, err error) {
+	c := o.c
+	if c.rm.metrics != nil {
+		c.rm.metrics.BrokerPublished(len(batch), time.Since(start))
+	}
 	if err != nil {
 		o.failed(batch, err)
 		return
 	}
-	if o.c.subscribed.Load() {
+	c.health.ok()
+	if c.subscribed.Load() {
 		return // the post's delivery settles it
 	}
 	for _, out := range batch {
@@ -268,8 +278,8 @@ func (o *outbox) duplicates(batch []outgoing, dups []broker.Duplicate) {
 func (o *outbox) failed(batch []outgoing, err error) {
 	rm := o.c.rm
 	if !refused(err) {
-		rm.cfg.log.Warn("chatroom: broker did not answer; it may still deliver the publications",
-			"room", rm.cfg.name, "publications", len(batch), "err", err)
+		o.c.health.failed(BrokerPublish, err, "publications", len(batch),
+			"effect", "the broker may still deliver them")
 		rm.mu.Lock()
 		for _, out := range batch {
 			if e := rm.refs.byKey[out.w.Key]; out.w.Key != "" && e != nil && e.id == 0 {
@@ -287,8 +297,8 @@ func (o *outbox) failed(batch []outgoing, err error) {
 		}
 		return
 	}
-	rm.cfg.log.Warn("chatroom: broker publish failed; delivering on this node only",
-		"room", rm.cfg.name, "publications", len(batch), "err", err)
+	o.c.health.failed(BrokerPublish, err, "publications", len(batch),
+		"effect", "delivered on this node only")
 	o.mu.Lock()
 	if len(o.fellBack) > maxOutbox {
 		clear(o.fellBack) // the broker hands none of them back: forget them

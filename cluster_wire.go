@@ -22,11 +22,17 @@ type wire struct {
 	// for the sender's node to acknowledge it.
 	Ref string `json:"r,omitempty"`
 	Key string `json:"y,omitempty"`
-	// Snapshot says this is the node's presence: the nicknames it has, in
-	// join order. Query asks every other node for its presence now.
+	// Snapshot says this is the node's presence, a heartbeat: Count and
+	// Hash are the digest of the nicknames it has; with Full, Nicks lists
+	// them in join order. Query asks every other node for its full list
+	// now, and Want asks the nodes named.
 	Snapshot bool     `json:"p,omitempty"`
+	Count    int      `json:"c,omitempty"`
+	Hash     uint64   `json:"h,omitempty"`
+	Full     bool     `json:"a,omitempty"`
 	Nicks    []string `json:"k,omitempty"`
 	Query    bool     `json:"q,omitempty"`
+	Want     []string `json:"w,omitempty"`
 }
 
 var errNoNode = errors.New("no node")

@@ -61,8 +61,12 @@ func (rm *Room) publish(ctx context.Context, p post) (uint64, error) {
 func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 	msg := p.msg
 	roomFrame := p.to == "" && kept(msg.Type)
-	if isNotice(msg.Type) && !rm.link.noticeLocked(msg, p.origin, p.mine) {
+	notice := isNotice(msg.Type)
+	if notice && !rm.link.noticeLocked(msg, p.origin, p.mine) {
 		return 0, true
+	}
+	if rm.cfg.deltas && !notice {
+		rm.flushNoticesLocked() // the notices before it go out before it
 	}
 	frame := p.frame
 	if frame == nil {
@@ -79,9 +83,15 @@ func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 		}
 		if roomFrame {
 			rm.link.deliveredLocked(msg)
-			if rm.store != nil {
+			if rm.store != nil && (!rm.ids.byBroker || msg.ID%idStride == 0) {
+				// With a broker that numbers the frames, only the
+				// cluster's: not those this node delivers on its own.
 				rm.store.Append(msg)
 			}
+		}
+		if notice && rm.cfg.deltas {
+			rm.pendLocked(msg.Type, msg.Nickname)
+			return msg.ID, true
 		}
 		frame = rm.encode(msg)
 	}
@@ -90,9 +100,7 @@ func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 		if p.mine && p.sender != nil && p.sender.index >= 0 && !slices.Contains(to, p.sender) {
 			to = append(slices.Clip(to), p.sender)
 		}
-		for _, m := range to {
-			m.enqueue(frame)
-		}
+		rm.queueLocked(frame, to)
 		rm.ackLocked(p, msg.ID)
 		return msg.ID, true
 	}
@@ -100,6 +108,7 @@ func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 	if rm.cfg.excludeSender && p.mine {
 		skip = p.from
 	}
+	f := rm.startFanout()
 	for _, m := range rm.members {
 		if m.id == skip {
 			continue
@@ -113,10 +122,59 @@ func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 			}
 			m.replayed = 0
 		}
-		m.enqueue(frame)
+		f.queued(m.enqueueFrame(frame))
 	}
+	rm.reportFanout(f, len(frame))
 	rm.ackLocked(p, msg.ID)
 	return msg.ID, true
+}
+
+// fanoutCount counts, when the room has metrics, one frame's queuing for
+// RoomMetrics.Fanout: in locals, so that a delivery costs no more than a
+// comparison.
+type fanoutCount struct {
+	start           time.Time // zero for a frame for some members only
+	frames, deepest int
+}
+
+// startFanout starts counting a broadcast's queuing.
+func (rm *Room) startFanout() fanoutCount {
+	if rm.metrics == nil {
+		return fanoutCount{}
+	}
+	return fanoutCount{start: time.Now()}
+}
+
+// queued counts a frame queued for a member that now has depth bytes
+// queued, or none if depth is negative (enqueueFrame).
+func (f *fanoutCount) queued(depth int) {
+	if depth >= 0 {
+		f.frames++
+		f.deepest = max(f.deepest, depth)
+	}
+}
+
+// reportFanout reports f, of a frame of size bytes, to the room's metrics.
+func (rm *Room) reportFanout(f fanoutCount, size int) {
+	if rm.metrics == nil {
+		return
+	}
+	out := Fanout{Frames: f.frames, Bytes: f.frames * size}
+	if !f.start.IsZero() {
+		out.Broadcast, out.DeepestQueue, out.Took = true, f.deepest, time.Since(f.start)
+	}
+	rm.metrics.Fanout(out)
+}
+
+// queueLocked queues frame for the given members only, and reports
+// whether it queued it for all. rm.mu is held, or to is one member.
+func (rm *Room) queueLocked(frame []byte, to []*Member) bool {
+	var f fanoutCount
+	for _, m := range to {
+		f.queued(m.enqueueFrame(frame))
+	}
+	rm.reportFanout(f, len(frame))
+	return f.frames == len(to)
 }
 
 // sendLocked queues msg for the given members only: a frame of theirs.
@@ -127,10 +185,7 @@ func (rm *Room) sendLocked(msg Message, to ...*Member) {
 		one = to[0]
 	}
 	rm.stampOwnLocked(&msg, one)
-	frame := rm.encode(msg)
-	for _, m := range to {
-		m.enqueue(frame)
-	}
+	rm.queueLocked(rm.encode(msg), to)
 }
 
 // stampOwnLocked stamps a frame for some members only: it carries the ID of

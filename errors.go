@@ -73,7 +73,8 @@ var (
 )
 
 // Refusals: why a connection is refused before it becomes a member. No
-// leave hook runs for it; the room logs it at Debug.
+// leave hook runs for it; the room logs one refused before the upgrade at
+// Debug, one refused after it ("chatroom: join refused") at Info.
 var (
 	// ErrInvalidNickname wraps every nickname validation failure (see
 	// ValidateNickname, which returns it, and WithAuthenticator). The
@@ -115,6 +116,10 @@ var (
 	// ErrNoSuchRoom is returned by Registry methods given the name of a room
 	// that does not exist.
 	ErrNoSuchRoom = errors.New("chatroom: no such room")
+
+	// ErrNotStored: with History.Durable, the room delivered the frame but
+	// its Store could not write it (Broadcast wraps the store's error).
+	ErrNotStored = errors.New("chatroom: frame not written to the store")
 )
 
 // ErrHandled, returned by an OnMessage hook, drops the message as any
@@ -216,4 +221,78 @@ func truncateReason(s string) string {
 		cut--
 	}
 	return s[:cut]
+}
+
+// The names ReasonLabel gives the leave reasons, for metrics labels and log
+// attributes; ReasonLabels lists them.
+const (
+	ReasonNormal       = "normal"       // ErrClientClosed with status 1000, 1001, or none (1005)
+	ReasonAbnormal     = "abnormal"     // ErrClientClosed otherwise: the connection broke (1006), or another status
+	ReasonSlow         = "slow"         // ErrSlowConsumer: ErrQueueOverflow or ErrWriteTimeout
+	ReasonPingTimeout  = "ping_timeout" // ErrPingTimeout
+	ReasonInvalid      = "invalid"      // ErrInvalidMessage, ErrUnsupportedData
+	ReasonTooBig       = "too_big"      // ErrMessageTooBig
+	ReasonRateLimited  = "rate_limited" // ErrRateLimited
+	ReasonRefused      = "refused"      // ErrRefused (a join or message hook, Member.Close), ErrNicknameTaken
+	ReasonUnauthorized = "unauthorized" // ErrUnauthorized
+	ReasonHookPanic    = "hook_panic"   // ErrHookPanic
+	ReasonShutdown     = "shutdown"     // ErrRoomClosed: Shutdown, Close
+	ReasonOther        = "other"        // anything else
+)
+
+// ReasonLabels returns every name ReasonLabel returns, in the order of the
+// Reason constants.
+func ReasonLabels() []string {
+	return []string{ReasonNormal, ReasonAbnormal, ReasonSlow, ReasonPingTimeout, ReasonInvalid, ReasonTooBig,
+		ReasonRateLimited, ReasonRefused, ReasonUnauthorized, ReasonHookPanic, ReasonShutdown, ReasonOther}
+}
+
+// ReasonLabel names why a member left, or why a connection was refused
+// after the upgrade, with one of a fixed set of names (the Reason
+// constants): the one mapping from leave reasons to a metric's label or a
+// log line's "reason" attribute, so that their cardinality is bounded.
+func ReasonLabel(reason error) string {
+	kind := reason
+	e, ok := reason.(LeaveError) // as the room gives it: no allocation
+	if ok {
+		kind = e.kind // the one leave reason, whatever the detail wraps
+	}
+	if errors.Is(kind, ErrClientClosed) {
+		if !ok {
+			e = leaveErrorIn(reason)
+		}
+		switch e.Code {
+		case websocket.StatusNormalClosure, websocket.StatusGoingAway, websocket.StatusNoStatusRcvd:
+			return ReasonNormal
+		}
+		return ReasonAbnormal
+	}
+	for _, r := range [...]struct {
+		kind  error
+		label string
+	}{
+		{ErrSlowConsumer, ReasonSlow},
+		{ErrPingTimeout, ReasonPingTimeout},
+		{ErrInvalidMessage, ReasonInvalid},
+		{ErrUnsupportedData, ReasonInvalid},
+		{ErrMessageTooBig, ReasonTooBig},
+		{ErrRateLimited, ReasonRateLimited},
+		{ErrHookPanic, ReasonHookPanic},
+		{ErrUnauthorized, ReasonUnauthorized},
+		{ErrRefused, ReasonRefused},
+		{ErrNicknameTaken, ReasonRefused},
+		{ErrRoomClosed, ReasonShutdown},
+	} {
+		if errors.Is(kind, r.kind) {
+			return r.label
+		}
+	}
+	return ReasonOther
+}
+
+// leaveErrorIn returns the LeaveError in err's chain, or the zero one.
+func leaveErrorIn(err error) LeaveError {
+	var e LeaveError
+	errors.As(err, &e)
+	return e
 }

@@ -495,6 +495,33 @@ func Example_testing() {
 	// Output: passed: true
 }
 
+// With WithPresenceDeltas the joins and leaves of a window go out together
+// in one presence frame with the count; a chat message ends the window
+// early, so that it never overtakes the notices before it. A joiner's
+// members frame lists at most MaxMembers nicknames, with the exact count.
+func ExampleWithPresenceDeltas() {
+	chatroomtest.Run(os.Stdout, func(t chatroomtest.TB) {
+		room := chatroom.New(chatroom.WithPresenceDeltas(chatroom.PresenceDeltas{Window: time.Minute, MaxMembers: 2}),
+			chatroom.WithClock(stopped))
+		srv := chatroomtest.NewServer(t, room)
+		ann := srv.Connect("ann")
+		fmt.Println(ann.NextRaw())
+		srv.Connect("bob")
+		cy := srv.Connect("cy")
+		fmt.Println(cy.NextRaw())
+		cy.Send("hi")
+		fmt.Println(cy.NextRaw())
+		fmt.Println(cy.NextRaw())
+		fmt.Println(ann.NextRaw())
+	})
+	// Output:
+	// {"type":"members","id":1838510899200805,"time":"2026-11-23T08:00:00.000Z","members":["ann"],"count":1}
+	// {"type":"members","id":1838510899202853,"time":"2026-11-23T08:00:00.000Z","members":["ann","bob"],"count":3}
+	// {"type":"presence","id":1838510899203877,"time":"2026-11-23T08:00:00.000Z","joined":["ann","bob","cy"],"left":[],"count":3}
+	// {"type":"message","id":1838510899204901,"time":"2026-11-23T08:00:00.000Z","nickname":"cy","message":"hi"}
+	// {"type":"presence","id":1838510899203877,"time":"2026-11-23T08:00:00.000Z","joined":["ann","bob","cy"],"left":[],"count":3}
+}
+
 // A client that gives its message a ref learns when the room took it: its
 // connection receives an ack with the message's ID. Sent again with the
 // same ref, after a reconnect say, the message is acknowledged with the

@@ -363,7 +363,7 @@ func TestWithHistoryRefuses(t *testing.T) {
 	}{
 		{"negative Len", []Option{WithHistory(History{Len: -1})}, "chatroom: WithHistory: Len is -1"},
 		{"negative Bytes", []Option{WithHistory(History{Bytes: -1})}, "chatroom: WithHistory: Bytes is -1"},
-		{"Store on a HistoryBroker", []Option{WithBroker(broker.NewMemory(1)), WithHistory(History{Store: NewMemoryStore(0, 0)})}, "chatroom: WithHistory: a Store cannot be combined with WithBroker of a broker.HistoryBroker"},
+		{"Durable with a broker", []Option{WithBroker(broker.NewMemory(1)), WithHistory(History{Durable: true})}, "chatroom: WithHistory: Durable is for a room without a broker"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer func() {

@@ -61,7 +61,7 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 		case http.StatusInternalServerError:
 			msg = http.StatusText(status) // a panic's value may hold secrets: the log has it
 		}
-		rm.cfg.log.Debug("chatroom: request refused", "remote", r.RemoteAddr, "status", status, "err", err)
+		rm.cfg.log.Debug("chatroom: request refused", "room", rm.cfg.name, "remote", r.RemoteAddr, "status", status, "err", err)
 		http.Error(w, msg, status)
 		return
 	}
@@ -77,7 +77,7 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 	conn, err := websocket.Accept(aw, r, &websocket.AcceptOptions{OriginPatterns: rm.cfg.originPatterns})
 	if err != nil {
 		// Accept has written the HTTP error.
-		rm.cfg.log.Debug("chatroom: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		rm.cfg.log.Debug("chatroom: upgrade failed", "room", rm.cfg.name, "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	// From here on r.Context() must not be used: the connection is hijacked.

@@ -71,6 +71,21 @@ func (n *numbering) restart(now time.Time, name string) {
 	n.first = base + idStride
 }
 
+// adopt makes the frames a Store kept before the room was created, from
+// first to last (Store.Span), the room's own: its IDs go on above last, and
+// a client resuming from one of them resumes from the store. It follows
+// restart, in New.
+func (n *numbering) adopt(now time.Time, name string, first, last uint64) {
+	if last == 0 {
+		return
+	}
+	n.last = max(n.last, last)
+	n.restart(now, name)
+	if first%idStride == n.last%idStride {
+		n.first = min(n.first, first)
+	}
+}
+
 // next returns the ID of the next room frame: the broker's number b scaled,
 // or, with b 0, the next of the room's own or of this node's alone. It
 // reports false when a node has delivered idStride-1 frames on its own since

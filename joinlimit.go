@@ -99,6 +99,7 @@ func (rm *Room) refuseJoin(w http.ResponseWriter, r *http.Request) bool {
 	if ok {
 		return false
 	}
+	rm.cfg.log.Debug("chatroom: join limited", "room", rm.cfg.name, "remote", r.RemoteAddr, "retry_after", wait)
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 	http.Error(w, reasonTooManyJoins, http.StatusTooManyRequests)
 	return true

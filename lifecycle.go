@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -80,6 +81,9 @@ func (rm *Room) newMember(conn *websocket.Conn, s *socket.Socket, adm admission)
 	rm.nextID++
 	m.id = rm.nextID
 	rm.mu.Unlock()
+	if rm.metrics != nil {
+		rm.metrics.Connected()
+	}
 	return m
 }
 
@@ -94,8 +98,44 @@ func (rm *Room) serve(m *Member) {
 	rm.link.detach()
 	m.reap()
 	reason := m.leaveReason()
-	rm.cfg.log.Debug("chatroom: left", "member", m, "reason", reason)
+	rm.ended(m, reason, false)
 	rm.runLeaveHook(m, reason)
+}
+
+// ended logs why m's connection ended, at the level its reason calls for
+// (leaveLevel), and reports it (WithMetrics): m left, or, if refused, the
+// room refused it after the upgrade. The attributes are the ones an
+// operator filters on: room, member ("nickname#id"), reason (ReasonLabel)
+// and err (the LeaveError, with the close status).
+func (rm *Room) ended(m *Member, reason error, refused bool) {
+	label := ReasonLabel(reason)
+	msg := "chatroom: member left"
+	if refused {
+		msg = "chatroom: join refused"
+	}
+	rm.cfg.log.Log(context.Background(), leaveLevel(label), msg,
+		"room", rm.cfg.name, "member", m.String(), "reason", label, "err", reason)
+	if rm.metrics != nil {
+		rm.metrics.Disconnected(reason)
+	}
+}
+
+// leaveLevel is the level of the log line of a member that left for the
+// reason labelled label: Debug for what happens all day (a client that
+// closed or whose connection broke, a shutdown), Info for a client the
+// room or the host closed, Warn for a member cut as too slow (the server
+// or the network may be overloaded), Error for a hook that panicked.
+// docs/operations.md has the table.
+func leaveLevel(label string) slog.Level {
+	switch label {
+	case ReasonNormal, ReasonAbnormal, ReasonShutdown:
+		return slog.LevelDebug
+	case ReasonSlow:
+		return slog.LevelWarn
+	case ReasonHookPanic, ReasonOther:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 const reasonJoinRefused = "join refused"
@@ -108,10 +148,10 @@ func (rm *Room) join(m *Member) bool {
 		m.leaveNow(err)
 		m.reap()
 		m.cancel()
-		rm.cfg.log.Debug("chatroom: join refused", "member", m, "err", err)
+		rm.ended(m, err, true)
 		return false
 	}
-	rm.cfg.log.Debug("chatroom: joined", "member", m, "ip", m.clientIP)
+	rm.cfg.log.Debug("chatroom: joined", "room", rm.cfg.name, "member", m.String(), "ip", m.clientIP)
 	if rm.cfg.joined != nil {
 		rm.cfg.joined(m)
 	}
@@ -170,7 +210,7 @@ func hookClose(err error) (error, bool) {
 func (rm *Room) callHook(m *Member, hook func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			rm.cfg.log.Error("chatroom: hook panicked", "member", m, "panic", p, "stack", string(debug.Stack()))
+			rm.cfg.log.Error("chatroom: hook panicked", "room", rm.cfg.name, "member", m.String(), "panic", p, "stack", string(debug.Stack()))
 			err = cause(ErrHookPanic, websocket.StatusInternalError, "internal error", fmt.Errorf("panic: %v", p))
 		}
 	}()

@@ -1,6 +1,9 @@
 package chatroom
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // A link carries a room's posts to the members of every node that has the
 // room: the room hands it each post (Broadcast, a member's message, a
@@ -34,7 +37,10 @@ type link interface {
 	// nicknamesLocked lists the nicknames present on every node, this
 	// node's (local) first. rm.mu is held.
 	presentLocked(nickname string) bool
-	nicknamesLocked(local []string) []string
+	nicknamesLocked(local []string, limit int) []string
+	// countLocked counts the nicknames present on every node. rm.mu is
+	// held.
+	countLocked() int
 	// noticeLocked reports whether this node's members are to receive a
 	// join or leave notice that node origin sent (mine: this node), and
 	// records it. rm.mu is held.
@@ -50,28 +56,35 @@ type link interface {
 // node, and delivers each post as it is sent.
 type localLink struct{ rm *Room }
 
-func (l localLink) send(_ context.Context, p post) (uint64, error) {
+func (l localLink) send(ctx context.Context, p post) (uint64, error) {
 	rm := l.rm
 	if !rm.cfg.stamps() {
 		// Nothing to number: encode before taking the lock.
 		p.frame = rm.encode(p.msg)
 	}
 	rm.mu.Lock()
-	defer rm.mu.Unlock()
 	if rm.closed {
+		rm.mu.Unlock()
 		return 0, ErrRoomClosed
 	}
 	id, _ := rm.deliverLocked(&p, 0) // a room of its own always delivers
+	rm.mu.Unlock()
+	if h := rm.cfg.history; h != nil && h.Durable && p.to == "" && kept(p.msg.Type) {
+		if err := rm.store.Flush(ctx, id); err != nil {
+			return id, fmt.Errorf("%w: %w", ErrNotStored, err)
+		}
+	}
 	return id, nil
 }
 
-func (localLink) attach()                                 {}
-func (localLink) detach()                                 {}
-func (localLink) readHistory(*Member)                     {}
-func (localLink) forget(*Member)                          {}
-func (l localLink) replayLocked(m *Member)                { l.rm.replayStoreLocked(m) }
-func (l localLink) presentLocked(nickname string) bool    { return len(l.rm.byNick[nickname]) > 0 }
-func (localLink) nicknamesLocked(local []string) []string { return local }
-func (localLink) noticeLocked(Message, string, bool) bool { return true }
-func (localLink) deliveredLocked(Message)                 {}
-func (localLink) drain()                                  {}
+func (localLink) attach()                                        {}
+func (localLink) detach()                                        {}
+func (l localLink) readHistory(m *Member)                        { l.rm.readMissed(m) }
+func (localLink) forget(*Member)                                 {}
+func (l localLink) replayLocked(m *Member)                       { l.rm.replayStoreLocked(m) }
+func (l localLink) presentLocked(nickname string) bool           { return len(l.rm.byNick[nickname]) > 0 }
+func (localLink) nicknamesLocked(local []string, _ int) []string { return local }
+func (l localLink) countLocked() int                             { return len(l.rm.byNick) }
+func (localLink) noticeLocked(Message, string, bool) bool        { return true }
+func (localLink) deliveredLocked(Message)                        {}
+func (localLink) drain()                                         {}

@@ -30,9 +30,13 @@ type Member struct {
 	// from a broker, which live frames up to it must not repeat, until the
 	// first live frame past it; 0 otherwise. Guarded by room.mu.
 	replayed uint64
-	refusal  error // why the member may not join, decided before the upgrade
-	conn     *websocket.Conn
-	sock     *socket.Socket // the hijacked connection under conn
+	// missed is what a member resuming from further back than its room's
+	// Store holds in memory missed, read from the database before it
+	// joins (readMissed); nil otherwise. Guarded by room.mu.
+	missed  *replay
+	refusal error // why the member may not join, decided before the upgrade
+	conn    *websocket.Conn
+	sock    *socket.Socket // the hijacked connection under conn
 	// deadlines: sock takes deadlines, so flushes need no timer.
 	deadlines bool
 	ctx       context.Context
@@ -100,7 +104,7 @@ func (m *Member) Send(ctx context.Context, msg Message) error {
 	}
 	rm := m.room
 	if !rm.cfg.stamps() {
-		if !m.enqueue(rm.encode(msg)) {
+		if !rm.queueLocked(rm.encode(msg), []*Member{m}) {
 			return ErrMemberLeft
 		}
 		return nil
@@ -115,7 +119,7 @@ func (m *Member) Send(ctx context.Context, msg Message) error {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	rm.stampOwnLocked(&msg, m)
-	if !m.enqueue(rm.encode(msg)) {
+	if !rm.queueLocked(rm.encode(msg), []*Member{m}) {
 		return ErrMemberLeft
 	}
 	return nil

@@ -49,6 +49,13 @@ type Message struct {
 	// Members lists the nicknames present, in the order they joined
 	// (TypeMembers).
 	Members []string `json:"members,omitempty"`
+	// Joined and Left are the nicknames that came and went since the last
+	// presence frame (TypePresence, WithPresenceDeltas).
+	Joined []string `json:"joined,omitempty"`
+	Left   []string `json:"left,omitempty"`
+	// Count is the number of nicknames present, however many Members
+	// lists (TypeMembers and TypePresence, WithPresenceDeltas).
+	Count int `json:"count,omitempty"`
 	// Code is the status code of an error frame (TypeError): the close code
 	// the same fault would have closed the connection with, or one of the
 	// codes PROTOCOL.md lists.
@@ -76,6 +83,9 @@ const (
 	// TypeMembers lists the members present; a joiner receives it first
 	// (WithPresence).
 	TypeMembers MessageType = "members"
+	// TypePresence carries the join and leave notices of a short window
+	// together, with the count of nicknames present (WithPresenceDeltas).
+	TypePresence MessageType = "presence"
 	// TypeSystem is a message from the server rather than from a member.
 	TypeSystem MessageType = "system"
 	// TypeError reports input the room did not accept, to the sender only
@@ -87,6 +97,9 @@ const (
 	// TypeAck tells a client's connection that the room took the message
 	// it sent with a "ref": ID is the ID the message got (see WithEnvelope).
 	TypeAck MessageType = "ack"
+	// TypeHistory answers a client's scrollback request with older
+	// messages (WithHistory, with the envelope); PROTOCOL.md shows it.
+	TypeHistory MessageType = "history"
 )
 
 // orDefault returns t, or TypeMessage when t is empty.
@@ -180,9 +193,10 @@ const (
 
 // inbound is a decoded client frame.
 type inbound struct {
-	text string
-	to   string // recipient of a direct message; "" for the whole room
-	ref  string // the client's reference for the message (see ack.go); "" without
+	text    string
+	to      string          // recipient of a direct message; "" for the whole room
+	ref     string          // the client's reference for the message (see ack.go); "" without
+	history *historyRequest // a scrollback request instead of a message
 }
 
 // decodeInbound extracts the text of a client frame {"message": "..."}, as
@@ -193,10 +207,12 @@ func decodeInbound(data []byte) (string, error) {
 }
 
 // clientFields says which optional fields of a client frame the room reads:
-// "to" (WithDirectMessages) and "ref" (the envelope).
+// "to" (WithDirectMessages), "ref" (the envelope) and a "type" of
+// "history" (scrollback).
 type clientFields struct {
-	direct bool
-	ref    bool
+	direct     bool
+	ref        bool
+	scrollback bool
 }
 
 // Close reasons for a "to" field. They are part of the documented protocol.
@@ -211,9 +227,11 @@ const (
 // ErrInvalidMessage cause that carries its close frame (1007 with one of the
 // reasons above). A "to" field is refused unless direct messages are
 // enabled: broadcasting a message its sender meant to be private would be
-// worse than refusing it. A "ref" is read with fields.ref only (else it is
-// an unknown field); a valid one is returned in the inbound even when the
-// rest of the frame fails, so that the error frame can carry it.
+// worse than refusing it. With scrollback, a frame whose type is "history"
+// is a scrollback request (decodeHistoryRequest). A "ref" is read with
+// fields.ref only (else it is an unknown field); a valid one is returned in
+// the inbound even when the rest of the frame fails, so that the error
+// frame can carry it.
 func decodeClient(data []byte, fields clientFields) (inbound, error) {
 	var in inbound
 	invalid := func(reason string, err error) (inbound, error) {
@@ -229,6 +247,17 @@ func decodeClient(data []byte, fields clientFields) (inbound, error) {
 			return invalid(reasonNoMessage, nil)
 		}
 		return invalid(reasonInvalidJSON, err)
+	}
+	if raw, ok := obj["type"]; ok && fields.scrollback {
+		var typ string
+		if json.Unmarshal(raw, &typ) == nil && typ == string(TypeHistory) {
+			req, err := decodeHistoryRequest(obj)
+			if err != nil {
+				return invalid(reasonBadHistory, err)
+			}
+			in.history = &req
+			return in, nil
+		}
 	}
 	if raw, ok := obj["ref"]; ok && fields.ref {
 		ref, ok := decodeRef(raw)
@@ -288,14 +317,15 @@ func (m Message) appendEnvelope(b []byte) []byte {
 		b = appendJSONString(b, m.Text)
 	}
 	if typ == TypeMembers {
-		b = append(b, `,"members":[`...)
-		for i, n := range m.Members {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, n)
-		}
-		b = append(b, ']')
+		b = appendJSONList(append(b, `,"members":`...), m.Members)
+	}
+	if typ == TypePresence {
+		b = appendJSONList(append(b, `,"joined":`...), m.Joined)
+		b = appendJSONList(append(b, `,"left":`...), m.Left)
+	}
+	if m.Count != 0 {
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, int64(m.Count), 10)
 	}
 	if m.Code != 0 {
 		b = append(b, `,"code":`...)
@@ -308,12 +338,27 @@ func (m Message) appendEnvelope(b []byte) []byte {
 	return append(b, '}')
 }
 
+// appendJSONList appends names as a JSON array of strings.
+func appendJSONList(b []byte, names []string) []byte {
+	b = append(b, '[')
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, n)
+	}
+	return append(b, ']')
+}
+
 // envelopeLen estimates the size of m's envelope form.
 func (m Message) envelopeLen() int {
 	n := len(`{"type":"","id":,"time":"","nickname":"","to":"","message":"","members":[],"code":,"ref":""}`) +
-		len(m.Type) + 20 + len(timeLayout) + len(m.Nickname) + len(m.To) + len(m.Text) + len(m.Ref) + 16
-	for _, s := range m.Members {
-		n += len(s) + 3
+		len(m.Type) + 20 + len(timeLayout) + len(`,"count":`) + 20 + len(m.Nickname) + len(m.To) + len(m.Text) + len(m.Ref) + 16
+	for _, list := range [][]string{m.Members, m.Joined, m.Left} {
+		n += len(`,"joined":[]`)
+		for _, s := range list {
+			n += len(s) + 3
+		}
 	}
 	return n
 }

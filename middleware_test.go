@@ -112,7 +112,7 @@ func TestLogger(t *testing.T) {
 	c.expectClose(1011, "internal error")
 	tr.expectLeave("sei", ErrHookPanic)
 	out := logs.String()
-	for _, want := range []string{"level=DEBUG msg=\"chatroom: joined\" member=sei#1", "level=ERROR msg=\"chatroom: hook panicked\"", "logged panic", "msg=\"chatroom: left\""} {
+	for _, want := range []string{"level=DEBUG msg=\"chatroom: joined\" room=\"\" member=sei#1", "level=ERROR msg=\"chatroom: hook panicked\"", "logged panic", "level=ERROR msg=\"chatroom: member left\" room=\"\" member=sei#1 reason=hook_panic"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}

@@ -119,6 +119,9 @@ type config struct {
 	envelope        bool
 	notices         bool
 	presence        bool
+	deltas          bool          // WithPresenceDeltas
+	deltaWindow     time.Duration // its Window, resolved
+	maxMembers      int           // its MaxMembers, resolved: 0 for no cap
 	errorFrames     bool
 	direct          bool
 	uniqueNicknames bool
@@ -128,6 +131,7 @@ type config struct {
 	historyLen      int      // New sets them from history: 0 without
 	historyBytes    int
 	broker          broker.Broker
+	metrics         Metrics // nil without
 	heartbeat       time.Duration
 	authenticate    func(*http.Request) (Identity, error)
 	authHTTP        bool
@@ -141,8 +145,14 @@ type config struct {
 	finished func()
 }
 
-// WithLogger sends the room's logs to l (default: nowhere). Joins and
-// leaves are logged at Debug, recovered hook panics at Error.
+// WithLogger sends the room's logs to l (default: nowhere). Every line
+// names the room ("room") and, where there is one, the member ("member",
+// "nickname#id"); a leave or a refusal has its "reason" (ReasonLabel) and
+// the level an operator alerts on: Debug for a client that left or broke
+// its connection and for a shutdown, Info for a client the room or the
+// host closed or refused, Warn for a member cut as too slow and for the
+// start of a broker outage (its end is at Info), Error for a hook that
+// panicked. docs/operations.md lists the lines.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.log = l }
 }

@@ -78,6 +78,11 @@ func (c *config) resolve() {
 		c.historyLen, c.historyBytes = c.history.Len, c.history.Bytes
 	}
 
+	if c.deltas {
+		c.presence = true
+		c.deltaWindow = orDefault("WithPresenceDeltas", "Window", c.deltaWindow, DefaultDeltaWindow)
+		c.maxMembers = offOrDefault("WithPresenceDeltas", "MaxMembers", c.maxMembers, DefaultMaxMembers)
+	}
 	if c.presence {
 		c.notices = true
 	}

@@ -34,6 +34,13 @@ func (rm *Room) readLoop(m *Member) error {
 			rm.refuse(m, nil, in.ref, &answer)
 			continue
 		}
+		if in.history != nil {
+			rm.serveHistory(m, *in.history)
+			continue
+		}
+		if rm.metrics != nil {
+			rm.metrics.Received()
+		}
 		if err := rm.take(m, in); err != nil {
 			return err
 		}
@@ -76,7 +83,7 @@ func (rm *Room) take(m *Member, in inbound) error {
 			if reason, ok := hookClose(refusal); ok {
 				return reason
 			}
-			rm.cfg.log.Debug("chatroom: message refused", "member", m, "err", refusal)
+			rm.cfg.log.Debug("chatroom: message refused", "room", rm.cfg.name, "member", m.String(), "err", refusal)
 			var answer *Message
 			if rm.cfg.errorFrames && !errors.Is(refusal, ErrHandled) {
 				e := errorFrame(websocket.StatusPolicyViolation, reasonMessageRefused)
@@ -99,6 +106,11 @@ func (rm *Room) take(m *Member, in inbound) error {
 		return nil
 	case errors.Is(err, ErrRoomClosed):
 		return roomClosed()
+	case errors.Is(err, ErrNotStored):
+		// Delivered all the same: the member stays.
+		published = true
+		rm.cfg.log.Warn("chatroom: message not stored", "room", rm.cfg.name, "member", m.String(), "err", err)
+		return nil
 	default:
 		return errLeaving // m.ctx ended: the member is leaving
 	}
@@ -151,7 +163,7 @@ func (m *Member) read() (inbound, error) {
 	if n > limit {
 		return inbound{}, m.tooBig(r)
 	}
-	return decodeClient(buf.Bytes(), clientFields{direct: m.room.cfg.direct, ref: m.room.cfg.envelope})
+	return decodeClient(buf.Bytes(), clientFields{direct: m.room.cfg.direct, ref: m.room.cfg.envelope, scrollback: m.room.scrollback()})
 }
 
 // tooBig reads and discards the rest of r, a message over the size limit,

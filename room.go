@@ -32,17 +32,25 @@ type Room struct {
 	// link carries the room's posts to its members on every node: a
 	// cluster (WithBroker), or the room alone.
 	link link
-	// store keeps the room's own history: WithHistory's, on a room whose
-	// broker keeps none; nil without.
+	// store keeps the room's history: WithHistory's Store, or its memory
+	// on a room whose broker keeps none; nil without. On a room whose
+	// broker numbers the frames it keeps the broker's (for scrollback,
+	// and resumes from further back than the broker's history).
 	store Store
 
 	joins *joinLimiter // nil without a join limit
+
+	// metrics is where the room reports (WithMetrics); nil without.
+	metrics RoomMetrics
 
 	mu      sync.Mutex           // guards the fields below; fan-out holds it, hooks never run under it
 	members []*Member            // in no particular order
 	byNick  map[string][]*Member // members by nickname, each list in join order
 	byID    map[uint64]*Member   // members by Member.id, for a node's own publications
 	byKey   map[string]int       // members by nicknameKey, with WithUniqueNicknames only
+	pending noticeBatch          // notices waiting to go out together (WithPresenceDeltas)
+	nickSum digest               // of byNick's nicknames, for a cluster's heartbeats
+	order   joinOrder            // byNick's nicknames by their first connection's ID
 	nextID  uint64               // the last member ID given
 	ids     numbering            // the frames' IDs
 	refs    refRecord            // the refs of the messages taken (ack.go)
@@ -50,20 +58,21 @@ type Room struct {
 	closed  bool                 // Shutdown or Close has begun
 	active  int                  // connections between acquire and release
 	idle    chan struct{}        // closed when closed && active == 0
+	closing chan struct{}        // closed when closed is set
 }
 
 // New returns a room configured by opts. It starts no goroutine: a room costs
 // nothing until members connect. It panics if an option is out of range or
 // options contradict each other (see Option).
 func New(opts ...Option) *Room {
-	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), byNick: make(map[string][]*Member), byID: make(map[uint64]*Member)}
+	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), closing: make(chan struct{}), byNick: make(map[string][]*Member), byID: make(map[uint64]*Member)}
 	rm.keep = rm.cfg.keepWhenEmpty
 	rm.joins = rm.cfg.newJoinLimiter()
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
 	_, byBroker := rm.cfg.broker.(broker.HistoryBroker)
-	if h := rm.cfg.history; h != nil && !byBroker {
+	if h := rm.cfg.history; h != nil {
 		rm.store = h.Store
-		if rm.store == nil {
+		if rm.store == nil && !byBroker {
 			rm.store = NewMemoryStore(h.Len, h.Bytes)
 		}
 	}
@@ -73,6 +82,13 @@ func New(opts ...Option) *Room {
 	}
 	if rm.cfg.stamps() && !byBroker {
 		rm.ids.restart(rm.cfg.now(), rm.cfg.name)
+		if rm.store != nil {
+			first, last := rm.store.Span()
+			rm.ids.adopt(rm.cfg.now(), rm.cfg.name, first, last)
+		}
+	}
+	if rm.cfg.metrics != nil {
+		rm.metrics = rm.cfg.metrics.Room(rm.cfg.name)
 	}
 	rm.link = localLink{rm}
 	if rm.cfg.broker != nil {
@@ -88,15 +104,16 @@ func (rm *Room) Name() string { return rm.cfg.name }
 // Broadcast sends msg to every member, as if a member had sent it but without
 // the message hook: for bots, announcements and server events. With the
 // envelope its type defaults to TypeMessage; TypeSystem marks a message from
-// the server. It never waits for a member's socket; in a cluster it waits,
-// within ctx, only while the queue of publications for the broker is full.
-// It returns the ID the message got in the room's order (see Message.ID; 0
-// without the envelope or a history), or ErrRoomClosed once Shutdown or
-// Close has begun. In a cluster the ID is known once the broker has handed
-// the message back to this node: Broadcast waits for that within ctx, and
-// returns an error if the broker did not take it in time (it may still
-// deliver it later), or ID 0 if this node has no members in the room, and
-// so does not receive it.
+// the server. It never waits for a member's socket. It returns the ID the
+// message got in the room's order (see Message.ID; 0 without the envelope
+// or a history), or ErrRoomClosed once Shutdown or Close has begun; with
+// History.Durable, the ID and an error wrapping ErrNotStored if the store
+// did not write it. In a cluster the ID is known once the broker has
+// handed the message back to this node: Broadcast waits for that within
+// ctx (and for room while the queue of publications for the broker is
+// full), and returns an error if the broker did not take it in time (it
+// may still deliver it later), or ID 0 if this node has no members in the
+// room, and so does not receive it.
 func (rm *Room) Broadcast(ctx context.Context, msg Message) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -168,8 +185,12 @@ func (rm *Room) closeMembers(reason error) {
 	rm.mu.Lock()
 	if !rm.closed {
 		rm.closed = true
+		close(rm.closing)
 		if rm.active == 0 {
 			close(rm.idle)
+		}
+		if rm.metrics != nil {
+			rm.metrics.Closed()
 		}
 	}
 	ms := slices.Clone(rm.members)
@@ -239,8 +260,12 @@ func (rm *Room) retire() bool {
 			return false
 		}
 		rm.closed = true
+		close(rm.closing)
 		close(rm.idle)
 		rm.cancel()
+		if rm.metrics != nil {
+			rm.metrics.Closed()
+		}
 	}
 	return true
 }
@@ -279,10 +304,10 @@ func (rm *Room) add(m *Member) (announce bool, err error) {
 	rm.link.replayLocked(m)
 	m.index = len(rm.members)
 	rm.members = append(rm.members, m)
-	rm.byNick[m.nickname] = append(rm.byNick[m.nickname], m)
+	rm.indexNickLocked(m)
 	rm.byID[m.id] = m
 	if rm.cfg.presence {
-		rm.sendLocked(Message{Type: TypeMembers, Members: rm.nicknamesLocked()}, m)
+		rm.sendLocked(rm.membersLocked(), m)
 	}
 	return rm.cfg.notices && !present, nil
 }
@@ -314,11 +339,8 @@ func (rm *Room) remove(m *Member) (announce bool) {
 	m.index = -1
 	delete(rm.byID, m.id)
 
-	same := slices.DeleteFunc(rm.byNick[m.nickname], func(o *Member) bool { return o == m })
-	if len(same) > 0 {
-		rm.byNick[m.nickname] = same
+	if !rm.unindexNickLocked(m) {
 		return false
 	}
-	delete(rm.byNick, m.nickname)
 	return rm.cfg.notices && !rm.link.presentLocked(m.nickname)
 }

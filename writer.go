@@ -22,13 +22,6 @@ const reasonTooSlow = "too slow"
 // short.
 var errWriteTimeout = errors.New("write timed out")
 
-// enqueue appends an encoded frame to the member's queue and makes sure a
-// writer is running. It never blocks: the broadcaster calls it with the room
-// lock held. A member whose queue is full is disconnected instead.
-func (m *Member) enqueue(frame []byte) bool {
-	return m.enqueueFrame(frame)
-}
-
 // replayLocked queues the history m receives on joining: it goes out after
 // the frames queued so far and before any queued later. The messages are
 // encoded only as the writer reaches them, a batch at a time, so that a
@@ -51,22 +44,26 @@ func (m *Member) replayLocked(msgs []Message) {
 	m.startWriterLocked()
 }
 
-func (m *Member) enqueueFrame(frame []byte) bool {
+// enqueueFrame appends an encoded frame to the member's queue and makes
+// sure a writer is running, and returns the bytes now queued, or -1 if it
+// did not queue it. It never blocks: the broadcaster calls it with the room
+// lock held. A member whose queue is full is disconnected instead.
+func (m *Member) enqueueFrame(frame []byte) int {
 	cfg := &m.room.cfg
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.reason != nil {
-		return false
+		return -1
 	}
 	if m.queuedMsgs > 0 && (m.queuedMsgs >= cfg.queueMessages || m.queuedBytes+len(frame) > cfg.queueBytes) {
 		m.leaveLocked(cause(ErrQueueOverflow, websocket.StatusPolicyViolation, reasonTooSlow, nil))
-		return false
+		return -1
 	}
 	m.queue.Push(frame, &m.room.chunks)
 	m.queuedMsgs++
 	m.queuedBytes += len(frame)
 	m.startWriterLocked()
-	return true
+	return m.queuedBytes
 }
 
 // startWriterLocked starts the writer unless it runs. The writer exists only

@@ -2,8 +2,6 @@ module github.com/seed014c2c51/chatroom/e2e
 
 go 1.26
 
-require github.com/seed014c2c51/chatroom v0.1.0 // indirect
-
 require (
 	github.com/chromedp/cdproto v0.159.2
 	github.com/chromedp/chromedp v0.23.0
@@ -11,12 +9,4 @@ require (
 	github.com/google/go-cmp v0.7.0
 )
 
-require (
-	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
-	golang.org/x/text v0.41.0 // indirect
-	golang.org/x/time v0.14.0 // indirect
-)
-
-replace github.com/seed014c2c51/chatroom => ../
-
-tool github.com/seed014c2c51/chatroom/examples/chat
+require github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect

@@ -35,7 +35,7 @@ const (
 	startTimeout = 20 * time.Second      // the server to listen, or to exit
 	pollInterval = 50 * time.Millisecond // how often the page checks a condition
 	actionSlack  = 10 * time.Second      // over waitTimeout, for the protocol round trips
-	chatPackage  = "github.com/seed014c2c51/chatroom/examples/chat"
+	chatDir      = "../examples/chat"    // a module of its own (it needs sqlitestore's)
 	chromiumHelp = "install it (apt-get install -y chromium) or set CHROMIUM_PATH"
 )
 
@@ -76,9 +76,9 @@ func build() (string, error) {
 	bin := filepath.Join(dir, "chat")
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, chatPackage).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "go", "-C", chatDir, "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", chatPackage, err, out)
+		return "", fmt.Errorf("go build in %s: %v\n%s", chatDir, err, out)
 	}
 	return bin, nil
 }
@@ -124,7 +124,7 @@ func startChat(t *testing.T) *chatServer {
 // start starts the server on s.addr and waits until it listens.
 func (s *chatServer) start() {
 	s.t.Helper()
-	cmd := exec.Command(s.bin, "-addr", s.addr, "-history", "100")
+	cmd := exec.Command(s.bin, "-addr", s.addr, "-history", "100", "-db", "") // history in memory: a restart loses it
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		s.t.Fatal(err)

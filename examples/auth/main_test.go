@@ -238,15 +238,7 @@ func post(t *testing.T, addr, contentType, body string) (int, string) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := servetest.Do(t, req)
 	return resp.StatusCode, string(b)
 }
 

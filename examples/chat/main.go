@@ -1,8 +1,8 @@
 // Command chat is the flagship example of package chatroom: a chat server
 // with named rooms and a single-page client.
 //
-//	go run ./examples/chat                     # http://localhost:8000/
-//	go run ./examples/chat -addr :9000 -history 500 -origins localhost:3000
+//	cd examples/chat && go run .              # http://localhost:8000/, history in chat.db
+//	go run . -addr :9000 -history 500 -origins localhost:3000 -db ""   # history in memory
 //
 // It serves
 //
@@ -15,6 +15,9 @@
 //	/chat                 the tutorial's single room, speaking the default protocol
 //	                      ({"nickname","message"} and nothing else), for the
 //	                      tutorial's own front ends
+//	/metrics              the rooms' Prometheus metrics (package chatroomprom),
+//	                      with the Go runtime's and the process's; docs/operations.md
+//	                      has the list and a Grafana dashboard to import
 //
 // -origins lets a front end served from another origin (such as the
 // tutorial's own on port 3000) connect. The HTTP server's timeouts and
@@ -41,9 +44,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/seed014c2c51/chatroom"
+	"github.com/seed014c2c51/chatroom/chatroomprom"
 	"github.com/seed014c2c51/chatroom/examples/internal/serve"
 	"github.com/seed014c2c51/chatroom/examples/internal/webchat"
+	"github.com/seed014c2c51/chatroom/sqlitestore"
 )
 
 // Limits of the rooms the page uses.
@@ -52,6 +60,7 @@ const (
 	ratePerSecond   = 10   // messages per member per second, on average
 	rateBurst       = 20   // and in a burst; beyond, an error frame answers
 	shutdownTimeout = 10 * time.Second
+	openTimeout     = 5 * time.Second // to load a room's history from -db
 )
 
 func main() {
@@ -72,6 +81,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	addr := fs.String("addr", ":8000", "address to listen on")
 	origins := fs.String("origins", "", "comma-separated origin host patterns allowed to connect, e.g. localhost:3000")
 	history := fs.Int("history", 100, "messages each room keeps for joiners and reconnecting clients (0: none)")
+	dbPath := fs.String("db", "chat.db", `SQLite file that keeps the rooms' history across restarts ("": in memory only)`)
 	limits := serve.Defaults()
 	limits.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -88,28 +98,49 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	allowed := splitList(*origins)
+	var db *sqlitestore.DB
+	if *dbPath != "" && *history > 0 {
+		var err error
+		db, err = sqlitestore.Open(ctx, *dbPath, sqlitestore.Options{Window: *history, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer db.Close() // after the rooms: run's other defers and Shutdown come first
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The page's rooms are named by its users: no room label, whose values
+	// they could multiply (chatroomprom.WithRoomLabel bounds one).
+	metrics, err := chatroomprom.New(reg)
+	if err != nil {
+		return err
+	}
 
 	// The tutorial's room: the default protocol, byte for byte.
-	tutorial := chatroom.New(chatroom.WithLogger(log), chatroom.WithOriginPatterns(allowed...))
+	tutorial := chatroom.New(chatroom.WithLogger(log), chatroom.WithOriginPatterns(allowed...), chatroom.WithMetrics(metrics))
 	// The page's rooms: every frame in the envelope (type, id, time).
 	rooms := chatroom.NewRegistry(
 		chatroom.WithMaxRooms(maxRooms),
-		chatroom.WithRoomOptions(func(string) []chatroom.Option {
+		chatroom.WithRoomOptions(func(name string) []chatroom.Option {
 			opts := []chatroom.Option{
 				chatroom.WithLogger(log),
 				chatroom.WithOriginPatterns(allowed...),
+				chatroom.WithMetrics(metrics),
 				chatroom.WithPresence(),        // member list, join and leave notices
 				chatroom.WithUniqueNicknames(), // one "sei" per room, in any case: 4009 for another
 				chatroom.WithErrorFrames(),     // bad input and rate limit: an error frame, not a close
 				chatroom.WithRateLimit(ratePerSecond, rateBurst),
 			}
 			if *history > 0 { // -history 0 keeps none
-				opts = append(opts, chatroom.WithHistory(chatroom.History{Len: *history}))
+				opts = append(opts, chatroom.WithHistory(roomHistory(db, name, *history, log)))
 			}
 			return opts
 		}),
 	)
-	srv := limits.Server(newMux(tutorial, rooms), log)
+	mux := newMux(tutorial, rooms)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := limits.Server(mux, log)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -148,6 +179,24 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		err = errors.Join(err, serr)
 	}
 	return err
+}
+
+// roomHistory is the history of the page's room name: in db if there is
+// one, else (or if the database fails) in memory. Frames are acknowledged
+// once written (Durable), so a message that a client has seen echoed before
+// its next one survives a crash.
+func roomHistory(db *sqlitestore.DB, name string, n int, log *slog.Logger) chatroom.History {
+	if db == nil {
+		return chatroom.History{Len: n}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	st, err := db.Room(ctx, name, sqlitestore.Retention{})
+	if err != nil {
+		log.Error("chat: history in memory only", "room", name, "err", err)
+		return chatroom.History{Len: n}
+	}
+	return chatroom.History{Store: st, Durable: true}
 }
 
 // newMux routes the page, its files, the page's rooms and the tutorial's

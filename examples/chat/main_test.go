@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +32,9 @@ type example struct {
 // ends.
 func start(t *testing.T, args ...string) *example {
 	t.Helper()
-	s := servetest.Start(t, run, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	// A database of the test's own unless args give -db.
+	args = append([]string{"-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "chat.db")}, args...)
+	s := servetest.Start(t, run, args...)
 	return &example{Server: s, chat: chatroomtest.Remote(t, "ws://"+s.Ready, chatroomtest.DisallowUnknownFields())}
 }
 
@@ -367,3 +370,68 @@ type fakeAddr string
 
 func (a fakeAddr) Network() string { return "tcp" }
 func (a fakeAddr) String() string  { return string(a) }
+
+// The page's rooms keep their history in -db: after a restart a joiner gets
+// it, a client resumes from an ID from before the restart with exactly what
+// it missed, and scrolls back. With -db "" the history is gone.
+func TestHistoryAcrossRestart(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "chat.db")
+	s := start(t, "-db", db)
+	ann := s.join("lobby", "ann", "")
+	want(t, ann, members("ann"), joined("ann"))
+	ann.Send("one")
+	last := want(t, ann, message("ann", "one"))[0].ID
+	ann.Send("two")
+	want(t, ann, message("ann", "two"))
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = start(t, "-db", db)
+	bob := s.join("lobby", "bob", strconv.FormatUint(last, 10))
+	want(t, bob, message("ann", "two"), members("bob"), joined("bob"))
+	cat := s.join("lobby", "cat", "")
+	want(t, cat, joined("ann"), message("ann", "one"), message("ann", "two"), joined("bob"), members("bob", "cat"), joined("cat"))
+
+	s = start(t, "-db", "")
+	dan := s.join("lobby", "dan", "")
+	want(t, dan, members("dan"), joined("dan"))
+}
+
+// metrics fetches /metrics of the server at addr.
+func metrics(t *testing.T, addr string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := servetest.Do(t, req)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s\n%s", resp.Status, body)
+	}
+	return string(body)
+}
+
+// The example serves the chat and, at /metrics, what its rooms counted.
+func TestMetrics(t *testing.T) {
+	s := servetest.Start(t, run, "-addr", "127.0.0.1:0")
+	chat := chatroomtest.Remote(t, "ws://"+s.Ready, chatroomtest.Path("/rooms/lobby/chat"), chatroomtest.IgnoreIDAndTime())
+	ann := chat.Connect("ann")
+	ann.NextFunc(func(m chatroom.Message) bool { return m.Type == chatroom.TypeMembers })
+	ann.Send("hello")
+	ann.NextFunc(func(m chatroom.Message) bool { return m.Type == chatroom.TypeMessage })
+
+	body := metrics(t, s.Ready)
+	for _, want := range []string{
+		"chatroom_rooms 2\n", // the tutorial's room and the lobby
+		"chatroom_connections 1\n",
+		"chatroom_connects_total 1\n",
+		"chatroom_messages_received_total 1\n",
+		`chatroom_disconnects_total{reason="slow"} 0` + "\n",
+		"go_goroutines ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+}

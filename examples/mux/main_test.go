@@ -200,15 +200,7 @@ func get(t *testing.T, url, apiKey string) (int, string) {
 	if apiKey != "" {
 		req.Header.Set("X-API-Key", apiKey)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := servetest.Do(t, req)
 	return resp.StatusCode, string(body)
 }
 

@@ -21,7 +21,11 @@
 // the startup report. The nodes share this process, so they share its CPU;
 // the broker hop between them is real for NATS and Redis (loopback TCP).
 // redis-server is stopped on exit, and killed by the kernel should this
-// process die first.
+// process die first. -presence deltas serves the room with
+// WithPresenceDeltas; with -broker redis, each node's heartbeats are
+// metered, and reported on exit, one line a node:
+//
+//	heartbeats NODE sent N send_cpu_s X received N receive_cpu_s Y
 package main
 
 import (
@@ -61,6 +65,7 @@ func main() {
 	flag.StringVar(&o.cluster.Broker, "broker", "memory", fmt.Sprintf("with -nodes: the broker, one of %v", cluster.Brokers))
 	flag.StringVar(&o.cluster.NATSURL, "nats-url", "", "with -broker nats: connect to this server (nats://127.0.0.1:PORT) instead of embedding one")
 	flag.StringVar(&o.cluster.RedisURL, "redis-url", "", "with -broker redis: connect to this server (redis://127.0.0.1:PORT) instead of starting redis-server")
+	flag.StringVar(&o.cluster.Presence, "presence", "off", fmt.Sprintf("with -nodes: presence, one of %v (WithPresence, WithPresenceDeltas)", cluster.Presences))
 	flag.DurationVar(&o.cluster.Heartbeat, "heartbeat", 0, "with -nodes: chatroom.WithHeartbeat (0: the library's default)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -109,6 +114,7 @@ func run(o options) error {
 			handlers = append(handlers, mux)
 		}
 		stop = func() {
+			printMeters(cl.Meters) // first: closing a big room may outlast stopWithin
 			if err := cl.Close(); err != nil {
 				log.Printf("closing the cluster: %v", err)
 			}
@@ -187,6 +193,16 @@ func run(o options) error {
 	}
 	stopWithin(stop, 3*time.Second)
 	return runErr
+}
+
+// printMeters reports each node's heartbeats on stdout, one line a node:
+//
+//	heartbeats NODE sent N send_cpu_s X received N receive_cpu_s Y
+func printMeters(meters []*cluster.HeartbeatMeter) {
+	for i, m := range meters {
+		fmt.Printf("heartbeats %d sent %d send_cpu_s %.6f received %d receive_cpu_s %.6f\n",
+			i, m.Sent.Load(), m.SendCPU().Seconds(), m.Received.Load(), m.ReceiveCPU().Seconds())
+	}
 }
 
 // stopWithin runs stop, waiting for it at most d: a design may be stuck on a

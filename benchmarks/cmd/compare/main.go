@@ -23,6 +23,13 @@
 //
 //	go run ./cmd/compare -impls chatroom -scenarios crossnode
 //	go run ./cmd/compare -impls chatroom -scenarios crossnode -brokers none,nats -repeat 3
+//
+// The presence scenario serves one room with WithPresenceDeltas on 3 nodes
+// over Redis, 10,000 members (300 with -quick) chatting at 100 messages/s,
+// and reports each node's heartbeats and their CPU time, as chatserver
+// metered them:
+//
+//	go run ./cmd/compare -impls chatroom -scenarios presence
 package main
 
 import (
@@ -60,10 +67,16 @@ type Scenario struct {
 
 // Variant is one way of serving chatroom in a cluster scenario.
 type Variant struct {
-	Name   string `json:"name"`             // the runs' impl
-	Nodes  int    `json:"nodes"`            // chatserver -nodes; 0: one server, no broker
-	Broker string `json:"broker,omitempty"` // chatserver -broker
+	Name     string `json:"name"`               // the runs' impl
+	Nodes    int    `json:"nodes"`              // chatserver -nodes; 0: one server, no broker
+	Broker   string `json:"broker,omitempty"`   // chatserver -broker
+	Presence string `json:"presence,omitempty"` // chatserver -presence
 }
+
+// presenceVariants are the presence scenario's: a room with
+// WithPresenceDeltas on 3 nodes over Redis, whose heartbeats chatserver
+// meters.
+var presenceVariants = []Variant{{Name: "chatroom-deltas-redis-3", Nodes: 3, Broker: "redis", Presence: "deltas"}}
 
 // brokerNames are the values of -brokers; "none" is chatroom on one node.
 var brokerNames = []string{"none", "memory", "nats", "jetstream", "redis"}
@@ -95,6 +108,29 @@ type Run struct {
 	Error    string       `json:"error,omitempty"`
 	Seconds  float64      `json:"wall_seconds"`
 	Result   *load.Result `json:"result,omitempty"`
+	// Heartbeats is each node's, as chatserver metered them (-broker
+	// redis).
+	Heartbeats []NodeHeartbeats `json:"heartbeats,omitempty"`
+}
+
+// NodeHeartbeats is one node's heartbeats over a run, from chatserver's
+// "heartbeats" line: how many it sent and took in, and the CPU seconds
+// spent on each (see cluster.HeartbeatMeter).
+type NodeHeartbeats struct {
+	Node           int     `json:"node"`
+	Sent           int64   `json:"sent"`
+	SendCPUSeconds float64 `json:"send_cpu_seconds"`
+	Received       int64   `json:"received"`
+	RecvCPUSeconds float64 `json:"receive_cpu_seconds"`
+}
+
+// parseHeartbeats reads "NODE sent N send_cpu_s X received N
+// receive_cpu_s Y", the rest of a heartbeats line.
+func parseHeartbeats(line string) (NodeHeartbeats, error) {
+	var h NodeHeartbeats
+	_, err := fmt.Sscanf(line, "%d sent %d send_cpu_s %g received %d receive_cpu_s %g",
+		&h.Node, &h.Sent, &h.SendCPUSeconds, &h.Received, &h.RecvCPUSeconds)
+	return h, err
 }
 
 // Report is everything results.json holds.
@@ -126,6 +162,8 @@ func scenarios(quick bool) []Scenario {
 				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-pad", "1024", "-duration", "15s", "-drain-timeout", "3s"}, Timeout: 45 * time.Second},
 			{Name: "crossnode", Title: "cross-node: 50 members, 5 senders x 50 msg/s x 50 messages, senders on the first node",
 				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-duration", "15s", "-drain-timeout", "3s"}, Timeout: 30 * time.Second},
+			{Name: "presence", Title: "presence: 300 members with WithPresenceDeltas over 3 nodes, 10 senders x 10 msg/s x 20 messages",
+				Args: []string{"-members", "300", "-senders", "10", "-rate", "10", "-messages", "20", "-duration", "20s", "-drain-timeout", "3s"}, Timeout: 45 * time.Second},
 		}
 	}
 	// The slow member's messages carry 1 KiB of padding: 12 s at 1000 msg/s
@@ -148,12 +186,17 @@ func scenarios(quick bool) []Scenario {
 		// beside the many scenario's chatroom figures.
 		{Name: "crossnode", Title: "cross-node: 200 members, 20 senders x 50 msg/s for 5 s, senders on the first node",
 			Args: []string{"-members", "200", "-senders", "20", "-rate", "50", "-messages", "250", "-duration", "20s"}, Timeout: 90 * time.Second},
+		// A big room: 10,000 members join (no join limit) and 100 messages/s
+		// go to all of them for 10 s, while the heartbeats are metered.
+		{Name: "presence", Title: "presence: 10,000 members with WithPresenceDeltas over 3 nodes, 10 senders x 10 msg/s for 10 s",
+			Args: []string{"-members", "10000", "-senders", "10", "-rate", "10", "-messages", "100", "-duration", "90s", "-drain-timeout", "20s",
+				"-connect-timeout", "180s"}, Timeout: 300 * time.Second},
 	}
 }
 
 func main() {
 	implsFlag := flag.String("impls", strings.Join(servers.Names(), ","), "comma-separated designs to run")
-	scenFlag := flag.String("scenarios", "fanout,idle,many,slow,steady,crossnode", "comma-separated scenarios to run")
+	scenFlag := flag.String("scenarios", "fanout,idle,many,slow,steady,crossnode,presence", "comma-separated scenarios to run")
 	brokersFlag := flag.String("brokers", defaultBrokers, fmt.Sprintf("crossnode: comma-separated variants, of %v; none is chatroom on one node without a broker", brokerNames))
 	nodes := flag.Int("nodes", 2, "crossnode: nodes per cluster")
 	quick := flag.Bool("quick", false, "small sizes, for CI and smoke tests")
@@ -191,6 +234,12 @@ func main() {
 				continue
 			}
 			s.Variants = variants(brokers, *nodes)
+		}
+		if s.Name == "presence" {
+			if !slices.Contains(impls, "chatroom") {
+				continue
+			}
+			s.Variants = presenceVariants
 		}
 		scens = append(scens, s)
 	}
@@ -320,12 +369,19 @@ type server struct {
 	addrs     []string // one per node
 	brokerPID int      // redis-server it started, or 0
 	done      chan struct{}
+	// heartbeats are the lines chatserver printed after its address, read
+	// once tailDone is closed (after the process exited).
+	heartbeats []string
+	tailDone   chan struct{}
 }
 
 func startServer(ctx context.Context, bin string, v Variant, profile string) (*server, error) {
 	args := []string{"-impl", v.Name, "-addr", "127.0.0.1:0"}
 	if v.Nodes > 0 {
 		args = []string{"-impl", "chatroom", "-nodes", strconv.Itoa(v.Nodes), "-broker", v.Broker, "-addr", "127.0.0.1:0"}
+		if v.Presence != "" {
+			args = append(args, "-presence", v.Presence)
+		}
 	}
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
@@ -343,14 +399,15 @@ func startServer(ctx context.Context, bin string, v Variant, profile string) (*s
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	s := &server{cmd: cmd, stdin: stdin, done: make(chan struct{}), tailDone: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 
 	// The startup report: "broker-pid PID" lines, then "listening
-	// ADDR[,ADDR...]". The goroutine ends when the server's stdout does,
-	// which stop ensures.
+	// ADDR[,ADDR...]"; then, at exit, "heartbeats ..." lines. The goroutine
+	// ends when the server's stdout does, which stop ensures.
 	lines := make(chan string, 1)
 	go func() {
+		defer close(s.tailDone)
 		defer close(lines)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -361,6 +418,11 @@ func startServer(ctx context.Context, bin string, v Variant, profile string) (*s
 			}
 			if strings.HasPrefix(sc.Text(), "listening ") {
 				break
+			}
+		}
+		for sc.Scan() {
+			if l, ok := strings.CutPrefix(sc.Text(), "heartbeats "); ok {
+				s.heartbeats = append(s.heartbeats, l)
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdout)
@@ -466,6 +528,23 @@ func runOne(ctx context.Context, bin string, v Variant, sc Scenario, profile str
 		return r
 	}
 	r.OK = true
+	if sc.Name == "presence" {
+		srv.stop()
+		select {
+		case <-srv.tailDone:
+		case <-time.After(5 * time.Second):
+			r.OK, r.Error = false, "chatserver's stdout did not end"
+			return r
+		}
+		for _, l := range srv.heartbeats {
+			h, err := parseHeartbeats(l)
+			if err != nil {
+				r.OK, r.Error = false, fmt.Sprintf("heartbeats line %q: %v", l, err)
+				return r
+			}
+			r.Heartbeats = append(r.Heartbeats, h)
+		}
+	}
 	return r
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -248,6 +249,9 @@ func markdown(rep *Report) string {
 		if len(sc.Variants) > 0 {
 			clusterTable(&b, rep, sc)
 		}
+		if sc.Name == "presence" {
+			heartbeatTable(&b, rep, sc)
+		}
 	}
 	return b.String()
 }
@@ -310,6 +314,32 @@ func clusterTable(b *strings.Builder, rep *Report, sc Scenario) {
 			}))
 	}
 	b.WriteString("\nCPU: seconds used from the first send to the end of the run. With a paced load, deliveries/s is the offered load as long as a setup keeps up; latency, loss and CPU per delivery tell the setups apart.\n")
+}
+
+// heartbeatTable renders the heartbeats each node of the presence
+// scenario sent and took in, and their CPU time, from the median run.
+func heartbeatTable(b *strings.Builder, rep *Report, sc Scenario) {
+	b.WriteString("\nHeartbeats per node (chatserver's meter around the broker: taking in a heartbeat, its own echo included, reconciling included, and handing one to Redis; thread CPU time):\n\n")
+	b.WriteString("| setup | node | members | sent / received | CPU ms: send / receive | µs per heartbeat received | run s |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, v := range sc.Variants {
+		r := rep.find(v.Name, sc.Name)
+		if r == nil || !r.OK {
+			continue
+		}
+		for _, h := range r.Heartbeats {
+			members := "–"
+			if h.Node < len(r.Result.MembersPerNode) {
+				members = strconv.Itoa(r.Result.MembersPerNode[h.Node])
+			}
+			perBeat := "–"
+			if h.Received > 0 {
+				perBeat = fmt.Sprintf("%.1f", h.RecvCPUSeconds/float64(h.Received)*1e6)
+			}
+			fmt.Fprintf(b, "| %s | %d | %s | %d / %d | %.2f / %.2f | %s | %.1f |\n", v.Name, h.Node, members,
+				h.Sent, h.Received, h.SendCPUSeconds*1e3, h.RecvCPUSeconds*1e3, perBeat, r.Seconds)
+		}
+	}
 }
 
 // fanoutSVG draws a horizontal bar chart of fan-out deliveries/s.

@@ -31,12 +31,19 @@ import (
 // Brokers lists the brokers Start knows.
 var Brokers = []string{"memory", "nats", "jetstream", "redis"}
 
+// Presences lists the values of Config.Presence.
+var Presences = []string{"off", "on", "deltas"}
+
 // Config describes a cluster.
 type Config struct {
 	Nodes     int           // rooms, one per node; at least 1
 	Broker    string        // one of Brokers
 	Room      string        // the room's name on every node; default "lobby"
 	Heartbeat time.Duration // chatroom.WithHeartbeat; 0 keeps the library's default
+	// Presence is one of Presences: "" or "off" (the default protocol),
+	// "on" (chatroom.WithPresence) or "deltas" (chatroom.WithPresenceDeltas
+	// with its defaults).
+	Presence string
 
 	NATSURL  string // nats: use this server instead of starting one in the process
 	RedisURL string // redis: use this server instead of starting redis-server
@@ -54,6 +61,9 @@ type Cluster struct {
 	// BrokerPID is the process of a broker that Start started outside this
 	// process (redis-server), or 0.
 	BrokerPID int
+	// Meters counts each node's heartbeats and their CPU time, in node
+	// order; nil for a broker it cannot measure (see HeartbeatMeter).
+	Meters []*HeartbeatMeter
 
 	rooms   []*chatroom.Room
 	closers []func() error // run in reverse order by Close
@@ -93,9 +103,24 @@ func Start(cfg Config) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range brokers {
+	var presence []chatroom.Option
+	switch cfg.Presence {
+	case "", "off":
+	case "on":
+		presence = append(presence, chatroom.WithPresence())
+	case "deltas":
+		presence = append(presence, chatroom.WithPresenceDeltas(chatroom.PresenceDeltas{}))
+	default:
+		return nil, fmt.Errorf("cluster: unknown presence %q (have %v)", cfg.Presence, Presences)
+	}
+	for i, b := range brokers {
+		if cfg.Broker == "redis" {
+			c.Meters = append(c.Meters, &HeartbeatMeter{})
+			b = meter(b, c.Meters[i])
+		}
 		// The load generator connects every member from one address.
 		opts := []chatroom.Option{chatroom.WithName(cfg.Room), chatroom.WithBroker(b), chatroom.WithJoinLimit(chatroom.Off, 0)}
+		opts = append(opts, presence...)
 		if cfg.Heartbeat > 0 {
 			opts = append(opts, chatroom.WithHeartbeat(cfg.Heartbeat))
 		}

@@ -123,8 +123,11 @@ type Result struct {
 	Duplicates int64 `json:"duplicates"` // a sender's message seen again by a member
 	Reordered  int64 `json:"reordered"`  // a sender's message after a later one
 	Malformed  int64 `json:"malformed"`  // frames that did not parse
-	Dropped    int   `json:"dropped"`    // readers the server disconnected during the run
-	TimedOut   bool  `json:"timed_out"`  // gave up waiting for deliveries
+	// Presence counts the presence frames read (a room with
+	// chatroom.WithPresence): members, join, leave and presence frames.
+	Presence int64 `json:"presence_frames,omitempty"`
+	Dropped  int   `json:"dropped"`   // readers the server disconnected during the run
+	TimedOut bool  `json:"timed_out"` // gave up waiting for deliveries
 
 	ElapsedSeconds   float64 `json:"elapsed_seconds"` // first send to last delivery (or give-up)
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
@@ -652,6 +655,7 @@ func (r *run) collect(res *Result) {
 		res.Duplicates += m.dups
 		res.Reordered += m.reordered
 		res.Malformed += m.malformed
+		res.Presence += m.presence
 		if m.droppedByServer {
 			res.Dropped++
 		}

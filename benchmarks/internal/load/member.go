@@ -48,6 +48,7 @@ type member struct {
 	dups            int64
 	reordered       int64
 	malformed       int64
+	presence        int64 // presence frames read (members, join, leave, presence)
 	droppedByServer bool
 
 	// Slow members: set by watchSlow, read after watchDone closes.
@@ -266,6 +267,10 @@ func (m *member) readLoop(r *run) {
 			m.probed.Store(true)
 			continue
 		}
+		if !ok && isPresence(p) {
+			m.presence++
+			continue
+		}
 		if r.stopped.Load() {
 			m.late++
 			continue
@@ -307,7 +312,20 @@ func (m *member) readLoop(r *run) {
 var (
 	messageKey = []byte(`"message":"`)
 	probeText  = []byte(`"message":"probe `)
+	// The envelope types of a room with chatroom.WithPresence: the members
+	// frame, join and leave notices, and WithPresenceDeltas' presence frame.
+	presenceTypes = [][]byte{[]byte(`{"type":"members"`), []byte(`{"type":"presence"`), []byte(`{"type":"join"`), []byte(`{"type":"leave"`)}
 )
+
+// isPresence reports whether p is a presence frame rather than a delivery.
+func isPresence(p []byte) bool {
+	for _, t := range presenceTypes {
+		if bytes.HasPrefix(p, t) {
+			return true
+		}
+	}
+	return false
+}
 
 // parseDelivery extracts "SENDER SEQ UNIXNANO" from a broadcast frame.
 func parseDelivery(p []byte) (sender int, seq, ts int64, ok bool) {

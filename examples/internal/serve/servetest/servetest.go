@@ -215,3 +215,21 @@ type idleClose struct {
 	after time.Duration
 	err   error
 }
+
+// Do sends req, within Timeout, and returns the response with its body
+// read; it fails the test if either fails.
+func Do(t testing.TB, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(req.Context(), Timeout)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
