@@ -71,7 +71,7 @@ func (rm *Room) claimRef(m *Member, ref string) (claim *refEntry, done bool) {
 	case e.id == 0:
 		e.waiting = append(e.waiting, m)
 	default:
-		rm.cfg.log.Debug("chatroom: resent message acknowledged", "member", m, "ref", ref, "id", e.id)
+		rm.cfg.log.Debug("chatroom: resent message acknowledged", "room", rm.cfg.name, "member", m.String(), "ref", ref, "id", e.id)
 		rm.sendLocked(ackFrame(e.id, ref), m)
 	}
 	return nil, true

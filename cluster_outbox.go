@@ -269,7 +269,9 @@ func (o *outbox) duplicates(batch []outgoing, dups []broker.Duplicate) {
 		if d.ID == 0 || !kept(p.msg.Type) || p.to != "" {
 			id = rm.ids.last // a direct message's ID is its node's position
 		}
-		rm.cfg.log.Debug("chatroom: resent message acknowledged", "member", out.sender, "ref", p.ref, "id", id)
+		if out.sender != nil {
+			rm.cfg.log.Debug("chatroom: resent message acknowledged", "room", rm.cfg.name, "member", out.sender.String(), "ref", p.ref, "id", id)
+		}
 		rm.ackLocked(&p, id)
 	}
 }
