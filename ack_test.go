@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/seed014c2c51/chatroom"
 	"github.com/seed014c2c51/chatroom/broker"
+	"github.com/seed014c2c51/chatroom/brokertest"
 	"github.com/seed014c2c51/chatroom/chatroomtest"
 )
 
@@ -353,5 +356,52 @@ func TestBroadcastIDInCluster(t *testing.T) {
 	}
 	if got := bob.Next(); got.Text != "from a node without members" {
 		t.Errorf("bob received %+v", got)
+	}
+}
+
+// openOutcome is a slog.Handler that tells when the room logs that the
+// broker did not answer a publication, which it may still deliver.
+type openOutcome chan struct{}
+
+func (h openOutcome) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h openOutcome) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "effect" && strings.Contains(a.Value.String(), "may still deliver") {
+			select {
+			case h <- struct{}{}:
+			default:
+			}
+		}
+		return true
+	})
+	return nil
+}
+
+func (h openOutcome) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h openOutcome) WithGroup(string) slog.Handler      { return h }
+
+// A message whose publication the broker did not answer in time is
+// acknowledged when the broker runs it late, and a resend of it then is
+// recognised.
+func TestAckWhenTheBrokerRunsItLate(t *testing.T) {
+	backend := brokertest.MemoryBackend(t)
+	open := make(openOutcome, 1)
+	room := chatroom.New(chatroom.WithName("lobby"), chatroom.WithBroker(backend.Connect(t)), chatroom.WithEnvelope(),
+		chatroom.WithHeartbeat(time.Hour), chatroom.WithLogger(slog.New(open)))
+	srv := chatroomtest.NewServer(t, room)
+	ann := srv.Connect("ann")
+	backend.Pause(t)
+	ann.SendRef("late", "r1")
+	<-open // the room gave up waiting: the broker may run it yet
+	backend.Resume(t)
+	echo := ann.Next()
+	if ack := ann.Next(); echo.Text != "late" || ack.Type != chatroom.TypeAck || ack.ID != echo.ID || ack.Ref != "r1" {
+		t.Fatalf("after the broker ran it late: %+v then %+v, want the message and its ack", echo, ack)
+	}
+	again := srv.Connect("ann")
+	again.SendRef("late", "r1")
+	if got := again.Next(); got.Type != chatroom.TypeAck || got.ID != echo.ID {
+		t.Errorf("the resend: %+v, want the ack with ID %d", got, echo.ID)
 	}
 }
