@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -140,7 +141,7 @@ func benchmarkBroadcast(b *testing.B, members int, opts ...Option) {
 		if n%(window/4) == 0 {
 			waitForReaders(n)
 		}
-		if err := room.Broadcast(ctx, benchMessage); err != nil {
+		if _, err := room.Broadcast(ctx, benchMessage); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -150,4 +151,63 @@ func benchmarkBroadcast(b *testing.B, members int, opts ...Option) {
 	// The process's CPU time, the clients' included: on a shared machine
 	// steadier than ns/op.
 	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkDecodeClient measures decoding a client frame with and without a
+// ref, in a room with the envelope.
+func BenchmarkDecodeClient(b *testing.B) {
+	for name, data := range map[string][]byte{
+		"plain": []byte(`{"message":"こんにちは, this is a typical chat line of moderate length."}`),
+		"ref":   []byte(`{"message":"こんにちは, this is a typical chat line of moderate length.","ref":"b7c1e2f0-1"}`),
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := decodeClient(data, clientFields{ref: true}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSendRef measures one member's messages through a real loopback
+// WebSocket, one at a time: without a ref (the echo), and with one (the
+// echo and the ack, a ref recorded per message).
+func BenchmarkSendRef(b *testing.B) {
+	for _, ref := range []bool{false, true} {
+		b.Run(fmt.Sprintf("ref=%v", ref), func(b *testing.B) {
+			room := New(WithEnvelope(), WithKeepalive(Off, 0), WithPacing(Off, 0))
+			srv := httptest.NewServer(room)
+			defer srv.Close()
+			defer room.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"?nickname=ann", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.CloseNow()
+			frames := 1
+			if ref {
+				frames = 2
+			}
+			b.ReportAllocs()
+			for n := 0; b.Loop(); n++ {
+				msg := `{"message":"hello"}`
+				if ref {
+					msg = `{"message":"hello","ref":"` + strconv.Itoa(n) + `"}`
+				}
+				if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+					b.Fatal(err)
+				}
+				for range frames {
+					if _, _, err := c.Read(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seed014c2c51/chatroom/broker"
@@ -111,6 +112,10 @@ type cluster struct {
 	node      string                // this room's name among the nodes
 	heartbeat time.Duration
 
+	// subscribed says the node holds a subscription to the room, for the
+	// outbox, which cannot take subMu.
+	subscribed atomic.Bool
+
 	subMu sync.Mutex // serialises subscribing and unsubscribing; guards the fields below
 	users int        // members joined or joining
 	sub   broker.Subscription
@@ -164,6 +169,7 @@ func (c *cluster) attach() {
 	}
 	c.health.ok()
 	c.sub = sub
+	c.subscribed.Store(true)
 	c.fillStore(ctx)
 	seeded := c.seedPresence(ctx)
 	rm.mu.Lock()
@@ -198,6 +204,8 @@ func (c *cluster) detach() {
 		c.health.failed(BrokerUnsubscribe, err)
 	}
 	c.sub = nil
+	c.subscribed.Store(false)
+	c.out.settleAll() // what the broker hands back no longer reaches this node
 	c.rm.mu.Lock()
 	c.peers.resetLocked()
 	c.recent.reset()
@@ -205,9 +213,9 @@ func (c *cluster) detach() {
 }
 
 // send queues p for the broker (cluster_outbox.go).
-func (c *cluster) send(ctx context.Context, p post) error {
+func (c *cluster) send(ctx context.Context, p post) (uint64, error) {
 	if c.rm.isClosed() {
-		return ErrRoomClosed
+		return 0, ErrRoomClosed
 	}
 	return c.out.push(ctx, p)
 }
@@ -235,11 +243,14 @@ func (c *cluster) deliver(pub broker.Publication) {
 		return // the node delivered it itself, as the broker had refused it
 	}
 	rm := c.rm
+	p := w.post(mine)
 	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	p := &post{msg: *w.Msg, to: w.To, from: w.From, mine: mine, origin: w.Node}
-	if mine && w.From != 0 && w.To != "" {
+	if mine && w.From != 0 && (w.To != "" || w.Key != "") {
 		p.sender = rm.memberLocked(w.From)
 	}
-	rm.deliverLocked(p, pub.ID)
+	id, _ := rm.deliverLocked(&p, pub.ID)
+	rm.mu.Unlock()
+	if mine && w.From == 0 {
+		c.out.settle(w.Seq, outcome{id: id})
+	}
 }

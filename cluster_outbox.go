@@ -3,6 +3,8 @@ package chatroom
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +40,9 @@ type outbox struct {
 	// fellBack holds the publications the node delivered itself because the
 	// broker refused them, by wire.Seq, in case it hands one back anyway.
 	fellBack map[uint64]struct{}
+	// waiting holds, by wire.Seq, the hosts' posts whose ID their
+	// Broadcast or SendTo waits for.
+	waiting map[uint64]chan<- outcome
 }
 
 // outgoing is a publication waiting for the broker, with what the node
@@ -46,21 +51,36 @@ type outgoing struct {
 	w      wire
 	p      broker.Publication
 	sender *Member
+	wait   bool // a host waits for its ID
+}
+
+// outcome is what became of a host's post: the ID it got on this node, or
+// why none.
+type outcome struct {
+	id  uint64
+	err error
 }
 
 func (o *outbox) init(c *cluster) {
 	o.c = c
 	o.changed = make(chan struct{})
 	o.fellBack = make(map[uint64]struct{})
+	o.waiting = make(map[uint64]chan<- outcome)
 }
 
-// push queues p for the broker and returns: a member's reader goes on
-// reading while the broker answers, and what queues meanwhile goes to the
-// broker together. It waits, within ctx, only while maxOutbox publications
-// are queued.
-func (o *outbox) push(ctx context.Context, p post) error {
-	w := wire{Node: o.c.node, Seq: o.seq.Add(1), From: p.from, Msg: &p.msg, To: p.to}
-	out := outgoing{w: w, p: broker.Publication{Keep: p.to == "" && kept(p.msg.Type), Data: w.encode()}, sender: p.sender}
+// push queues p for the broker: a member's reader goes on reading while the
+// broker answers, and what queues meanwhile goes to the broker together. It
+// waits, within ctx, while maxOutbox publications are queued, and for a
+// host's post (one without a sender) until the post has its ID on this
+// node, which it returns.
+func (o *outbox) push(ctx context.Context, p post) (uint64, error) {
+	w := wire{Node: o.c.node, Seq: o.seq.Add(1), From: p.from, Msg: &p.msg, To: p.to, Ref: p.ref, Key: p.key}
+	out := outgoing{w: w, p: broker.Publication{Keep: p.to == "" && kept(p.msg.Type), Key: p.key, Data: w.encode()}, sender: p.sender}
+	var done chan outcome
+	if p.sender == nil && !isNotice(p.msg.Type) {
+		done = make(chan outcome, 1)
+		out.wait = true
+	}
 	o.mu.Lock()
 	for len(o.queue) >= maxOutbox {
 		changed := o.changed
@@ -68,17 +88,41 @@ func (o *outbox) push(ctx context.Context, p post) error {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		o.mu.Lock()
 	}
-	defer o.mu.Unlock()
 	o.queue = append(o.queue, out)
+	if done != nil {
+		o.waiting[w.Seq] = done
+	}
 	if !o.sending {
 		o.sending = true
 		go o.run()
 	}
-	return nil
+	o.mu.Unlock()
+	if done == nil {
+		return 0, nil
+	}
+	select {
+	case r := <-done:
+		return r.id, r.err
+	case <-ctx.Done():
+		o.settle(w.Seq, outcome{})
+		return 0, ctx.Err()
+	}
+}
+
+// settle tells the host that waits for the post seq, if one does, what
+// became of it.
+func (o *outbox) settle(seq uint64, r outcome) {
+	o.mu.Lock()
+	done := o.waiting[seq]
+	delete(o.waiting, seq)
+	o.mu.Unlock()
+	if done != nil {
+		done <- r
+	}
 }
 
 // signalLocked wakes whoever waits on the outbox. o.mu is held.
@@ -124,10 +168,24 @@ func (o *outbox) drain() {
 
 // publish hands batch to the broker. What the broker certainly refused, the
 // node delivers to its own members; what it may still take, it leaves to
-// the broker.
+// the broker. Messages with a ref go to a DedupBroker's PublishOnce, which
+// says which it had taken already.
 func (o *outbox) publish(batch []outgoing) {
 	c := o.c
 	room := c.rm.cfg.name
+	if db, ok := c.b.(broker.DedupBroker); ok && slices.ContainsFunc(batch, func(out outgoing) bool { return out.p.Key != "" }) {
+		ps := make([]broker.Publication, len(batch))
+		for i, out := range batch {
+			ps[i] = out.p
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		start := time.Now()
+		dups, err := db.PublishOnce(ctx, room, ps)
+		cancel()
+		o.published(batch, start, err)
+		o.duplicates(batch, dups)
+		return
+	}
 	if bb, ok := c.b.(broker.BatchBroker); ok && len(batch) > 1 {
 		ps := make([]broker.Publication, len(batch))
 		for i, out := range batch {
@@ -149,8 +207,21 @@ func (o *outbox) publish(batch []outgoing) {
 	}
 }
 
+// settleAll tells every host that waits that its post has no ID here.
+func (o *outbox) settleAll() {
+	o.mu.Lock()
+	waiting := o.waiting
+	o.waiting = make(map[uint64]chan<- outcome)
+	o.mu.Unlock()
+	for _, done := range waiting {
+		done <- outcome{}
+	}
+}
+
 // published reports a call to the broker that began at start and handed
-// it batch, and handles its failure.
+// it batch, and handles its failure. A host waiting for a post that this
+// node will not receive, as it is not subscribed, learns that it has no ID
+// here.
 func (o *outbox) published(batch []outgoing, start time.Time, err error) {
 	c := o.c
 	if c.rm.metrics != nil {
@@ -161,6 +232,14 @@ func (o *outbox) published(batch []outgoing, start time.Time, err error) {
 		return
 	}
 	c.health.ok()
+	if c.subscribed.Load() {
+		return // the post's delivery settles it
+	}
+	for _, out := range batch {
+		if out.wait {
+			o.settle(out.w.Seq, outcome{})
+		}
+	}
 }
 
 // refused reports whether err says the broker certainly did not take the
@@ -169,12 +248,55 @@ func refused(err error) bool {
 	return errors.Is(err, broker.ErrUnavailable) // broker.ErrClosed wraps it
 }
 
+// duplicates acknowledges the messages of batch that a DedupBroker had
+// taken already, through another node or before a reconnect, with the ID
+// the first got.
+func (o *outbox) duplicates(batch []outgoing, dups []broker.Duplicate) {
+	if len(dups) == 0 {
+		return
+	}
+	rm := o.c.rm
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	for _, d := range dups {
+		if d.Index < 0 || d.Index >= len(batch) {
+			continue
+		}
+		out := batch[d.Index]
+		p := out.w.post(true)
+		p.sender = out.sender
+		id := d.ID * idStride
+		if d.ID == 0 || !kept(p.msg.Type) || p.to != "" {
+			id = rm.ids.last // a direct message's ID is its node's position
+		}
+		if out.sender != nil {
+			rm.cfg.log.Debug("chatroom: resent message acknowledged", "room", rm.cfg.name, "member", out.sender.String(), "ref", p.ref, "id", id)
+		}
+		rm.ackLocked(&p, id)
+	}
+}
+
 // failed handles publications the broker did not accept.
 func (o *outbox) failed(batch []outgoing, err error) {
 	rm := o.c.rm
 	if !refused(err) {
 		o.c.health.failed(BrokerPublish, err, "publications", len(batch),
 			"effect", "the broker may still deliver them")
+		rm.mu.Lock()
+		for _, out := range batch {
+			if e := rm.refs.byKey[out.w.Key]; out.w.Key != "" && e != nil && e.id == 0 {
+				// Not known to be taken: a resend may try again, and the
+				// broker's record tells if it was. If the broker hands it
+				// back, its sender is acknowledged then.
+				rm.refs.releaseLocked(e)
+			}
+		}
+		rm.mu.Unlock()
+		for _, out := range batch {
+			if out.wait {
+				o.settle(out.w.Seq, outcome{err: fmt.Errorf("chatroom: the broker did not confirm the message: %w", err)})
+			}
+		}
 		return
 	}
 	o.c.health.failed(BrokerPublish, err, "publications", len(batch),
@@ -187,12 +309,26 @@ func (o *outbox) failed(batch []outgoing, err error) {
 		o.fellBack[out.w.Seq] = struct{}{}
 	}
 	o.mu.Unlock()
+	outcomes := make([]outcome, len(batch))
 	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	for _, out := range batch {
-		p := &post{msg: *out.w.Msg, to: out.w.To, from: out.w.From, mine: true, sender: out.sender, origin: out.w.Node}
-		if !rm.deliverLocked(p, 0) && out.sender != nil && rm.cfg.envelope {
-			rm.sendLocked(errorFrame(websocket.StatusTryAgainLater, reasonBrokerUnavailable), out.sender)
+	for i, out := range batch {
+		p := out.w.post(true)
+		p.sender = out.sender
+		id, ok := rm.deliverLocked(&p, 0)
+		outcomes[i].id = id
+		if ok {
+			continue
+		}
+		outcomes[i].err = fmt.Errorf("chatroom: %s: %w", reasonBrokerUnavailable, err)
+		if out.sender != nil && rm.cfg.envelope {
+			answer := errorFrame(websocket.StatusTryAgainLater, reasonBrokerUnavailable)
+			rm.refuseLocked(out.sender, rm.refs.byKey[p.key], p.ref, &answer)
+		}
+	}
+	rm.mu.Unlock()
+	for i, out := range batch {
+		if out.wait {
+			o.settle(out.w.Seq, outcomes[i])
 		}
 	}
 }

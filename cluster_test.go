@@ -23,3 +23,9 @@ func TestClusterPlainBroker(t *testing.T) {
 		return b
 	})
 }
+
+// TestChaos checks exactly-once delivery end to end on broker.Memory:
+// clients whose connections are cut, a node killed, resends with refs.
+func TestChaos(t *testing.T) {
+	brokertest.RunChaos(t, brokertest.MemoryBackend(t))
+}

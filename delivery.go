@@ -19,39 +19,51 @@ type post struct {
 	sender *Member
 	// origin is the node that sent it.
 	origin string
+	// ref is the client's reference for a member's message, and key the
+	// sender's record of it (ack.go); "" without. claim is the record's
+	// entry the sender's node made for it, if any.
+	ref, key string
+	claim    *refEntry
 	// frame is msg encoded, when the room stamps nothing and could encode
 	// it before taking its lock; nil otherwise.
 	frame []byte
 }
 
-// publish sends msg to the whole room, or with to set to the connections of
-// that nickname and the sender's, through the room's link: the one path by
-// which a frame reaches members of more than one. from is the member that
-// sent it, or nil.
-func (rm *Room) publish(ctx context.Context, from *Member, to string, msg Message) error {
+// publish sends p.msg to the whole room, or with p.to set to the
+// connections of that nickname and the sender's, through the room's link:
+// the one path by which a frame reaches members of more than one. p.sender
+// is the member that sent it, or nil; p.ref and p.key its ref, if any. It
+// returns the ID the frame got on this node (see link.send).
+func (rm *Room) publish(ctx context.Context, p post) (uint64, error) {
+	msg := &p.msg
 	msg.Type = msg.Type.orDefault()
 	msg.ID = 0
 	msg.Time = time.Time{}
+	msg.Ref = ""
 	if rm.cfg.stamps() {
 		msg.Time = rm.cfg.now()
 	}
-	p := post{msg: msg, to: to, mine: true, sender: from}
-	if from != nil {
-		p.from = from.id
+	p.mine = true
+	if p.sender != nil {
+		p.from = p.sender.id
+	}
+	if p.claim != nil {
+		p.key = p.claim.key
 	}
 	return rm.link.send(ctx, p)
 }
 
 // deliverLocked hands p to this node's members, and reports whether it
-// did: it is where every post reaches them, whichever node sent it. b is
-// the number a HistoryBroker gave p, or 0. rm.mu is held, so all members
-// receive the room's frames in one order.
-func (rm *Room) deliverLocked(p *post, b uint64) bool {
+// did, with the ID the frame got: it is where every post reaches them,
+// whichever node sent it, and where the sender of a message with a ref
+// receives its ack. b is the number a HistoryBroker gave p, or 0. rm.mu is
+// held, so all members receive the room's frames in one order.
+func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 	msg := p.msg
 	roomFrame := p.to == "" && kept(msg.Type)
 	notice := isNotice(msg.Type)
 	if notice && !rm.link.noticeLocked(msg, p.origin, p.mine) {
-		return true
+		return 0, true
 	}
 	if rm.cfg.deltas && !notice {
 		rm.flushNoticesLocked() // the notices before it go out before it
@@ -62,7 +74,7 @@ func (rm *Room) deliverLocked(p *post, b uint64) bool {
 			if roomFrame {
 				id, ok := rm.ids.next(b)
 				if !ok {
-					return false
+					return 0, false
 				}
 				msg.ID = id
 			} else {
@@ -79,7 +91,7 @@ func (rm *Room) deliverLocked(p *post, b uint64) bool {
 		}
 		if notice && rm.cfg.deltas {
 			rm.pendLocked(msg.Type, msg.Nickname)
-			return true
+			return msg.ID, true
 		}
 		frame = rm.encode(msg)
 	}
@@ -89,7 +101,8 @@ func (rm *Room) deliverLocked(p *post, b uint64) bool {
 			to = append(slices.Clip(to), p.sender)
 		}
 		rm.queueLocked(frame, to)
-		return true
+		rm.ackLocked(p, msg.ID)
+		return msg.ID, true
 	}
 	var skip uint64
 	if rm.cfg.excludeSender && p.mine {
@@ -112,7 +125,8 @@ func (rm *Room) deliverLocked(p *post, b uint64) bool {
 		f.queued(m.enqueueFrame(frame))
 	}
 	rm.reportFanout(f, len(frame))
-	return true
+	rm.ackLocked(p, msg.ID)
+	return msg.ID, true
 }
 
 // fanoutCount counts, when the room has metrics, one frame's queuing for
@@ -182,18 +196,16 @@ func (rm *Room) stampOwnLocked(msg *Message, m *Member) {
 	if !rm.cfg.stamps() {
 		return
 	}
+	msg.Time = rm.cfg.now()
+	if msg.Type == TypeAck {
+		return // it carries the ID of the message it acknowledges
+	}
 	msg.ID = rm.ids.last
 	if m != nil {
 		msg.ID = max(msg.ID, m.replayed)
 	}
-	msg.Time = rm.cfg.now()
 }
 
 // memberLocked returns this node's member with the given ID, or nil. rm.mu
 // is held.
-func (rm *Room) memberLocked(id uint64) *Member {
-	if i := slices.IndexFunc(rm.members, func(m *Member) bool { return m.id == id }); i >= 0 {
-		return rm.members[i]
-	}
-	return nil
-}
+func (rm *Room) memberLocked(id uint64) *Member { return rm.byID[id] }

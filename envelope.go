@@ -28,8 +28,11 @@ const (
 //
 //	{"type":"message","id":1763884800000001,"time":"2026-11-23T08:00:00.000Z","nickname":"sei","message":"hi"}
 //
-// What clients send does not change. Off by default: the default protocol is
-// exactly {"nickname","message"}. WithNotices, WithPresence, WithErrorFrames
+// What clients send does not change, except that a message may carry a
+// "ref", which the room answers with an ack frame (TypeAck) once it took the
+// message, and which makes a resend of it harmless (PROTOCOL.md,
+// "Acknowledgements and resends"). Off by default: the default protocol is
+// exactly {"nickname","message"}, and ignores "ref". WithNotices, WithPresence, WithErrorFrames
 // and WithDirectMessages turn it on, since their frames need a type.
 //
 // A room numbers its frames from the time it was created, so that a room

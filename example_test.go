@@ -414,11 +414,13 @@ func ExampleRoom_SendTo() {
 	sei := connect(ctx, wsURL(srv, "/?nickname=sei"))
 	sei.send(`{"message":"order #42 please"}`)
 	sei.print(1) // the echo: sei has joined
-	if err := room.SendTo(ctx, "sei", chatroom.Message{Nickname: "shop", Text: "#42 shipped"}); err != nil {
+	if _, err := room.SendTo(ctx, "sei", chatroom.Message{Nickname: "shop", Text: "#42 shipped"}); err != nil {
 		fmt.Println(err)
 	}
 	sei.print(1)
-	fmt.Println(room.SendTo(ctx, "kai", chatroom.Message{Text: "?"}))
+	if _, err := room.SendTo(ctx, "kai", chatroom.Message{Text: "?"}); err != nil {
+		fmt.Println(err)
+	}
 	// Output:
 	// {"nickname":"sei","message":"order #42 please"}
 	// {"nickname":"shop","message":"#42 shipped"}
@@ -518,4 +520,31 @@ func ExampleWithPresenceDeltas() {
 	// {"type":"presence","id":1838510899203877,"time":"2026-11-23T08:00:00.000Z","joined":["ann","bob","cy"],"left":[],"count":3}
 	// {"type":"message","id":1838510899204901,"time":"2026-11-23T08:00:00.000Z","nickname":"cy","message":"hi"}
 	// {"type":"presence","id":1838510899203877,"time":"2026-11-23T08:00:00.000Z","joined":["ann","bob","cy"],"left":[],"count":3}
+}
+
+// A client that gives its message a ref learns when the room took it: its
+// connection receives an ack with the message's ID. Sent again with the
+// same ref, after a reconnect say, the message is acknowledged with the
+// same ID and not delivered twice. A refusal carries the ref too.
+func Example_acknowledgements() {
+	chatroomtest.Run(os.Stdout, func(t chatroomtest.TB) {
+		room := chatroom.New(chatroom.WithErrorFrames(), chatroom.WithClock(stopped))
+		srv := chatroomtest.NewServer(t, room)
+		ann := srv.Connect("ann")
+		ann.SendRef("hello", "7")
+		fmt.Println(ann.NextRaw())
+		fmt.Println(ann.NextRaw())
+		ann.Close()
+
+		again := srv.Connect("ann")
+		again.SendRef("hello", "7") // a resend: acknowledged, not delivered
+		again.SendRaw(websocket.MessageText, []byte(`{"message":7,"ref":"8"}`))
+		fmt.Println(again.NextRaw())
+		fmt.Println(again.NextRaw())
+	})
+	// Output:
+	// {"type":"message","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","nickname":"ann","message":"hello"}
+	// {"type":"ack","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","ref":"7"}
+	// {"type":"ack","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","ref":"7"}
+	// {"type":"error","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","message":"expected {\"message\": string}","code":1007,"ref":"8"}
 }

@@ -17,10 +17,10 @@ import (
 // A link also answers what depends on the other nodes: who is present, and
 // what history a joiner receives.
 type link interface {
-	// send hands p to every node. It returns ErrRoomClosed once the room
-	// is closed, or ctx's error if ctx ends while it waits for room in a
-	// queue.
-	send(ctx context.Context, p post) error
+	// send hands p to every node, and returns the ID p got on this node.
+	// It returns ErrRoomClosed once the room is closed, or ctx's error if
+	// ctx ends while it waits.
+	send(ctx context.Context, p post) (uint64, error)
 	// attach counts a joining member in, before its history is read, and
 	// detach counts a member out once it has left or was refused.
 	attach()
@@ -56,7 +56,7 @@ type link interface {
 // node, and delivers each post as it is sent.
 type localLink struct{ rm *Room }
 
-func (l localLink) send(ctx context.Context, p post) error {
+func (l localLink) send(ctx context.Context, p post) (uint64, error) {
 	rm := l.rm
 	if !rm.cfg.stamps() {
 		// Nothing to number: encode before taking the lock.
@@ -65,17 +65,16 @@ func (l localLink) send(ctx context.Context, p post) error {
 	rm.mu.Lock()
 	if rm.closed {
 		rm.mu.Unlock()
-		return ErrRoomClosed
+		return 0, ErrRoomClosed
 	}
-	rm.deliverLocked(&p, 0)
-	id := rm.ids.last // p's, if it is a room frame
+	id, _ := rm.deliverLocked(&p, 0) // a room of its own always delivers
 	rm.mu.Unlock()
 	if h := rm.cfg.history; h != nil && h.Durable && p.to == "" && kept(p.msg.Type) {
 		if err := rm.store.Flush(ctx, id); err != nil {
-			return fmt.Errorf("%w: %w", ErrNotStored, err)
+			return id, fmt.Errorf("%w: %w", ErrNotStored, err)
 		}
 	}
-	return nil
+	return id, nil
 }
 
 func (localLink) attach()                                        {}

@@ -145,7 +145,7 @@ func readPresence(ctx context.Context, conn *websocket.Conn, n int, until string
 func TestPresenceDeltasCoalesce(t *testing.T) {
 	const n = 200
 	flush := func(rm *Room) {
-		if err := rm.Broadcast(context.Background(), Message{Text: "go"}); err != nil {
+		if _, err := rm.Broadcast(context.Background(), Message{Text: "go"}); err != nil {
 			t.Errorf("broadcast: %v", err)
 		}
 	}
@@ -177,7 +177,7 @@ func TestPresenceDeltasFrames(t *testing.T) {
 	tr.waitLeave()
 	_ = bob.conn.Close(websocket.StatusNormalClosure, "")
 	tr.waitLeave()
-	if err := tr.room.Broadcast(context.Background(), Message{Text: "go"}); err != nil {
+	if _, err := tr.room.Broadcast(context.Background(), Message{Text: "go"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := ann.readMsg(); got.Type != TypeMembers || got.Count != 1 {

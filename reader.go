@@ -30,8 +30,8 @@ func (rm *Room) readLoop(m *Member) error {
 			if !rm.cfg.errorFrames || !(isBadInput(err) || errors.Is(err, ErrRateLimited)) {
 				return err
 			}
-			code, reason := closeFrame(err)
-			rm.reportError(m, code, reason)
+			answer := errorFrame(closeFrame(err))
+			rm.refuse(m, nil, in.ref, &answer)
 			continue
 		}
 		if in.history != nil {
@@ -41,46 +41,78 @@ func (rm *Room) readLoop(m *Member) error {
 		if rm.metrics != nil {
 			rm.metrics.Received()
 		}
-		msg := Message{Type: TypeMessage, Nickname: m.nickname, Text: in.text}
-		if in.to != "" {
-			msg.Type, msg.To = TypeDirect, in.to
+		if err := rm.take(m, in); err != nil {
+			return err
 		}
-		if rm.cfg.onMessage != nil {
-			var refusal error
-			err := rm.callHook(m, func() error {
-				msg, refusal = rm.cfg.onMessage(m.ctx, m, msg)
-				return nil
-			})
-			if err != nil {
-				return err
+	}
+}
+
+// take runs the message hook on m's message in, and publishes it unless
+// the hook refuses it. It returns the member's leave reason if the member
+// must leave. A message whose ref the room had taken already is only
+// acknowledged (claimRef); a ref claimed for a message the room does not
+// take is released, so that a resend is a new attempt.
+func (rm *Room) take(m *Member, in inbound) error {
+	var claim *refEntry
+	published := false
+	if in.ref != "" {
+		var done bool
+		if claim, done = rm.claimRef(m, in.ref); done {
+			return nil
+		}
+		defer func() {
+			if !published {
+				rm.refuse(m, claim, in.ref, nil) // a no-op once refused
 			}
-			if refusal != nil {
-				if reason, ok := hookClose(refusal); ok {
-					return reason
-				}
-				rm.cfg.log.Debug("chatroom: message refused", "room", rm.cfg.name, "member", m.String(), "err", refusal)
-				if rm.cfg.errorFrames && !errors.Is(refusal, ErrHandled) {
-					rm.reportError(m, websocket.StatusPolicyViolation, reasonMessageRefused)
-				}
-				continue
-			}
-		}
-		if msg.Type == TypeDirect || msg.To != "" {
-			err = rm.sendDirect(m, msg)
-		} else {
-			err = rm.publish(m.ctx, m, "", msg)
-		}
+		}()
+	}
+	msg := Message{Type: TypeMessage, Nickname: m.nickname, Text: in.text}
+	if in.to != "" {
+		msg.Type, msg.To = TypeDirect, in.to
+	}
+	if rm.cfg.onMessage != nil {
+		var refusal error
+		err := rm.callHook(m, func() error {
+			msg, refusal = rm.cfg.onMessage(m.ctx, m, msg)
+			return nil
+		})
 		if err != nil {
-			if errors.Is(err, ErrRoomClosed) {
-				return roomClosed()
-			}
-			if errors.Is(err, ErrNotStored) {
-				// Delivered all the same: the member stays.
-				rm.cfg.log.Warn("chatroom: message not stored", "room", rm.cfg.name, "member", m.String(), "err", err)
-				continue
-			}
-			return errLeaving // m.ctx ended: the member is leaving
+			return err
 		}
+		if refusal != nil {
+			if reason, ok := hookClose(refusal); ok {
+				return reason
+			}
+			rm.cfg.log.Debug("chatroom: message refused", "room", rm.cfg.name, "member", m.String(), "err", refusal)
+			var answer *Message
+			if rm.cfg.errorFrames && !errors.Is(refusal, ErrHandled) {
+				e := errorFrame(websocket.StatusPolicyViolation, reasonMessageRefused)
+				answer = &e
+			}
+			rm.refuse(m, claim, in.ref, answer)
+			return nil
+		}
+	}
+	p := post{msg: msg, sender: m, ref: in.ref, claim: claim}
+	var err error
+	if msg.Type == TypeDirect || msg.To != "" {
+		err = rm.sendDirect(p)
+	} else {
+		_, err = rm.publish(m.ctx, p)
+	}
+	switch {
+	case err == nil:
+		published = true
+		return nil
+	case errors.Is(err, ErrRoomClosed):
+		return roomClosed()
+	case errors.Is(err, ErrNotStored):
+		// Delivered all the same: the member stays.
+		published = true
+		rm.cfg.log.Warn("chatroom: message not stored", "room", rm.cfg.name, "member", m.String(), "err", err)
+		return nil
+	default:
+		return errLeaving // m.ctx ended: the member is leaving
 	}
 }
 
@@ -98,13 +130,6 @@ const (
 // after which the connection is still sound.
 func isBadInput(err error) bool {
 	return errors.Is(err, ErrInvalidMessage) || errors.Is(err, ErrUnsupportedData)
-}
-
-// reportError answers m's bad input with an error frame (WithErrorFrames).
-func (rm *Room) reportError(m *Member, code websocket.StatusCode, reason string) {
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	rm.sendLocked(errorFrame(code, reason), m)
 }
 
 // read reads one client message and decodes it. The buffer is borrowed only
@@ -138,7 +163,7 @@ func (m *Member) read() (inbound, error) {
 	if n > limit {
 		return inbound{}, m.tooBig(r)
 	}
-	return decodeClient(buf.Bytes(), m.room.cfg.direct, m.room.scrollback())
+	return decodeClient(buf.Bytes(), clientFields{direct: m.room.cfg.direct, ref: m.room.cfg.envelope, scrollback: m.room.scrollback()})
 }
 
 // tooBig reads and discards the rest of r, a message over the size limit,

@@ -46,12 +46,14 @@ type Room struct {
 	mu      sync.Mutex           // guards the fields below; fan-out holds it, hooks never run under it
 	members []*Member            // in no particular order
 	byNick  map[string][]*Member // members by nickname, each list in join order
+	byID    map[uint64]*Member   // members by Member.id, for a node's own publications
 	byKey   map[string]int       // members by nicknameKey, with WithUniqueNicknames only
 	pending noticeBatch          // notices waiting to go out together (WithPresenceDeltas)
 	nickSum digest               // of byNick's nicknames, for a cluster's heartbeats
 	order   joinOrder            // byNick's nicknames by their first connection's ID
 	nextID  uint64               // the last member ID given
 	ids     numbering            // the frames' IDs
+	refs    refRecord            // the refs of the messages taken (ack.go)
 	keep    bool                 // a Registry keeps the room when empty
 	closed  bool                 // Shutdown or Close has begun
 	active  int                  // connections between acquire and release
@@ -63,7 +65,7 @@ type Room struct {
 // nothing until members connect. It panics if an option is out of range or
 // options contradict each other (see Option).
 func New(opts ...Option) *Room {
-	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), closing: make(chan struct{}), byNick: make(map[string][]*Member)}
+	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), closing: make(chan struct{}), byNick: make(map[string][]*Member), byID: make(map[uint64]*Member)}
 	rm.keep = rm.cfg.keepWhenEmpty
 	rm.joins = rm.cfg.newJoinLimiter()
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
@@ -75,6 +77,9 @@ func New(opts ...Option) *Room {
 		}
 	}
 	rm.ids.byBroker = byBroker
+	if h := rm.cfg.history; h != nil {
+		rm.refs.least = h.Len
+	}
 	if rm.cfg.stamps() && !byBroker {
 		rm.ids.restart(rm.cfg.now(), rm.cfg.name)
 		if rm.store != nil {
@@ -99,14 +104,21 @@ func (rm *Room) Name() string { return rm.cfg.name }
 // Broadcast sends msg to every member, as if a member had sent it but without
 // the message hook: for bots, announcements and server events. With the
 // envelope its type defaults to TypeMessage; TypeSystem marks a message from
-// the server. It never waits for a member's socket; in a cluster it waits,
-// within ctx, only while the queue of publications for the broker is full.
-// It returns ErrRoomClosed once Shutdown or Close has begun.
-func (rm *Room) Broadcast(ctx context.Context, msg Message) error {
+// the server. It never waits for a member's socket. It returns the ID the
+// message got in the room's order (see Message.ID; 0 without the envelope
+// or a history), or ErrRoomClosed once Shutdown or Close has begun; with
+// History.Durable, the ID and an error wrapping ErrNotStored if the store
+// did not write it. In a cluster the ID is known once the broker has
+// handed the message back to this node: Broadcast waits for that within
+// ctx (and for room while the queue of publications for the broker is
+// full), and returns an error if the broker did not take it in time (it
+// may still deliver it later), or ID 0 if this node has no members in the
+// room, and so does not receive it.
+func (rm *Room) Broadcast(ctx context.Context, msg Message) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
-	return rm.publish(ctx, nil, "", msg)
+	return rm.publish(ctx, post{msg: msg})
 }
 
 // Members returns the current members in the order they joined.
@@ -293,6 +305,7 @@ func (rm *Room) add(m *Member) (announce bool, err error) {
 	m.index = len(rm.members)
 	rm.members = append(rm.members, m)
 	rm.indexNickLocked(m)
+	rm.byID[m.id] = m
 	if rm.cfg.presence {
 		rm.sendLocked(rm.membersLocked(), m)
 	}
@@ -324,6 +337,7 @@ func (rm *Room) remove(m *Member) (announce bool) {
 	rm.members[last] = nil
 	rm.members = rm.members[:last]
 	m.index = -1
+	delete(rm.byID, m.id)
 
 	if !rm.unindexNickLocked(m) {
 		return false

@@ -80,7 +80,8 @@ func (rm *Room) serveHistory(m *Member, req historyRequest) {
 		cancel()
 		if err != nil {
 			rm.cfg.log.Warn("chatroom: scrollback failed", "room", rm.cfg.name, "member", m.String(), "err", err)
-			rm.reportError(m, websocket.StatusInternalError, reasonHistoryUnavailable)
+			answer := errorFrame(websocket.StatusInternalError, reasonHistoryUnavailable)
+			rm.refuse(m, nil, "", &answer)
 			return
 		}
 	}

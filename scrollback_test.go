@@ -121,7 +121,7 @@ func TestStoreFailures(t *testing.T) {
 	if got := ann.readMsg(); got.Type != TypeError || got.Code != int(websocket.StatusInternalError) || got.Text != reasonHistoryUnavailable {
 		t.Errorf("scrollback from a failing store: %+v", got)
 	}
-	err := tr.room.Broadcast(context.Background(), Message{Text: "hi"})
+	_, err := tr.room.Broadcast(context.Background(), Message{Text: "hi"})
 	if !errors.Is(err, ErrNotStored) || !errors.Is(err, errDisk) {
 		t.Errorf("Broadcast: %v, want ErrNotStored wrapping %v", err, errDisk)
 	}

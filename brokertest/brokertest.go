@@ -62,6 +62,10 @@ const Heartbeat = 100 * time.Millisecond
 //   - Delivery: a message sent on any node reaches every member of the room
 //     on every node exactly once, each sender's messages in order; rooms
 //     stay isolated; direct messages cross nodes.
+//   - Resend: a message with a ref is acknowledged with its ID; a resend
+//     of it by the same sender is acknowledged with that ID and delivered
+//     nowhere again, and so is a direct message's, through another node on
+//     a broker.DedupBroker, through the same node on another broker.
 //   - Presence: the member list and join and leave notices span the nodes;
 //     a node whose broker connection dies has its members leave the others'
 //     presence within four heartbeats.
@@ -88,6 +92,7 @@ const Heartbeat = 100 * time.Millisecond
 func RunCluster(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("Delivery", func(t *testing.T) { testDelivery(t, newBackend(t)) })
 	t.Run("DirectMessages", func(t *testing.T) { testDirect(t, newBackend(t)) })
+	t.Run("Resend", func(t *testing.T) { testResend(t, newBackend(t)) })
 	t.Run("Presence", func(t *testing.T) { testPresence(t, newBackend(t)) })
 	t.Run("DeadNode", func(t *testing.T) { testDeadNode(t, newBackend(t)) })
 	t.Run("History", func(t *testing.T) { testHistory(t, newBackend(t)) })

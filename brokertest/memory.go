@@ -24,9 +24,9 @@ var errStopped = fmt.Errorf("brokertest: backend stopped: %w", broker.ErrUnavail
 // until Resume or its context's end, and the publications and presence
 // records handed to it meanwhile are applied at Resume, in the order they
 // came, even those whose caller gave up, as a server that resumes runs the
-// commands it had read.
+// commands it had read. It keeps the last 2000 publications of each room.
 func MemoryBackend(t *testing.T) Backend {
-	mb := broker.NewMemory(1000)
+	mb := broker.NewMemory(ChaosClients * ChaosMessages) // RunChaos's messages, every one
 	t.Cleanup(func() { _ = mb.Close() })
 	var stopped atomic.Bool
 	h := &hang{}
@@ -142,11 +142,26 @@ func (n *memoryNode) Publish(ctx context.Context, room string, p broker.Publicat
 
 // PublishBatch implements broker.BatchBroker, as the network adapters do.
 func (n *memoryNode) PublishBatch(ctx context.Context, room string, ps []broker.Publication) error {
+	_, err := n.PublishOnce(ctx, room, ps)
+	return err
+}
+
+// PublishOnce implements broker.DedupBroker, as the Redis adapter does.
+func (n *memoryNode) PublishOnce(ctx context.Context, room string, ps []broker.Publication) ([]broker.Duplicate, error) {
 	if err := n.check(); err != nil {
-		return err
+		return nil, err
 	}
 	// A hung server runs the command later, whoever waited for it.
-	return n.hang.write(ctx, func() error { return n.mb.PublishBatch(context.Background(), room, ps) })
+	var dups []broker.Duplicate
+	err := n.hang.write(ctx, func() error {
+		var err error
+		dups, err = n.mb.PublishOnce(context.Background(), room, ps)
+		return err
+	})
+	if err != nil {
+		return nil, err // dups is not to be read: a held write may set it later
+	}
+	return dups, nil
 }
 
 func (n *memoryNode) Subscribe(ctx context.Context, room string, deliver func(broker.Publication)) (broker.Subscription, error) {
@@ -230,6 +245,7 @@ func Plain(b broker.Broker) broker.Broker {
 type plain struct{ b broker.Broker }
 
 func (p plain) Publish(ctx context.Context, room string, pub broker.Publication) error {
+	pub.Key = "" // a plain broker knows no keys
 	return p.b.Publish(ctx, room, pub)
 }
 

@@ -1,7 +1,9 @@
 // Package natsbroker joins the rooms of github.com/seed014c2c51/chatroom
 // on several nodes through NATS: it provides a broker.Broker over core
-// NATS, and a broker.HistoryBroker and broker.PresenceBroker over
-// JetStream.
+// NATS, and a broker.HistoryBroker, broker.DedupBroker and
+// broker.PresenceBroker over JetStream. Core NATS keeps no record of the
+// refs clients send with their messages: a resend through another node is
+// delivered again there; JetStream's duplicate window recognises it.
 //
 // The host owns the NATS connection; ConnectOptions lists the options it
 // should have. Every node of a cluster connects, makes a broker, and gives

@@ -2,6 +2,8 @@ package natsbroker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -92,8 +94,8 @@ type JetStreamConfig struct {
 	PresenceBucket string
 }
 
-// JetStreamBroker is a broker.HistoryBroker and broker.PresenceBroker
-// over NATS JetStream (nats-server 2.11 or later).
+// JetStreamBroker is a broker.HistoryBroker, broker.DedupBroker and
+// broker.PresenceBroker over NATS JetStream (nats-server 2.11 or later).
 //
 // Every publication of a room goes into one stream, kept ones on the
 // subject <prefix>.room.<token>.kept and live ones on
@@ -227,6 +229,7 @@ func (j *jsState) streamConfig(prefix string) jetstream.StreamConfig {
 		Discard:           jetstream.DiscardOld,
 		AllowMsgTTL:       true,
 		AllowDirect:       true,
+		Duplicates:        broker.DedupWindow,
 		// Numbering from the clock makes the IDs of a stream created again
 		// after a loss greater than the old ones.
 		FirstSeq: uint64(max(time.Now().UnixMilli(), 1)),
@@ -307,11 +310,23 @@ func (b *JetStreamBroker) Publish(ctx context.Context, room string, p broker.Pub
 // refused any of them; the others may be stored. It fails with
 // broker.ErrUnavailable only if none of ps can be stored.
 func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []broker.Publication) error {
+	_, err := b.PublishOnce(ctx, room, ps)
+	return err
+}
+
+// PublishOnce implements broker.DedupBroker through the stream's duplicate
+// window: a publication with a Key is sent with a message ID (the
+// Nats-Msg-Id header) made of the room and the key, and the stream stores
+// one message per ID within its window (Duplicates, 2 minutes as the
+// broker creates the stream: keep it at least broker.DedupWindow on a
+// stream of your own). Its acknowledgement of a duplicate names the first's
+// sequence, which is the first's ID. It fails as PublishBatch does.
+func (b *JetStreamBroker) PublishOnce(ctx context.Context, room string, ps []broker.Publication) ([]broker.Duplicate, error) {
 	if err := b.b.usable(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	if err := b.b.connected("publish to", room); err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := b.link.bind(ctx)
 	defer cancel()
@@ -325,7 +340,7 @@ func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []br
 		if _, err := b.js.ensureStream(ctx, b.b.prefix); err != nil {
 			// Nothing was published: no stream took those of a first
 			// attempt.
-			return fmt.Errorf("natsbroker: publish to room %q: %w (%w)", room, explain(ctx, err), broker.ErrUnavailable)
+			return nil, fmt.Errorf("natsbroker: publish to room %q: %w (%w)", room, explain(ctx, err), broker.ErrUnavailable)
 		}
 		acks = acks[:0]
 		for i, p := range ps {
@@ -333,28 +348,39 @@ func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []br
 			if p.Keep {
 				subj, opts = s.kept, kept
 			}
+			if p.Key != "" {
+				opts = append(slices.Clip(opts), jetstream.WithMsgID(msgID(room, p.Key)))
+			}
 			ack, err := b.js.js.PublishAsync(subj, p.Data, opts...)
 			if err != nil {
 				err = explain(ctx, err)
 				if i == 0 && notSent(err) {
 					err = fmt.Errorf("%w (%w)", err, broker.ErrUnavailable)
 				}
-				return fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
+				return nil, fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
 			}
 			acks = append(acks, ack)
 		}
 		var errs []error
+		var dups []broker.Duplicate
 		noStream := 0
-		for _, ack := range acks {
+		for i, ack := range acks {
 			select {
-			case <-ack.Ok():
+			case pa := <-ack.Ok():
+				if pa.Duplicate {
+					d := broker.Duplicate{Index: i}
+					if ps[i].Keep {
+						d.ID = pa.Sequence
+					}
+					dups = append(dups, d)
+				}
 			case err := <-ack.Err():
 				if errors.Is(err, jetstream.ErrNoStreamResponse) {
 					noStream++
 				}
 				errs = append(errs, err)
 			case <-ctx.Done():
-				return fmt.Errorf("natsbroker: publish to room %q: %w", room, explain(ctx, ctx.Err()))
+				return nil, fmt.Errorf("natsbroker: publish to room %q: %w", room, explain(ctx, ctx.Err()))
 			}
 		}
 		if attempt == 0 && noStream == len(acks) {
@@ -368,10 +394,18 @@ func (b *JetStreamBroker) PublishBatch(ctx context.Context, room string, ps []br
 				// Nobody listened on the subjects: none is stored.
 				err = fmt.Errorf("%w (%w)", err, broker.ErrUnavailable)
 			}
-			return fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
+			return nil, fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
 		}
-		return nil
+		return dups, nil
 	}
+}
+
+// msgID is the message ID of a keyed publication: the stream's record of
+// IDs spans every room, and a header holds no line break, so it is a hash
+// of the room and the key.
+func msgID(room, key string) string {
+	h := sha256.Sum256([]byte(room + "\x00" + key))
+	return hex.EncodeToString(h[:])
 }
 
 // Subscribe implements broker.Broker. The subscription reads the room's

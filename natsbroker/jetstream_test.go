@@ -19,6 +19,7 @@ import (
 
 var (
 	_ broker.HistoryBroker  = (*natsbroker.JetStreamBroker)(nil)
+	_ broker.DedupBroker    = (*natsbroker.JetStreamBroker)(nil)
 	_ broker.PresenceBroker = (*natsbroker.JetStreamBroker)(nil)
 )
 

@@ -85,7 +85,7 @@ func BenchmarkFanout(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			for b.Loop() {
 				start := time.Now()
-				if err := rm.Broadcast(ctx, msg); err != nil {
+				if _, err := rm.Broadcast(ctx, msg); err != nil {
 					b.Fatal(err)
 				}
 				for range fanoutMembers {

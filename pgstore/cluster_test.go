@@ -218,7 +218,7 @@ func nodeHelper() {
 		time.Sleep(time.Millisecond) // a member of its own, in another process's test: no event to wait on
 	}
 	for i := range nodeLimit {
-		if err := rm.Broadcast(ctx, chatroom.Message{Text: fmt.Sprint("k", i)}); err != nil {
+		if _, err := rm.Broadcast(ctx, chatroom.Message{Text: fmt.Sprint("k", i)}); err != nil {
 			fail(err)
 		}
 		fmt.Println("sent", i)
@@ -306,7 +306,7 @@ func TestBrokerRestart(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			_ = a.room.Broadcast(context.Background(), chatroom.Message{Text: fmt.Sprint("again", i)})
+			_, _ = a.room.Broadcast(context.Background(), chatroom.Message{Text: fmt.Sprint("again", i)})
 		}
 	}()
 	bob.NextFunc(func(m chatroom.Message) bool { return strings.HasPrefix(m.Text, "again") })

@@ -100,7 +100,7 @@ func TestDurableBroadcast(t *testing.T) {
 	rm := chatroom.New(chatroom.WithEnvelope(), chatroom.WithHistory(chatroom.History{Store: st, Durable: true}))
 	defer rm.Close()
 	for i := range 20 {
-		if err := rm.Broadcast(context.Background(), chatroom.Message{Text: fmt.Sprint("b", i)}); err != nil {
+		if _, err := rm.Broadcast(context.Background(), chatroom.Message{Text: fmt.Sprint("b", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,7 +1,9 @@
 // Package redisbroker is a broker.Broker on Redis: it joins the rooms of
 // one name on several nodes through Redis pub/sub, numbers and keeps their
-// history in Redis streams (broker.HistoryBroker), and records which
-// nicknames each node has in a room (broker.PresenceBroker).
+// history in Redis streams (broker.HistoryBroker), takes each keyed
+// publication once, so that a client's resend is harmless on any node
+// (broker.DedupBroker), and records which nicknames each node has in a room
+// (broker.PresenceBroker).
 //
 // It is a nested module, so that the chatroom library does not depend on a
 // Redis client:
@@ -38,7 +40,8 @@ const (
 	DefaultHealthCheckInterval = 5 * time.Second
 )
 
-// Broker is a broker.HistoryBroker and broker.PresenceBroker on Redis.
+// Broker is a broker.HistoryBroker, broker.DedupBroker and
+// broker.PresenceBroker on Redis.
 // Create it with New; it is safe for concurrent use. Close it when done: from
 // the first Subscribe on, it owns a pub/sub connection and three goroutines.
 type Broker struct {
@@ -69,6 +72,7 @@ type Broker struct {
 // Compile-time checks that Broker implements what it promises.
 var (
 	_ broker.HistoryBroker  = (*Broker)(nil)
+	_ broker.DedupBroker    = (*Broker)(nil)
 	_ broker.PresenceBroker = (*Broker)(nil)
 )
 
@@ -212,7 +216,7 @@ var ErrNotSubscribed = errors.New("redisbroker: subscription not confirmed by Re
 // have run the command, or run it later, as a Redis that hung does when it
 // resumes.
 func (b *Broker) Publish(ctx context.Context, room string, p broker.Publication) error {
-	if !p.Keep {
+	if !p.Keep && p.Key == "" {
 		return b.publish(ctx, room, func(ctx context.Context, k roomKeys) error {
 			return b.client.Publish(ctx, k.channel, encodePayload(0, p.Data)).Err()
 		})
@@ -225,22 +229,66 @@ func (b *Broker) Publish(ctx context.Context, room string, p broker.Publication)
 // batch costs one round trip and either all of it or none of it is
 // published. It fails as Publish does.
 func (b *Broker) PublishBatch(ctx context.Context, room string, ps []broker.Publication) error {
-	return b.publish(ctx, room, func(ctx context.Context, k roomKeys) error {
+	_, err := b.PublishOnce(ctx, room, ps)
+	return err
+}
+
+// maxKeys bounds the publication keys the broker remembers per room
+// (broker.DedupBroker): beyond it, the oldest are forgotten before the
+// window ends.
+const maxKeys = 1 << 16
+
+// PublishOnce implements broker.DedupBroker: the same Lua script keeps the
+// room's keys (Publication.Key) for broker.DedupWindow, and the last
+// history size of them (WithHistorySize) for as long as the history, at
+// most the last 65536, in two Redis keys of the room beside its history,
+// so that the record is as durable as the history and is checked and
+// written in the step that publishes. It fails as Publish does.
+func (b *Broker) PublishOnce(ctx context.Context, room string, ps []broker.Publication) ([]broker.Duplicate, error) {
+	var dups []broker.Duplicate
+	err := b.publish(ctx, room, func(ctx context.Context, k roomKeys) error {
 		ttl := b.cfg.historyTTL.Milliseconds()
 		if b.cfg.historyTTL > 0 {
 			ttl = max(ttl, 1)
 		}
-		args := make([]any, 0, 3+2*len(ps))
-		args = append(args, k.channel, b.cfg.historySize, ttl)
+		args := make([]any, 0, 5+3*len(ps))
+		args = append(args, k.channel, b.cfg.historySize, ttl, broker.DedupWindow.Milliseconds(), maxKeys)
 		for _, p := range ps {
 			keep := "0"
 			if p.Keep {
 				keep = "1"
 			}
-			args = append(args, keep, p.Data)
+			args = append(args, keep, p.Key, p.Data)
 		}
-		return publishScript.Run(ctx, b.client, []string{k.history, k.log}, args...).Err()
+		r, err := publishScript.Run(ctx, b.client, []string{k.history, k.log, k.keys, k.keysAt}, args...).StringSlice()
+		if err != nil {
+			return err
+		}
+		dups, err = decodeDuplicates(r)
+		return err
 	})
+	return dups, err
+}
+
+// decodeDuplicates reads what publishScript returns after the last ID: the
+// index and the first ID of each publication it did not publish.
+func decodeDuplicates(r []string) ([]broker.Duplicate, error) {
+	if len(r) == 0 || len(r)%2 != 1 {
+		return nil, fmt.Errorf("publish script returned %d values", len(r))
+	}
+	var dups []broker.Duplicate
+	for i := 1; i+1 < len(r); i += 2 {
+		index, err := strconv.Atoi(r[i])
+		if err != nil {
+			return nil, fmt.Errorf("publish script returned index %q: %w", r[i], err)
+		}
+		id, err := strconv.ParseUint(r[i+1], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("publish script returned ID %q: %w", r[i+1], err)
+		}
+		dups = append(dups, broker.Duplicate{Index: index, ID: id})
+	}
+	return dups, nil
 }
 
 // publish checks that the broker may publish to room, then runs send.

@@ -11,6 +11,8 @@ type roomKeys struct {
 	log       string // stream of kept publications, entry IDs "<id>-0"
 	presence  string // sorted set: node → expiry, in ms of the server's clock
 	nicknames string // hash: node → JSON array of nicknames
+	keys      string // hash: publication key → the ID it got (see publishScript)
+	keysAt    string // sorted set: publication key → when, in ms of the server's clock
 	channel   string // pub/sub channel
 }
 
@@ -23,6 +25,8 @@ func keysFor(prefix, room string) roomKeys {
 		log:       base + "log",
 		presence:  base + "presence",
 		nicknames: base + "nicknames",
+		keys:      base + "keys",
+		keysAt:    base + "keysat",
 		channel:   base + "pub",
 	}
 }

@@ -14,16 +14,21 @@ import "github.com/redis/go-redis/v9"
 // (string.format('%d'), since tostring would use an exponent).
 
 // publishScript numbers, keeps and publishes a batch of publications of
-// one room, in order.
+// one room, in order, each keyed one at most once.
 //
 // KEYS[1] the room's history hash: last (the last ID given), base (the
 // first ID of the current numbering) and dropped (the greatest ID dropped
 // from the log; 0 if none).
 // KEYS[2] the room's log: a stream of the kept publications, entry ID
 // "<id>-0", field d holding the data.
+// KEYS[3] the room's keys hash: each publication key taken → the ID it got
+// ("0" if not kept); KEYS[4] the same keys in a sorted set, scored by when
+// they were taken (ms of the server's clock).
 // ARGV[1] the channel, ARGV[2] the history size (0: keep nothing), ARGV[3]
-// the TTL of both keys in milliseconds (0: none), then for each
-// publication two arguments: "1" if it is kept ("0" if not), and its data.
+// the TTL of both history keys in milliseconds (0: none), ARGV[4] how long
+// a key is remembered (ms), ARGV[5] how many keys at most, then for each
+// publication three arguments: "1" if it is kept ("0" if not), its key (""
+// for none), and its data.
 //
 // A room without a history hash (never published to, expired, or lost by
 // Redis) begins a new numbering from the server's clock, so that IDs of an
@@ -32,15 +37,25 @@ import "github.com/redis/go-redis/v9"
 // the clock, so that even when a failover loses the last writes, the IDs
 // given afterwards are (clocks permitting) above the lost ones instead of
 // reusing them. A publication that is not kept is published with ID 0 and
-// touches no key.
+// touches no history key.
+//
+// A publication whose key is in the keys hash (taken within the window, or
+// among the room's last history size keys) is neither numbered, kept nor
+// published: the script reports it instead. The keys older than the window
+// beyond the last history size, and the oldest beyond the bound, are
+// forgotten first; both keys expire with the history (after its TTL, or a
+// window if longer, without a keyed publication).
 //
 // The payload published is a format byte (1), the ID as 8 bytes big-endian,
 // then the data (see decodePayload). Since the script runs atomically,
 // Redis delivers the room's kept publications in the order of their IDs.
 //
-// It returns the last ID given, or "0" if none was kept.
+// It returns the last ID given ("0" if none was kept), then, for each
+// publication not published as its key was taken, its index in the batch
+// (from 0) and the ID its key got.
 var publishScript = redis.NewScript(`
 local size, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local window, maxkeys = tonumber(ARGV[4]), tonumber(ARGV[5])
 local function publish(id, data)
   local b = {}
   local n = id
@@ -50,24 +65,73 @@ local function publish(id, data)
   end
   redis.call('PUBLISH', ARGV[1], '\1' .. string.char(unpack(b)) .. data)
 end
-local last, base, sid
-for a = 4, #ARGV, 2 do
-  if ARGV[a] ~= '1' then
-    publish(0, ARGV[a + 1])
-  else
+local clock
+local function now()
+  if not clock then
     local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock
+end
+local purged = false
+local function taken(key)
+  if not purged then
+    purged = true
+    -- Past the window, but the last size keys stay: as long as a message
+    -- is in the history, its resend is recognised.
+    local n = redis.call('ZCARD', KEYS[4])
+    local old = {}
+    if n > size then
+      old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', string.format('%d', now() - window), 'LIMIT', 0, n - size)
+    end
+    local over = n - #old - maxkeys + 1
+    if over > 0 then
+      old = redis.call('ZRANGE', KEYS[4], 0, #old + over - 1)
+    end
+    for i = 1, #old, 1000 do
+      local part = {unpack(old, i, math.min(i + 999, #old))}
+      redis.call('HDEL', KEYS[3], unpack(part))
+      redis.call('ZREM', KEYS[4], unpack(part))
+    end
+  end
+  return redis.call('HGET', KEYS[3], key)
+end
+local function take(key, id)
+  redis.call('HSET', KEYS[3], key, id)
+  redis.call('ZADD', KEYS[4], now(), key)
+  if ttl > 0 then
+    redis.call('PEXPIRE', KEYS[3], math.max(window, ttl))
+    redis.call('PEXPIRE', KEYS[4], math.max(window, ttl))
+  else
+    redis.call('PERSIST', KEYS[3])
+    redis.call('PERSIST', KEYS[4])
+  end
+end
+local last, base, sid
+local dups = {}
+for a = 6, #ARGV, 3 do
+  local key, data = ARGV[a + 1], ARGV[a + 2]
+  local first = key ~= '' and taken(key)
+  if first then
+    dups[#dups + 1] = tostring((a - 6) / 3)
+    dups[#dups + 1] = first
+  elseif ARGV[a] ~= '1' then
+    publish(0, data)
+    if key ~= '' then
+      take(key, '0')
+    end
+  else
     if not last then
       local m = redis.call('HMGET', KEYS[1], 'last', 'base')
       if m[1] then
         last, base = tonumber(m[1]), tonumber(m[2])
       else
         redis.call('DEL', KEYS[2])
-        base, last = now, now - 1
+        base, last = now(), now() - 1
         redis.call('HSET', KEYS[1], 'base', string.format('%d', base), 'dropped', '0')
       end
     end
-    local id = math.max(last + 1, now)
+    local id = math.max(last + 1, now())
     sid = string.format('%d', id)
     if size > 0 then
       local n = redis.call('XLEN', KEYS[2])
@@ -79,16 +143,19 @@ for a = 4, #ARGV, 2 do
         -- apart from the hash. Everything up to last is lost.
         redis.call('HSET', KEYS[1], 'dropped', string.format('%d', last))
       end
-      redis.call('XADD', KEYS[2], 'MAXLEN', size, sid .. '-0', 'd', ARGV[a + 1])
+      redis.call('XADD', KEYS[2], 'MAXLEN', size, sid .. '-0', 'd', data)
     else
       redis.call('HSET', KEYS[1], 'dropped', sid)
     end
     last = id
-    publish(id, ARGV[a + 1])
+    publish(id, data)
+    if key ~= '' then
+      take(key, sid)
+    end
   end
 end
 if not sid then
-  return '0'
+  return {'0', unpack(dups)}
 end
 redis.call('HSET', KEYS[1], 'last', sid)
 if ttl > 0 then
@@ -98,7 +165,7 @@ else
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
 end
-return sid
+return {sid, unpack(dups)}
 `)
 
 // historyScript reads a room's history in one step, so that the numbering

@@ -46,7 +46,7 @@ func BenchmarkBroadcast(b *testing.B) {
 				b.SetParallelism(8)
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						if err := rm.Broadcast(context.Background(), msg); err != nil {
+						if _, err := rm.Broadcast(context.Background(), msg); err != nil {
 							b.Error(err)
 							return
 						}
@@ -55,7 +55,7 @@ func BenchmarkBroadcast(b *testing.B) {
 				return
 			}
 			for b.Loop() {
-				if err := rm.Broadcast(context.Background(), msg); err != nil {
+				if _, err := rm.Broadcast(context.Background(), msg); err != nil {
 					b.Fatal(err)
 				}
 			}

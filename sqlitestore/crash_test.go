@@ -56,7 +56,7 @@ func crashHelper(path, round string) {
 		wg.Go(func() {
 			for i := range helperLimit {
 				text := fmt.Sprintf("r%s-w%d-%d", round, w, i)
-				if err := rm.Broadcast(ctx, chatroom.Message{Text: text}); err != nil {
+				if _, err := rm.Broadcast(ctx, chatroom.Message{Text: text}); err != nil {
 					return
 				}
 				out.Lock()
