@@ -157,7 +157,7 @@ func TestLargeServerMessageIntoEmptyQueue(t *testing.T) {
 	tr := newTestRoom(t, WithSendQueue(4, 1024))
 	c := tr.join("sei")
 	big := strings.Repeat("y", 10_000)
-	if err := tr.room.Broadcast(context.Background(), Message{Nickname: "server", Text: big}); err != nil {
+	if _, err := tr.room.Broadcast(context.Background(), Message{Nickname: "server", Text: big}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(frame("server", big), c.read()); diff != "" {

@@ -126,7 +126,7 @@ func benchmarkBroadcast(b *testing.B, members int) {
 		if n%(window/4) == 0 {
 			waitForReaders(n)
 		}
-		if err := room.Broadcast(ctx, benchMessage); err != nil {
+		if _, err := room.Broadcast(ctx, benchMessage); err != nil {
 			b.Fatal(err)
 		}
 	}

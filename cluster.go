@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seed014c2c51/chatroom/broker"
@@ -108,6 +109,10 @@ type cluster struct {
 	node      string                // this room's name among the nodes
 	heartbeat time.Duration
 
+	// subscribed says the node holds a subscription to the room, for the
+	// outbox, which cannot take subMu.
+	subscribed atomic.Bool
+
 	subMu sync.Mutex // serialises subscribing and unsubscribing; guards the fields below
 	users int        // members joined or joining
 	sub   broker.Subscription
@@ -158,6 +163,7 @@ func (c *cluster) attach() {
 		return
 	}
 	c.sub = sub
+	c.subscribed.Store(true)
 	seeded := c.seedPresence(ctx)
 	rm.mu.Lock()
 	if !c.numbered() && rm.cfg.stamps() {
@@ -191,6 +197,8 @@ func (c *cluster) detach() {
 		c.rm.cfg.log.Warn("chatroom: broker unsubscribe failed", "room", c.rm.cfg.name, "err", err)
 	}
 	c.sub = nil
+	c.subscribed.Store(false)
+	c.out.settleAll() // what the broker hands back no longer reaches this node
 	c.rm.mu.Lock()
 	c.peers.resetLocked()
 	c.recent.reset()
@@ -198,9 +206,9 @@ func (c *cluster) detach() {
 }
 
 // send queues p for the broker (cluster_outbox.go).
-func (c *cluster) send(ctx context.Context, p post) error {
+func (c *cluster) send(ctx context.Context, p post) (uint64, error) {
 	if c.rm.isClosed() {
-		return ErrRoomClosed
+		return 0, ErrRoomClosed
 	}
 	return c.out.push(ctx, p)
 }
@@ -228,11 +236,14 @@ func (c *cluster) deliver(pub broker.Publication) {
 		return // the node delivered it itself, as the broker had refused it
 	}
 	rm := c.rm
+	p := w.post(mine)
 	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	p := &post{msg: *w.Msg, to: w.To, from: w.From, mine: mine, origin: w.Node}
-	if mine && w.From != 0 && w.To != "" {
+	if mine && w.From != 0 && (w.To != "" || w.Key != "") {
 		p.sender = rm.memberLocked(w.From)
 	}
-	rm.deliverLocked(p, pub.ID)
+	id, _ := rm.deliverLocked(&p, pub.ID)
+	rm.mu.Unlock()
+	if mine && w.From == 0 {
+		c.out.settle(w.Seq, outcome{id: id})
+	}
 }

@@ -119,10 +119,10 @@ func TestClusterDirectToAbsent(t *testing.T) {
 	if m := ann.readMsg(); m.Type != TypeError || m.Code != int(StatusNoSuchMember) {
 		t.Errorf("got %+v, want a 4404 error frame", m)
 	}
-	if err := tr.room.SendTo(context.Background(), "nobody", Message{Text: "x"}); !errors.Is(err, ErrNoSuchMember) {
+	if _, err := tr.room.SendTo(context.Background(), "nobody", Message{Text: "x"}); !errors.Is(err, ErrNoSuchMember) {
 		t.Errorf("SendTo an absent nickname: %v, want ErrNoSuchMember", err)
 	}
-	if err := tr.room.SendTo(context.Background(), "ann", Message{Nickname: "server", Text: "psst"}); err != nil {
+	if _, err := tr.room.SendTo(context.Background(), "ann", Message{Nickname: "server", Text: "psst"}); err != nil {
 		t.Fatalf("SendTo ann: %v", err)
 	}
 	if m := ann.readMsg(); m.Type != TypeDirect || m.Text != "psst" || m.To != "ann" {
@@ -266,6 +266,10 @@ func (downBroker) PublishBatch(context.Context, string, []broker.Publication) er
 	return fmt.Errorf("connection refused: %w", broker.ErrUnavailable)
 }
 
+func (downBroker) PublishOnce(context.Context, string, []broker.Publication) ([]broker.Duplicate, error) {
+	return nil, fmt.Errorf("connection refused: %w", broker.ErrUnavailable)
+}
+
 // During an outage a node delivers its members' frames on its own, with IDs
 // between the broker's that it never reuses, up to idStride-1 of them;
 // after that it refuses messages with an error frame 1013 "broker
@@ -303,23 +307,36 @@ func (b stuckBroker) Publish(ctx context.Context, room string, p broker.Publicat
 }
 
 func (b stuckBroker) PublishBatch(_ context.Context, room string, ps []broker.Publication) error {
+	_, err := b.PublishOnce(context.Background(), room, ps)
+	return err
+}
+
+func (b stuckBroker) PublishOnce(_ context.Context, room string, ps []broker.Publication) ([]broker.Duplicate, error) {
 	if bytes.Contains(ps[0].Data, []byte(`"m":`)) {
 		<-b.release
 	}
-	return b.Memory.PublishBatch(context.Background(), room, ps)
+	return b.Memory.PublishOnce(context.Background(), room, ps)
 }
 
-// Broadcast waits for room in the queue of publications for the broker,
-// and only within its ctx.
+// Broadcast waits for the ID its message gets, and for room in the queue of
+// publications for the broker, only within its ctx; a member's message
+// waits for room only.
 func TestBroadcastWaitsWithinItsContext(t *testing.T) {
 	b := stuckBroker{Memory: broker.NewMemory(10), release: make(chan struct{})}
 	defer close(b.release)
 	tr := newTestRoom(t, WithBroker(b), WithName("lobby"))
 	tr.join("ann") // the node subscribes
+	ann := tr.room.Members()[0]
 	c := tr.room.link.(*cluster)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err := tr.room.Broadcast(ctx, Message{Text: "waits"})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Broadcast to a broker that hangs = %v, want context.DeadlineExceeded", err)
+	}
 	for i := range maxOutbox + maxPublishBatch + 1 {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		err := tr.room.Broadcast(ctx, Message{Text: strconv.Itoa(i)})
+		_, err := c.out.push(ctx, post{msg: Message{Text: strconv.Itoa(i)}, sender: ann, from: ann.id})
 		cancel()
 		if err == nil {
 			continue
@@ -328,9 +345,9 @@ func TestBroadcastWaitsWithinItsContext(t *testing.T) {
 		queued := len(c.out.queue)
 		c.out.mu.Unlock()
 		if !errors.Is(err, context.DeadlineExceeded) || queued != maxOutbox {
-			t.Fatalf("Broadcast %d = %v with %d queued, want context.DeadlineExceeded with %d", i, err, queued, maxOutbox)
+			t.Fatalf("message %d = %v with %d queued, want context.DeadlineExceeded with %d", i, err, queued, maxOutbox)
 		}
 		return
 	}
-	t.Fatalf("%d broadcasts to a broker that hangs, and none waited", maxOutbox+maxPublishBatch+1)
+	t.Fatalf("%d messages to a broker that hangs, and none waited", maxOutbox+maxPublishBatch+1)
 }

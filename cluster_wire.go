@@ -18,6 +18,10 @@ type wire struct {
 	// connections of nickname To (and the sending member's own).
 	Msg *Message `json:"m,omitempty"`
 	To  string   `json:"t,omitempty"`
+	// Ref is the sender's ref for Msg, and Key its record's key (ack.go),
+	// for the sender's node to acknowledge it.
+	Ref string `json:"r,omitempty"`
+	Key string `json:"y,omitempty"`
 	// Snapshot says this is the node's presence: the nicknames it has, in
 	// join order. Query asks every other node for its presence now.
 	Snapshot bool     `json:"p,omitempty"`
@@ -36,6 +40,16 @@ func decodeWire(data []byte) (wire, error) {
 		return w, errNoNode
 	}
 	return w, nil
+}
+
+// post returns the post that w carries; mine says this node sent it.
+func (w *wire) post(mine bool) post {
+	p := post{msg: *w.Msg, to: w.To, from: w.From, mine: mine, origin: w.Node}
+	p.msg.Ref = "" // the ref is its sender's, not the room's
+	if mine {
+		p.ref, p.key = w.Ref, w.Key
+	}
+	return p
 }
 
 // encode returns w as a publication's Data.

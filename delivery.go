@@ -19,38 +19,45 @@ type post struct {
 	sender *Member
 	// origin is the node that sent it.
 	origin string
+	// ref is the client's reference for a member's message, and key the
+	// sender's record of it (ack.go); "" without.
+	ref, key string
 	// frame is msg encoded, when the room stamps nothing and could encode
 	// it before taking its lock; nil otherwise.
 	frame []byte
 }
 
-// publish sends msg to the whole room, or with to set to the connections of
-// that nickname and the sender's, through the room's link: the one path by
-// which a frame reaches members of more than one. from is the member that
-// sent it, or nil.
-func (rm *Room) publish(ctx context.Context, from *Member, to string, msg Message) error {
+// publish sends p.msg to the whole room, or with p.to set to the
+// connections of that nickname and the sender's, through the room's link:
+// the one path by which a frame reaches members of more than one. p.sender
+// is the member that sent it, or nil; p.ref and p.key its ref, if any. It
+// returns the ID the frame got on this node (see link.send).
+func (rm *Room) publish(ctx context.Context, p post) (uint64, error) {
+	msg := &p.msg
 	msg.Type = msg.Type.orDefault()
 	msg.ID = 0
 	msg.Time = time.Time{}
+	msg.Ref = ""
 	if rm.cfg.stamps() {
 		msg.Time = rm.cfg.now()
 	}
-	p := post{msg: msg, to: to, mine: true, sender: from}
-	if from != nil {
-		p.from = from.id
+	p.mine = true
+	if p.sender != nil {
+		p.from = p.sender.id
 	}
 	return rm.link.send(ctx, p)
 }
 
 // deliverLocked hands p to this node's members, and reports whether it
-// did: it is where every post reaches them, whichever node sent it. b is
-// the number a HistoryBroker gave p, or 0. rm.mu is held, so all members
-// receive the room's frames in one order.
-func (rm *Room) deliverLocked(p *post, b uint64) bool {
+// did, with the ID the frame got: it is where every post reaches them,
+// whichever node sent it, and where the sender of a message with a ref
+// receives its ack. b is the number a HistoryBroker gave p, or 0. rm.mu is
+// held, so all members receive the room's frames in one order.
+func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 	msg := p.msg
 	roomFrame := p.to == "" && kept(msg.Type)
 	if isNotice(msg.Type) && !rm.link.noticeLocked(msg, p.origin, p.mine) {
-		return true
+		return 0, true
 	}
 	frame := p.frame
 	if frame == nil {
@@ -58,7 +65,7 @@ func (rm *Room) deliverLocked(p *post, b uint64) bool {
 			if roomFrame {
 				id, ok := rm.ids.next(b)
 				if !ok {
-					return false
+					return 0, false
 				}
 				msg.ID = id
 			} else {
@@ -81,7 +88,8 @@ func (rm *Room) deliverLocked(p *post, b uint64) bool {
 		for _, m := range to {
 			m.enqueue(frame)
 		}
-		return true
+		rm.ackLocked(p, msg.ID)
+		return msg.ID, true
 	}
 	var skip uint64
 	if rm.cfg.excludeSender && p.mine {
@@ -102,7 +110,8 @@ func (rm *Room) deliverLocked(p *post, b uint64) bool {
 		}
 		m.enqueue(frame)
 	}
-	return true
+	rm.ackLocked(p, msg.ID)
+	return msg.ID, true
 }
 
 // sendLocked queues msg for the given members only: a frame of theirs.
@@ -127,11 +136,14 @@ func (rm *Room) stampOwnLocked(msg *Message, m *Member) {
 	if !rm.cfg.stamps() {
 		return
 	}
+	msg.Time = rm.cfg.now()
+	if msg.Type == TypeAck {
+		return // it carries the ID of the message it acknowledges
+	}
 	msg.ID = rm.ids.last
 	if m != nil {
 		msg.ID = max(msg.ID, m.replayed)
 	}
-	msg.Time = rm.cfg.now()
 }
 
 // memberLocked returns this node's member with the given ID, or nil. rm.mu

@@ -29,11 +29,13 @@ func WithDirectMessages() Option {
 // SendTo sends msg to every connection of the member named nickname, as the
 // tutorial's send_personal_message does: for bots and server notifications.
 // With the envelope its type defaults to TypeDirect and To to nickname. It
-// returns ErrNoSuchMember if nobody has that nickname, and ErrRoomClosed once
-// Shutdown or Close has begun. It never waits for a socket.
-func (rm *Room) SendTo(ctx context.Context, nickname string, msg Message) error {
+// returns the ID the frame carries (see Message.ID; 0 without the envelope
+// or a history), ErrNoSuchMember if nobody has that nickname, and
+// ErrRoomClosed once Shutdown or Close has begun. It never waits for a
+// socket; in a cluster it waits as Broadcast does.
+func (rm *Room) SendTo(ctx context.Context, nickname string, msg Message) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	if msg.Type == "" {
 		msg.Type = TypeDirect
@@ -42,9 +44,9 @@ func (rm *Room) SendTo(ctx context.Context, nickname string, msg Message) error 
 		}
 	}
 	if err := rm.present(nickname); err != nil {
-		return err
+		return 0, err
 	}
-	return rm.publish(ctx, nil, nickname, msg)
+	return rm.publish(ctx, post{msg: msg, to: nickname})
 }
 
 // present returns ErrRoomClosed once the room is closed, ErrNoSuchMember if
@@ -61,17 +63,19 @@ func (rm *Room) present(nickname string) error {
 	return nil
 }
 
-// sendDirect delivers a member's direct message to the recipient's
+// sendDirect delivers a member's direct message p to the recipient's
 // connections and echoes it to the sender's, or answers the sender with an
 // error frame if the recipient is absent.
-func (rm *Room) sendDirect(from *Member, msg Message) error {
-	switch err := rm.present(msg.To); err {
+func (rm *Room) sendDirect(p post) error {
+	from := p.sender
+	switch err := rm.present(p.msg.To); err {
 	case nil:
-		return rm.publish(from.ctx, from, msg.To, msg)
+		p.to = p.msg.To
+		_, err := rm.publish(from.ctx, p)
+		return err
 	case ErrNoSuchMember:
-		rm.mu.Lock()
-		rm.sendLocked(errorFrame(StatusNoSuchMember, "no such member: "+msg.To), from)
-		rm.mu.Unlock()
+		answer := errorFrame(StatusNoSuchMember, "no such member: "+p.msg.To)
+		rm.refuse(from, p.key, p.ref, &answer)
 		return nil
 	default:
 		return err

@@ -56,7 +56,7 @@ func TestSendTo(t *testing.T) {
 	tr := newTestRoom(t, WithEnvelope())
 	bob, bob2 := tr.join("bob"), tr.join("bob")
 	ctx := context.Background()
-	if err := tr.room.SendTo(ctx, "bob", Message{Nickname: "server", Text: "your order shipped"}); err != nil {
+	if _, err := tr.room.SendTo(ctx, "bob", Message{Nickname: "server", Text: "your order shipped"}); err != nil {
 		t.Fatal(err)
 	}
 	want := Message{Type: TypeDirect, Nickname: "server", To: "bob", Text: "your order shipped"}
@@ -65,7 +65,7 @@ func TestSendTo(t *testing.T) {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
 	}
-	if err := tr.room.SendTo(ctx, "nobody", Message{Text: "x"}); !errors.Is(err, ErrNoSuchMember) {
+	if _, err := tr.room.SendTo(ctx, "nobody", Message{Text: "x"}); !errors.Is(err, ErrNoSuchMember) {
 		t.Errorf("SendTo(nobody) = %v, want ErrNoSuchMember", err)
 	}
 }
@@ -73,7 +73,7 @@ func TestSendTo(t *testing.T) {
 func TestSendToDefaultProtocol(t *testing.T) {
 	tr := newTestRoom(t)
 	bob := tr.join("bob")
-	if err := tr.room.SendTo(context.Background(), "bob", Message{Nickname: "server", Text: "hi"}); err != nil {
+	if _, err := tr.room.SendTo(context.Background(), "bob", Message{Nickname: "server", Text: "hi"}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(frame("server", "hi"), bob.read()); diff != "" {

@@ -20,7 +20,7 @@ func TestEnvelopeFrames(t *testing.T) {
 	sei.send(`<b>"hi"</b>`)
 	sei.send("")
 	got := []string{sei.read(), sei.read()}
-	if err := tr.room.Broadcast(context.Background(), Message{Type: TypeSystem, Text: "maintenance at 9"}); err != nil {
+	if _, err := tr.room.Broadcast(context.Background(), Message{Type: TypeSystem, Text: "maintenance at 9"}); err != nil {
 		t.Fatal(err)
 	}
 	got = append(got, sei.read())
@@ -37,7 +37,7 @@ func TestEnvelopeIDsIncreaseInDeliveryOrder(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := range n {
-			_ = tr.room.Broadcast(context.Background(), Message{Nickname: "bot", Text: fmt.Sprint(i)})
+			_, _ = tr.room.Broadcast(context.Background(), Message{Nickname: "bot", Text: fmt.Sprint(i)})
 		}
 	}()
 	for i := range n {

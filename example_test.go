@@ -414,11 +414,13 @@ func ExampleRoom_SendTo() {
 	sei := connect(ctx, wsURL(srv, "/?nickname=sei"))
 	sei.send(`{"message":"order #42 please"}`)
 	sei.print(1) // the echo: sei has joined
-	if err := room.SendTo(ctx, "sei", chatroom.Message{Nickname: "shop", Text: "#42 shipped"}); err != nil {
+	if _, err := room.SendTo(ctx, "sei", chatroom.Message{Nickname: "shop", Text: "#42 shipped"}); err != nil {
 		fmt.Println(err)
 	}
 	sei.print(1)
-	fmt.Println(room.SendTo(ctx, "kai", chatroom.Message{Text: "?"}))
+	if _, err := room.SendTo(ctx, "kai", chatroom.Message{Text: "?"}); err != nil {
+		fmt.Println(err)
+	}
 	// Output:
 	// {"nickname":"sei","message":"order #42 please"}
 	// {"nickname":"shop","message":"#42 shipped"}

@@ -15,12 +15,18 @@ func FuzzDecodeClient(f *testing.F) {
 	for _, s := range []string{
 		`{"message":"hi","to":"bob"}`, `{"message":"hi","to":""}`, `{"message":"hi","to":7}`,
 		`{"message":"hi","to":null}`, `{"to":"bob"}`, `{"message":"x","TO":"bob"}`, `{"message":"x","to":"\u00e9"}`,
+		`{"message":"hi","ref":"r1"}`, `{"message":"hi","ref":""}`, `{"message":"hi","ref":7}`, `{"ref":"r1"}`,
+		`{"message":"hi","ref":"\u00e9\ud83d\ude00"}`, `{"message":"hi","ref":"0123456789012345678901234567890123456789012345678901234567890123"}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, direct := range []bool{false, true} {
-			in, err := decodeClient(data, direct)
+		for _, fields := range []clientFields{{}, {direct: true}, {ref: true}, {direct: true, ref: true}} {
+			direct := fields.direct
+			in, err := decodeClient(data, fields)
+			if in.ref != "" && (!fields.ref || len(in.ref) > maxRefLen || !utf8.ValidString(in.ref)) {
+				t.Fatalf("decoded ref %q from %q with %+v", in.ref, data, fields)
+			}
 			if err != nil {
 				if !errors.Is(err, ErrInvalidMessage) {
 					t.Fatalf("error %v does not wrap ErrInvalidMessage", err)
@@ -43,6 +49,9 @@ func FuzzDecodeClient(f *testing.F) {
 			case !hasTo && in.to != "":
 				t.Fatalf("decoded to=%q from %q, which has none", in.to, data)
 			}
+			if r, hasRef := ref["ref"]; fields.ref && (hasRef != (in.ref != "") || hasRef && r != in.ref) {
+				t.Fatalf("decoded ref=%q from %q, encoding/json says %#v", in.ref, data, r)
+			}
 		}
 	})
 }
@@ -52,6 +61,7 @@ func FuzzAppendEnvelope(f *testing.F) {
 	f.Add("members", uint64(1795420800000001), int64(1795420800123456789), "", "", "", "a\"b", 0)
 	f.Add("error", uint64(7), int64(-1), "", "invalid JSON", "", "", 1007)
 	f.Add("direct", uint64(9), int64(42), "<b>", "\u2028\xff", "bob", "", 4404)
+	f.Add("ack", uint64(9), int64(42), "", "", "", "r-1\u2028", 0)
 	f.Fuzz(func(t *testing.T, typ string, id uint64, nanos int64, nickname, text, to, member string, code int) {
 		in := Message{
 			Type: MessageType(typ), ID: id, Time: time.Unix(0, nanos).UTC(),
@@ -59,6 +69,8 @@ func FuzzAppendEnvelope(f *testing.F) {
 		}
 		if in.Type == TypeMembers {
 			in.Members = []string{member, "x"}
+		} else {
+			in.Ref = member
 		}
 		wire := in.appendEnvelope(nil)
 		var out Message
@@ -69,7 +81,7 @@ func FuzzAppendEnvelope(f *testing.F) {
 		// replaced and the time cut to milliseconds.
 		want := in
 		want.Type = MessageType(toValidUTF8(string(in.Type.orDefault())))
-		for _, s := range []*string{&want.Nickname, &want.Text, &want.To} {
+		for _, s := range []*string{&want.Nickname, &want.Text, &want.To, &want.Ref} {
 			*s = toValidUTF8(*s)
 		}
 		for i := range want.Members {
@@ -104,6 +116,7 @@ func FuzzDeliver(f *testing.F) {
 		`{"n":"peer","p":true,"k":["ann","bob"],"q":true}`,
 		`{"n":"peer","p":true}`,
 		`{"n":"peer","t":"ann","m":{"type":"direct","nickname":"bob","to":"ann","message":"x"}}`,
+		`{"n":"peer","s":2,"f":3,"r":"r1","y":"\"nann\"r1","m":{"type":"message","nickname":"ann","message":"hi","ref":"r1"}}`,
 		`{"n":"","m":{}}`, `null`, `{"n":"peer","m":null}`, `{"n":"peer","k":[null]}`,
 	} {
 		f.Add([]byte(s), uint64(0))

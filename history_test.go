@@ -58,7 +58,7 @@ func TestHistoryResume(t *testing.T) {
 		func() {
 			c := tr.joinWith(fmt.Sprintf("nickname=sei&since=%d", tc.since), nil)
 			// A marker for sei alone, so that the history stays as it is.
-			if err := tr.room.SendTo(context.Background(), "sei", Message{Type: TypeSystem, Text: "marker"}); err != nil {
+			if _, err := tr.room.SendTo(context.Background(), "sei", Message{Type: TypeSystem, Text: "marker"}); err != nil {
 				t.Fatal(err)
 			}
 			var got []Message
@@ -230,7 +230,7 @@ func TestHistoryNoGapNoDuplicateUnderConcurrentSenders(t *testing.T) {
 		all = append(all, <-observed)
 	}
 	// Every message has been published: end the readers.
-	if err := tr.room.Broadcast(context.Background(), Message{Type: TypeSystem, Text: "end"}); err != nil {
+	if _, err := tr.room.Broadcast(context.Background(), Message{Type: TypeSystem, Text: "end"}); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
@@ -271,7 +271,7 @@ func TestResumeUnderConcurrentSenders(t *testing.T) {
 	for len(all) < total {
 		all = append(all, <-observed)
 	}
-	if err := tr.room.Broadcast(context.Background(), Message{Type: TypeSystem, Text: "end"}); err != nil {
+	if _, err := tr.room.Broadcast(context.Background(), Message{Type: TypeSystem, Text: "end"}); err != nil {
 		t.Fatal(err)
 	}
 	seen = append(seen, readUntilEnd(c)...)

@@ -153,7 +153,7 @@ func (rm *Room) enter(m *Member) error {
 // announce publishes a join or leave notice of nickname. A notice that
 // cannot be published, once the room is closed, has no one left to tell.
 func (rm *Room) announce(t MessageType, nickname string) {
-	_ = rm.publish(context.Background(), nil, "", Message{Type: t, Nickname: nickname})
+	_, _ = rm.publish(context.Background(), post{msg: Message{Type: t, Nickname: nickname}})
 }
 
 // hookClose reports whether a hook's error asks to close the member with a

@@ -14,10 +14,10 @@ import "context"
 // A link also answers what depends on the other nodes: who is present, and
 // what history a joiner receives.
 type link interface {
-	// send hands p to every node. It returns ErrRoomClosed once the room
-	// is closed, or ctx's error if ctx ends while it waits for room in a
-	// queue.
-	send(ctx context.Context, p post) error
+	// send hands p to every node, and returns the ID p got on this node.
+	// It returns ErrRoomClosed once the room is closed, or ctx's error if
+	// ctx ends while it waits.
+	send(ctx context.Context, p post) (uint64, error)
 	// attach counts a joining member in, before its history is read, and
 	// detach counts a member out once it has left or was refused.
 	attach()
@@ -50,7 +50,7 @@ type link interface {
 // node, and delivers each post as it is sent.
 type localLink struct{ rm *Room }
 
-func (l localLink) send(_ context.Context, p post) error {
+func (l localLink) send(_ context.Context, p post) (uint64, error) {
 	rm := l.rm
 	if !rm.cfg.stamps() {
 		// Nothing to number: encode before taking the lock.
@@ -59,10 +59,10 @@ func (l localLink) send(_ context.Context, p post) error {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	if rm.closed {
-		return ErrRoomClosed
+		return 0, ErrRoomClosed
 	}
-	rm.deliverLocked(&p, 0)
-	return nil
+	id, _ := rm.deliverLocked(&p, 0) // a room of its own always delivers
+	return id, nil
 }
 
 func (localLink) attach()                                 {}

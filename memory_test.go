@@ -99,7 +99,7 @@ func TestNonReadingJoinersCostBoundedMemory(t *testing.T) {
 	tr := newTestRoom(t, WithHistory(History{Len: history, Bytes: history*textSize + history*16}), WithKeepalive(Off, 0))
 	text := strings.Repeat("h", textSize)
 	for i := range history {
-		if err := tr.room.Broadcast(context.Background(), Message{Nickname: "server", Text: fmt.Sprintf("%03d%s", i, text)}); err != nil {
+		if _, err := tr.room.Broadcast(context.Background(), Message{Nickname: "server", Text: fmt.Sprintf("%03d%s", i, text)}); err != nil {
 			t.Fatal(err)
 		}
 	}

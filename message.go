@@ -53,6 +53,10 @@ type Message struct {
 	// the same fault would have closed the connection with, or one of the
 	// codes PROTOCOL.md lists.
 	Code int `json:"code,omitempty"`
+	// Ref is the reference a client gave its message ("ref"), on the ack
+	// (TypeAck) and error frames that answer it, to its sender only. The
+	// room sets it; a value set by the host is ignored.
+	Ref string `json:"ref,omitempty"`
 }
 
 // MessageType is the "type" field of an envelope frame.
@@ -80,6 +84,9 @@ const (
 	// TypeTruncated tells a resuming client that part of what it missed is
 	// no longer in the history; the frames that follow are all that is left.
 	TypeTruncated MessageType = "truncated"
+	// TypeAck tells a client's connection that the room took the message
+	// it sent with a "ref": ID is the ID the message got (see WithEnvelope).
+	TypeAck MessageType = "ack"
 )
 
 // orDefault returns t, or TypeMessage when t is empty.
@@ -175,13 +182,21 @@ const (
 type inbound struct {
 	text string
 	to   string // recipient of a direct message; "" for the whole room
+	ref  string // the client's reference for the message (see ack.go); "" without
 }
 
 // decodeInbound extracts the text of a client frame {"message": "..."}, as
-// decodeClient does for a room without direct messages.
+// decodeClient does for a room without direct messages or refs.
 func decodeInbound(data []byte) (string, error) {
-	in, err := decodeClient(data, false)
+	in, err := decodeClient(data, clientFields{})
 	return in.text, err
+}
+
+// clientFields says which optional fields of a client frame the room reads:
+// "to" (WithDirectMessages) and "ref" (the envelope).
+type clientFields struct {
+	direct bool
+	ref    bool
 }
 
 // Close reasons for a "to" field. They are part of the documented protocol.
@@ -190,29 +205,39 @@ const (
 	reasonBadTo    = `expected "to": nickname`
 )
 
-// decodeClient decodes a client frame {"message": "...", "to": "..."}.
-// Keys match exactly (encoding/json alone would accept "MESSAGE"), unknown
-// fields are ignored, and every failure is an ErrInvalidMessage cause that
-// carries its close frame (1007 with one of the reasons above). A "to" field
-// is refused unless direct messages are enabled: broadcasting a message its
-// sender meant to be private would be worse than refusing it.
-func decodeClient(data []byte, direct bool) (inbound, error) {
+// decodeClient decodes a client frame {"message": "...", "to": "...",
+// "ref": "..."}. Keys match exactly (encoding/json alone would accept
+// "MESSAGE"), unknown fields are ignored, and every failure is an
+// ErrInvalidMessage cause that carries its close frame (1007 with one of the
+// reasons above). A "to" field is refused unless direct messages are
+// enabled: broadcasting a message its sender meant to be private would be
+// worse than refusing it. A "ref" is read with fields.ref only (else it is
+// an unknown field); a valid one is returned in the inbound even when the
+// rest of the frame fails, so that the error frame can carry it.
+func decodeClient(data []byte, fields clientFields) (inbound, error) {
+	var in inbound
 	invalid := func(reason string, err error) (inbound, error) {
-		return inbound{}, cause(ErrInvalidMessage, websocket.StatusInvalidFramePayloadData, reason, err)
+		return inbound{ref: in.ref}, cause(ErrInvalidMessage, websocket.StatusInvalidFramePayloadData, reason, err)
 	}
 	if !utf8.Valid(data) {
 		return invalid(reasonInvalidUTF8, nil)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
 		if _, ok := err.(*json.UnmarshalTypeError); ok {
 			// Valid JSON, but not an object.
 			return invalid(reasonNoMessage, nil)
 		}
 		return invalid(reasonInvalidJSON, err)
 	}
-	var in inbound
-	raw, ok := fields["message"]
+	if raw, ok := obj["ref"]; ok && fields.ref {
+		ref, ok := decodeRef(raw)
+		if !ok {
+			return invalid(reasonInvalidRef, nil)
+		}
+		in.ref = ref
+	}
+	raw, ok := obj["message"]
 	if !ok || len(raw) == 0 || raw[0] != '"' {
 		return invalid(reasonNoMessage, nil)
 	}
@@ -221,8 +246,8 @@ func decodeClient(data []byte, direct bool) (inbound, error) {
 		// decoder change can never turn into a broadcast of garbage.
 		return invalid(reasonInvalidJSON, fmt.Errorf("message field: %w", err))
 	}
-	if raw, ok := fields["to"]; ok {
-		if !direct {
+	if raw, ok := obj["to"]; ok {
+		if !fields.direct {
 			return invalid(reasonNoDirect, nil)
 		}
 		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &in.to) != nil || in.to == "" {
@@ -276,13 +301,17 @@ func (m Message) appendEnvelope(b []byte) []byte {
 		b = append(b, `,"code":`...)
 		b = strconv.AppendInt(b, int64(m.Code), 10)
 	}
+	if m.Ref != "" {
+		b = append(b, `,"ref":`...)
+		b = appendJSONString(b, m.Ref)
+	}
 	return append(b, '}')
 }
 
 // envelopeLen estimates the size of m's envelope form.
 func (m Message) envelopeLen() int {
-	n := len(`{"type":"","id":,"time":"","nickname":"","to":"","message":"","members":[],"code":}`) +
-		len(m.Type) + 20 + len(timeLayout) + len(m.Nickname) + len(m.To) + len(m.Text) + 16
+	n := len(`{"type":"","id":,"time":"","nickname":"","to":"","message":"","members":[],"code":,"ref":""}`) +
+		len(m.Type) + 20 + len(timeLayout) + len(m.Nickname) + len(m.To) + len(m.Text) + len(m.Ref) + 16
 	for _, s := range m.Members {
 		n += len(s) + 3
 	}

@@ -30,9 +30,16 @@ func (rm *Room) readLoop(m *Member) error {
 			if !rm.cfg.errorFrames || !(isBadInput(err) || errors.Is(err, ErrRateLimited)) {
 				return err
 			}
-			code, reason := closeFrame(err)
-			rm.reportError(m, code, reason)
+			answer := errorFrame(closeFrame(err))
+			rm.refuse(m, "", in.ref, &answer)
 			continue
+		}
+		var key string
+		if in.ref != "" {
+			var done bool
+			if key, done = rm.claimRef(m, in.ref); done {
+				continue
+			}
 		}
 		msg := Message{Type: TypeMessage, Nickname: m.nickname, Text: in.text}
 		if in.to != "" {
@@ -52,16 +59,20 @@ func (rm *Room) readLoop(m *Member) error {
 					return reason
 				}
 				rm.cfg.log.Debug("chatroom: message refused", "member", m, "err", refusal)
+				var answer *Message
 				if rm.cfg.errorFrames && !errors.Is(refusal, ErrHandled) {
-					rm.reportError(m, websocket.StatusPolicyViolation, reasonMessageRefused)
+					e := errorFrame(websocket.StatusPolicyViolation, reasonMessageRefused)
+					answer = &e
 				}
+				rm.refuse(m, key, in.ref, answer)
 				continue
 			}
 		}
+		p := post{msg: msg, sender: m, ref: in.ref, key: key}
 		if msg.Type == TypeDirect || msg.To != "" {
-			err = rm.sendDirect(m, msg)
+			err = rm.sendDirect(p)
 		} else {
-			err = rm.publish(m.ctx, m, "", msg)
+			_, err = rm.publish(m.ctx, p)
 		}
 		if err != nil {
 			if errors.Is(err, ErrRoomClosed) {
@@ -86,13 +97,6 @@ const (
 // after which the connection is still sound.
 func isBadInput(err error) bool {
 	return errors.Is(err, ErrInvalidMessage) || errors.Is(err, ErrUnsupportedData)
-}
-
-// reportError answers m's bad input with an error frame (WithErrorFrames).
-func (rm *Room) reportError(m *Member, code websocket.StatusCode, reason string) {
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	rm.sendLocked(errorFrame(code, reason), m)
 }
 
 // read reads one client message and decodes it. The buffer is borrowed only
@@ -126,7 +130,7 @@ func (m *Member) read() (inbound, error) {
 	if n > limit {
 		return inbound{}, m.tooBig(r)
 	}
-	return decodeClient(buf.Bytes(), m.room.cfg.direct)
+	return decodeClient(buf.Bytes(), clientFields{direct: m.room.cfg.direct, ref: m.room.cfg.envelope})
 }
 
 // tooBig reads and discards the rest of r, a message over the size limit,

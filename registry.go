@@ -282,11 +282,12 @@ func (rg *Registry) Rooms() []RoomInfo {
 }
 
 // Broadcast sends msg to every member of the room named name, as
-// Room.Broadcast does. It returns ErrNoSuchRoom if there is no such room.
-func (rg *Registry) Broadcast(ctx context.Context, name string, msg Message) error {
+// Room.Broadcast does, and returns the ID it got. It returns
+// ErrNoSuchRoom if there is no such room.
+func (rg *Registry) Broadcast(ctx context.Context, name string, msg Message) (uint64, error) {
 	rm, ok := rg.Room(name)
 	if !ok {
-		return ErrNoSuchRoom
+		return 0, ErrNoSuchRoom
 	}
 	return rm.Broadcast(ctx, msg)
 }

@@ -56,7 +56,7 @@ func TestRegistryKeepsOpenedRooms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tg.reg.Broadcast(context.Background(), "news", Message{Nickname: "editor", Text: "first"}); err != nil {
+	if _, err := tg.reg.Broadcast(context.Background(), "news", Message{Nickname: "editor", Text: "first"}); err != nil {
 		t.Fatal(err)
 	}
 	c := tg.join("news", "ann")
@@ -69,7 +69,7 @@ func TestRegistryKeepsOpenedRooms(t *testing.T) {
 	if got, ok := tg.reg.Room("news"); !ok || got != rm {
 		t.Errorf("Room(news) = %v, %v after its members left; want the kept room", got, ok)
 	}
-	if err := tg.reg.Broadcast(context.Background(), "nowhere", Message{}); !errors.Is(err, ErrNoSuchRoom) {
+	if _, err := tg.reg.Broadcast(context.Background(), "nowhere", Message{}); !errors.Is(err, ErrNoSuchRoom) {
 		t.Errorf("Broadcast(nowhere) = %v, want ErrNoSuchRoom", err)
 	}
 }

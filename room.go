@@ -44,6 +44,7 @@ type Room struct {
 	byKey   map[string]int       // members by nicknameKey, with WithUniqueNicknames only
 	nextID  uint64               // the last member ID given
 	ids     numbering            // the frames' IDs
+	refs    refRecord            // the refs of the messages taken (ack.go)
 	keep    bool                 // a Registry keeps the room when empty
 	closed  bool                 // Shutdown or Close has begun
 	active  int                  // connections between acquire and release
@@ -66,6 +67,9 @@ func New(opts ...Option) *Room {
 		}
 	}
 	rm.ids.byBroker = byBroker
+	if h := rm.cfg.history; h != nil {
+		rm.refs.least = h.Len
+	}
 	if rm.cfg.stamps() && !byBroker {
 		rm.ids.restart(rm.cfg.now(), rm.cfg.name)
 	}
@@ -85,12 +89,18 @@ func (rm *Room) Name() string { return rm.cfg.name }
 // envelope its type defaults to TypeMessage; TypeSystem marks a message from
 // the server. It never waits for a member's socket; in a cluster it waits,
 // within ctx, only while the queue of publications for the broker is full.
-// It returns ErrRoomClosed once Shutdown or Close has begun.
-func (rm *Room) Broadcast(ctx context.Context, msg Message) error {
+// It returns the ID the message got in the room's order (see Message.ID; 0
+// without the envelope or a history), or ErrRoomClosed once Shutdown or
+// Close has begun. In a cluster the ID is known once the broker has handed
+// the message back to this node: Broadcast waits for that within ctx, and
+// returns an error if the broker did not take it in time (it may still
+// deliver it later), or ID 0 if this node has no members in the room, and
+// so does not receive it.
+func (rm *Room) Broadcast(ctx context.Context, msg Message) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
-	return rm.publish(ctx, nil, "", msg)
+	return rm.publish(ctx, post{msg: msg})
 }
 
 // Members returns the current members in the order they joined.

@@ -15,7 +15,7 @@ import (
 func TestShutdown(t *testing.T) {
 	tr := newTestRoom(t)
 	clients := []*client{tr.join("a"), tr.join("b"), tr.join("c")}
-	if err := tr.room.Broadcast(context.Background(), Message{Nickname: "server", Text: "bye"}); err != nil {
+	if _, err := tr.room.Broadcast(context.Background(), Message{Nickname: "server", Text: "bye"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -55,7 +55,7 @@ func TestShutdown(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("dial after Shutdown: err=%v resp=%v, want 503", err, resp)
 	}
-	if err := tr.room.Broadcast(context.Background(), Message{Text: "x"}); !errors.Is(err, ErrRoomClosed) {
+	if _, err := tr.room.Broadcast(context.Background(), Message{Text: "x"}); !errors.Is(err, ErrRoomClosed) {
 		t.Errorf("Broadcast after Shutdown = %v, want ErrRoomClosed", err)
 	}
 	if err := tr.room.Shutdown(ctx); err != nil {
@@ -125,7 +125,7 @@ func TestServerSideAPI(t *testing.T) {
 		t.Errorf("Len = %d", n)
 	}
 
-	if err := tr.room.Broadcast(context.Background(), Message{Nickname: "bot", Text: "announcement"}); err != nil {
+	if _, err := tr.room.Broadcast(context.Background(), Message{Nickname: "bot", Text: "announcement"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, cl := range []*client{a, b, c} {
@@ -138,7 +138,7 @@ func TestServerSideAPI(t *testing.T) {
 	if err := b.member.Send(context.Background(), Message{Nickname: "bot", Text: "psst"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.room.Broadcast(context.Background(), Message{Nickname: "bot", Text: "all"}); err != nil {
+	if _, err := tr.room.Broadcast(context.Background(), Message{Nickname: "bot", Text: "all"}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{frame("bot", "psst"), frame("bot", "all")}, []string{b.read(), b.read()}); diff != "" {
@@ -162,7 +162,7 @@ func TestServerSideAPI(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := tr.room.Broadcast(ctx, Message{Text: "x"}); !errors.Is(err, context.Canceled) {
+	if _, err := tr.room.Broadcast(ctx, Message{Text: "x"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Broadcast with a cancelled context = %v", err)
 	}
 }

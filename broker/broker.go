@@ -62,6 +62,11 @@ type Publication struct {
 	// room sets it on frames that belong in the history (chat messages,
 	// server messages, join and leave notices).
 	Keep bool
+	// Key, if not empty, names the publication for a DedupBroker, which
+	// takes one publication of each key per room within its window. The
+	// room sets it on the messages that clients send with a ref: the
+	// sender's identity and the ref. Other brokers ignore it.
+	Key string
 	// Data is the publication, encoded by the room. Its form is internal
 	// and may change between versions: run one version per cluster.
 	Data []byte
@@ -107,6 +112,42 @@ type HistoryBroker interface {
 	// from before its numbering began), in which case it returns everything
 	// it keeps. With after 0, complete reports whether nothing was dropped.
 	History(ctx context.Context, room string, after uint64) (pubs []Publication, complete bool, err error)
+}
+
+// DedupWindow is how long, at least, a DedupBroker remembers the keys it
+// took, and a room the refs of the messages it took: a client that resends
+// a message within it, after a reconnect, is acknowledged rather than
+// delivered twice.
+const DedupWindow = 2 * time.Minute
+
+// A DedupBroker is a HistoryBroker that takes each keyed publication
+// (Publication.Key) at most once per room within DedupWindow: a
+// publication whose key it took already is not numbered, kept or delivered
+// again. It is what makes a client's resend idempotent across the nodes of
+// a cluster: the node the client resends through learns from PublishOnce
+// the ID the first got, and acknowledges it with that ID. Its Publish and
+// PublishBatch drop duplicates too, without saying so.
+//
+// A broker whose record of keys is bounded (in count, for memory) must
+// document the bound.
+type DedupBroker interface {
+	HistoryBroker
+
+	// PublishOnce publishes ps in order, as PublishBatch does, except for
+	// the publications whose Key the broker took in room within the window,
+	// which it reports instead: one Duplicate each, in order. Its errors
+	// are PublishBatch's; with an error it reports no duplicate.
+	PublishOnce(ctx context.Context, room string, ps []Publication) ([]Duplicate, error)
+}
+
+// A Duplicate is a publication that a DedupBroker did not publish, as it
+// had taken one with the same key.
+type Duplicate struct {
+	// Index is the publication's index in the batch given to PublishOnce.
+	Index int
+	// ID is the ID the broker gave the first publication with the key, or
+	// 0 if that one was not kept (Publication.Keep false).
+	ID uint64
 }
 
 // A PresenceBroker is a Broker that also stores which nicknames each node

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// Memory is a HistoryBroker, PresenceBroker and BatchBroker within one
-// process: it joins several Rooms
+// Memory is a HistoryBroker, PresenceBroker, BatchBroker and DedupBroker
+// within one process (it remembers each room's last 65536 keys, for
+// DedupWindow): it joins several Rooms
 // (one per node of a simulated cluster, or one per Registry) as a network
 // broker would join nodes. Tests use it, and hosts that run several
 // registries in one process. It never loses a publication, and delivers each
@@ -31,6 +32,37 @@ type memoryRoom struct {
 	kept    []Publication // oldest first
 	dropped uint64        // the last ID dropped from kept; 0 if none
 	nodes   map[string]memoryPresence
+	keys    map[string]uint64 // the keys taken, with the IDs they got
+	taken   []memoryKey       // the keys taken, oldest first
+}
+
+// memoryKey is a key a room took, and when.
+type memoryKey struct {
+	key string
+	at  time.Time
+}
+
+// maxMemoryKeys bounds the keys Memory remembers per room.
+const maxMemoryKeys = 1 << 16
+
+// duplicateLocked reports whether r took key within DedupWindow, and the ID
+// it got then, forgetting the keys past the window. b.mu is held.
+func (r *memoryRoom) duplicateLocked(key string, now time.Time) (uint64, bool) {
+	for len(r.taken) > 0 && (len(r.taken) > maxMemoryKeys || now.Sub(r.taken[0].at) >= DedupWindow) {
+		delete(r.keys, r.taken[0].key)
+		r.taken = r.taken[1:]
+	}
+	id, ok := r.keys[key]
+	return id, ok
+}
+
+// takeLocked records key, taken with ID id. b.mu is held.
+func (r *memoryRoom) takeLocked(key string, id uint64, now time.Time) {
+	if r.keys == nil {
+		r.keys = make(map[string]uint64)
+	}
+	r.keys[key] = id
+	r.taken = append(r.taken, memoryKey{key, now})
 }
 
 type memoryPresence struct {
@@ -78,10 +110,17 @@ func (b *Memory) Publish(ctx context.Context, room string, p Publication) error 
 	return b.PublishBatch(ctx, room, []Publication{p})
 }
 
-// publishLocked numbers p if it is kept, keeps it, and delivers it. b.mu is
-// held.
-func (b *Memory) publishLocked(room string, p Publication) {
+// publishLocked numbers p if it is kept, keeps it, and delivers it, unless
+// the room took its key already. It reports that, and the ID the first got.
+// b.mu is held.
+func (b *Memory) publishLocked(room string, p Publication) (first uint64, dup bool) {
 	r := b.roomLocked(room)
+	now := b.now()
+	if p.Key != "" {
+		if first, dup := r.duplicateLocked(p.Key, now); dup {
+			return first, true
+		}
+	}
 	p.ID = 0
 	if p.Keep {
 		r.last++
@@ -92,22 +131,35 @@ func (b *Memory) publishLocked(room string, p Publication) {
 		}
 		r.kept = append(r.kept, p)
 	}
+	if p.Key != "" {
+		r.takeLocked(p.Key, p.ID, now)
+	}
 	for _, s := range r.subs {
 		s.deliver(p)
 	}
+	return 0, false
 }
 
 // PublishBatch implements BatchBroker: ps are numbered and delivered
 // together, with no other publication between them.
 func (b *Memory) PublishBatch(ctx context.Context, room string, ps []Publication) error {
+	_, err := b.PublishOnce(ctx, room, ps)
+	return err
+}
+
+// PublishOnce implements DedupBroker.
+func (b *Memory) PublishOnce(ctx context.Context, room string, ps []Publication) ([]Duplicate, error) {
 	if err := b.lock(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	defer b.mu.Unlock()
-	for _, p := range ps {
-		b.publishLocked(room, p)
+	var dups []Duplicate
+	for i, p := range ps {
+		if first, dup := b.publishLocked(room, p); dup {
+			dups = append(dups, Duplicate{Index: i, ID: first})
+		}
 	}
-	return nil
+	return dups, nil
 }
 
 // Subscribe implements Broker.

@@ -297,10 +297,33 @@ func TestSendTo(t *testing.T) {
 	// carl received none of it: his next frame is a later broadcast.
 	ann.Sync()
 	marker := chatroom.Message{Type: chatroom.TypeSystem, Text: "marker"}
-	if err := room.Broadcast(context.Background(), marker); err != nil {
+	if _, err := room.Broadcast(context.Background(), marker); err != nil {
 		t.Fatal(err)
 	}
 	carl.Expect(marker)
+}
+
+// SendRef and SendToRef send with a ref; the ack, and the error frame of a
+// refusal, carry it.
+func TestSendRef(t *testing.T) {
+	room := chatroom.New(chatroom.WithDirectMessages(), chatroom.WithErrorFrames())
+	srv := chatroomtest.NewServer(t, room, chatroomtest.IgnoreIDAndTime())
+	ann := srv.Connect("ann")
+	bob := srv.Connect("bob")
+
+	ann.SendRef("hi", "r1")
+	ann.Expect(
+		chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "hi"},
+		chatroom.Message{Type: chatroom.TypeAck, Ref: "r1"},
+	)
+	ann.SendRef("hi", "r1") // a resend: acknowledged, not delivered again
+	ann.Expect(chatroom.Message{Type: chatroom.TypeAck, Ref: "r1"})
+	ann.SendToRef("bob", "psst", "r2")
+	direct := chatroom.Message{Type: chatroom.TypeDirect, Nickname: "ann", To: "bob", Text: "psst"}
+	ann.Expect(direct, chatroom.Message{Type: chatroom.TypeAck, Ref: "r2"})
+	ann.SendToRef("dave", "hello?", "r3")
+	ann.Expect(chatroom.Message{Type: chatroom.TypeError, Text: "no such member: dave", Code: int(chatroom.StatusNoSuchMember), Ref: "r3"})
+	bob.Expect(chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "hi"}, direct)
 }
 
 // After Sync, the message hook has handled everything the client sent.
@@ -505,7 +528,7 @@ func TestCleanupShutsDownTheRoom(t *testing.T) {
 			t.Errorf("leave reason %v, want ErrRoomClosed", r)
 		}
 	}
-	if err := room.Broadcast(context.Background(), msg("x", "y")); !errors.Is(err, chatroom.ErrRoomClosed) {
+	if _, err := room.Broadcast(context.Background(), msg("x", "y")); !errors.Is(err, chatroom.ErrRoomClosed) {
 		t.Errorf("Broadcast after the cleanup: %v, want ErrRoomClosed", err)
 	}
 	checkNoReaders(t)
@@ -536,7 +559,7 @@ func TestCleanupKeepsAHiddenRoom(t *testing.T) {
 	case <-time.After(chatroomtest.DefaultTimeout):
 		t.Fatal("the member did not leave")
 	}
-	if err := room.Broadcast(context.Background(), msg("x", "y")); err != nil {
+	if _, err := room.Broadcast(context.Background(), msg("x", "y")); err != nil {
 		t.Errorf("Broadcast after the cleanup: %v, want the room open", err)
 	}
 }
@@ -673,7 +696,7 @@ func TestRemote(t *testing.T) {
 
 	srv.Close()
 	f.wantNoFailure()
-	if err := room.Broadcast(context.Background(), msg("x", "y")); err != nil {
+	if _, err := room.Broadcast(context.Background(), msg("x", "y")); err != nil {
 		t.Errorf("Broadcast after Close: %v, want the room open", err)
 	}
 	// The host's server still serves: the kit's own test client reaches it.

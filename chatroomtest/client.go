@@ -206,6 +206,37 @@ func (c *Client) SendTo(to, text string) {
 	}{text, to})
 }
 
+// SendRef sends the chat message {"message": text, "ref": ref}. In a room
+// with the envelope, the client then receives an ack once the room took it,
+// {"type":"ack","id":…,"ref":ref}, or an error frame carrying the ref:
+//
+//	ann.SendRef("hi", "r1")
+//	ann.Expect(
+//		chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "hi"},
+//		chatroom.Message{Type: chatroom.TypeAck, Ref: "r1"},
+//	) // with IgnoreIDAndTime
+//
+// Sending it again with the same ref, from any connection of the same
+// sender, brings the same ack and delivers nothing.
+func (c *Client) SendRef(text, ref string) {
+	c.t.Helper()
+	c.sendJSON("SendRef", struct {
+		Message string `json:"message"`
+		Ref     string `json:"ref"`
+	}{text, ref})
+}
+
+// SendToRef sends the direct message {"message": text, "to": to, "ref":
+// ref}, which SendRef and SendTo describe.
+func (c *Client) SendToRef(to, text, ref string) {
+	c.t.Helper()
+	c.sendJSON("SendToRef", struct {
+		Message string `json:"message"`
+		To      string `json:"to"`
+		Ref     string `json:"ref"`
+	}{text, to, ref})
+}
+
 func (c *Client) sendJSON(method string, v any) {
 	c.t.Helper()
 	data, err := json.Marshal(v)

@@ -127,7 +127,7 @@ func ExampleClient_Sync() {
 		ann.Send("cheap spam")
 		ann.Sync() // the hook has dropped it
 		marker := chatroom.Message{Nickname: "test", Text: "marker"}
-		if err := room.Broadcast(context.Background(), marker); err != nil {
+		if _, err := room.Broadcast(context.Background(), marker); err != nil {
 			t.Fatalf("Broadcast: %v", err)
 		}
 		if bob.Expect(marker) && ann.Expect(marker) {

@@ -263,7 +263,7 @@ func (b *bot) announce(ctx context.Context, room *chatroom.Room, every time.Dura
 			continue // nobody to remind
 		}
 		msg := chatroom.Message{Type: chatroom.TypeSystem, Nickname: b.name, Text: "psst: type /help to see what I can do"}
-		if err := room.Broadcast(ctx, msg); err != nil {
+		if _, err := room.Broadcast(ctx, msg); err != nil {
 			return // the room is closed
 		}
 	}
