@@ -238,6 +238,7 @@ type gate struct {
 
 	mu    sync.Mutex
 	open  bool
+	deaf  bool // the server's bytes are dropped, not passed to the page
 	conns map[net.Conn]struct{}
 }
 
@@ -303,10 +304,41 @@ func (g *gate) pipe(c net.Conn) {
 	}
 	copied := make(chan struct{}, 2)
 	go func() { io.Copy(up, c); copied <- struct{}{} }()
-	go func() { io.Copy(c, up); copied <- struct{}{} }()
+	go func() { io.Copy(c, g.fromServer(up)); copied <- struct{}{} }()
 	<-copied // one side is done: close both, which ends the other copy
 	g.forget(c, up)
 	<-copied
+}
+
+// fromServer is what the gate passes from the server to the page: up's
+// bytes, except while the gate is deaf.
+func (g *gate) fromServer(up net.Conn) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		for {
+			n, err := up.Read(p)
+			g.mu.Lock()
+			deaf := g.deaf
+			g.mu.Unlock()
+			if !deaf || err != nil {
+				return n, err
+			}
+		}
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// setDeaf makes the gate drop what the server sends to the pages, or pass
+// it again: the page's messages reach the server, and the server's answers
+// are lost on the way back, as on a connection that fails right after the
+// page sent. A stream resumed after deafness is corrupt: drop the
+// connections before making the gate hear again.
+func (g *gate) setDeaf(deaf bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.deaf = deaf
 }
 
 // setOpen opens or closes the gate for new connections.
@@ -609,6 +641,10 @@ type line struct {
 	Text     string `json:"text"`
 	Mine     bool   `json:"mine,omitempty"`
 	ID       string `json:"id,omitempty"`
+	// State is that of a message of the user's that the room has not
+	// echoed: sending, sent or failed (chatroom.js's outbox); empty for
+	// the room's messages.
+	State string `json:"state,omitempty"`
 }
 
 // messages returns the chat messages the page shows, without IDs.
@@ -646,13 +682,15 @@ const stateJS = `(() => ({
 		text: (li.querySelector(".text") || li).textContent,
 		mine: li.classList.contains("mine"),
 		id: li.dataset.id || "",
+		state: li.dataset.state || "",
 	})),
 }))()`
 
-// hasMessageJS is a predicate: the page shows a message with that text,
-// from nickname (any, if empty), marked as the user's own if mine.
+// hasMessageJS is a predicate: the page shows a message of the room with
+// that text (not one of the user's still pending), from nickname (any, if
+// empty), marked as the user's own if mine.
 func hasMessageJS(nickname, text string, mine bool) string {
-	cond := fmt.Sprintf(`li.querySelector(".text").textContent === %s`, jsString(text))
+	cond := fmt.Sprintf(`!li.classList.contains("pending") && li.querySelector(".text").textContent === %s`, jsString(text))
 	if nickname != "" {
 		cond += fmt.Sprintf(` && li.dataset.nickname === %s`, jsString(nickname))
 	}

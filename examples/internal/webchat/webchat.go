@@ -1,6 +1,8 @@
 // Package webchat is the chat page the examples serve: a single page, built
 // by hand (no build step, no CDN), that joins the rooms at
-// /rooms/{room}/chat with presence, notices, history and reconnection.
+// /rooms/{room}/chat with presence, notices, history and reconnection. It
+// talks to the rooms through chatroom.js, the library's client (package
+// jsclient), which Mount serves next to the page's own files.
 // examples/chat and examples/cluster serve it; it is internal because it is
 // part of the examples, not of the library.
 package webchat
@@ -9,13 +11,15 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+
+	"github.com/seed014c2c51/chatroom/jsclient"
 )
 
 //go:embed static
 var static embed.FS
 
 // Mount routes the page at "GET /{$}" and its files at
-// "GET /static/{file}" of mux.
+// "GET /static/{file}" of mux, chatroom.js and chatroom.d.ts among them.
 func Mount(mux *http.ServeMux) {
 	files, err := fs.Sub(static, "static")
 	if err != nil {
@@ -26,6 +30,7 @@ func Mount(mux *http.ServeMux) {
 		panic(err) // unreachable: the file is embedded
 	}
 	fileServer := http.FileServerFS(files)
+	client := jsclient.Handler()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		pageHeaders(w.Header())
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -40,6 +45,10 @@ func Mount(mux *http.ServeMux) {
 		pageHeaders(w.Header())
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/" + r.PathValue("file")
+		if _, err := fs.Stat(jsclient.FS(), r.PathValue("file")); err == nil {
+			client.ServeHTTP(w, r2)
+			return
+		}
 		fileServer.ServeHTTP(w, r2)
 	})
 }

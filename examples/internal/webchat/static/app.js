@@ -1,210 +1,149 @@
 // The chat page of examples/chat: plain JavaScript, no build step.
 //
-// It speaks the envelope protocol of PROTOCOL.md to /rooms/{room}/chat:
-// history on join, the member list, join and leave notices, and resume with
-// ?since=<greatest id seen> after a lost connection.
+// It talks to /rooms/{room}/chat through chatroom.js, the library's client
+// (jsclient/ in the repository; PROTOCOL.md is the wire): history on join,
+// the member list, join and leave notices, resume with ?since= after a lost
+// connection, and an outbox: what the user sends shows at once as pending,
+// becomes a message when the room has taken it, and stays, with the reason
+// and a way to retry or edit it, when the room refuses it. The outbox is kept
+// in sessionStorage, so that a reload loses nothing typed.
 //
 // Everything that comes from the network is rendered with textContent (or
 // as an attribute value), never parsed as HTML.
-"use strict";
+import { ChatClient } from "./chatroom.js";
 
-const MIN_DELAY = 500; // ms before the first reconnect; doubles per failure
-const MAX_DELAY = 10000; // ms, the most a reconnect waits
-const CONNECT_TIMEOUT = 10000; // ms a connection may take to open
 const GROUP_WINDOW = 5 * 60 * 1000; // messages of one sender this close share a header
 const NICKNAME_KEY = "chatroom.nickname";
 
 const $ = (id) => document.getElementById(id);
 
-// One visit to one room: the connection, its reconnects and what they resume.
+function sessionStore() {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return undefined; // storage disabled: the outbox lives in memory only
+  }
+}
+
+// One visit to one room: the client, and what the page shows of it.
 class Session {
   constructor(nickname, room) {
     this.nickname = nickname;
     this.room = room;
-    this.ws = null;
-    this.lastId = 0; // greatest frame id seen: where a reconnect resumes
-    this.attempt = 0; // failed connections since the last good one
-    this.timer = 0; // pending reconnect
-    this.ticker = 0; // countdown of the pending reconnect
     this.lost = false; // a connection that was open has closed
-    this.resuming = false; // this connection asked for ?since=
-    this.joined = false; // a connection of this visit has joined (received a frame)
-    this.members = [];
-    this.left = false;
-  }
-
-  url() {
-    const q = new URLSearchParams({ nickname: this.nickname });
-    if (this.lastId > 0) q.set("since", String(this.lastId));
+    this.ticker = 0; // countdown of the pending reconnect
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${location.host}/rooms/${encodeURIComponent(this.room)}/chat?${q}`;
+    const q = new URLSearchParams({ nickname });
+    this.client = new ChatClient({
+      url: `${scheme}//${location.host}/rooms/${encodeURIComponent(room)}/chat?${q}`,
+      storage: sessionStore(),
+      storageKey: `chatroom.outbox ${room} ${nickname}`,
+    });
+    const on = (type, f) => this.client.addEventListener(type, (e) => f.call(this, e.detail));
+    on("state", this.stateChanged);
+    on("message", this.message);
+    on("presence", this.presence);
+    on("system", (d) => addNotice("system", String(d.frame.message ?? ""), d.frame.time));
+    on("error", (d) => addNotice("error", `Not sent: ${d.frame.message ?? "refused"}`, d.frame.time));
+    on("truncated", (d) => addNotice("truncated", "Some messages from while you were away are no longer available " +
+      "(the server restarted or the room's history ran out).", d.frame.time));
+    on("outbox", this.outboxChanged);
+    for (const m of this.client.outbox) renderPending(this, m); // kept across a reload
+    this.client.connect();
   }
 
-  connect() {
-    this.stopWaiting();
-    if (this.left || this.ws) return;
-    this.resuming = this.lastId > 0;
-    const ws = new WebSocket(this.url());
-    this.ws = ws;
-    let opened = false;
-    setStatus(this.lost || this.attempt > 0 ? "reconnecting" : "connecting",
-      this.lost || this.attempt > 0 ? "Reconnecting…" : "Connecting…");
-    const timeout = setTimeout(() => {
-      if (ws.readyState === WebSocket.CONNECTING) ws.close(); // fails it: onclose follows
-    }, CONNECT_TIMEOUT);
-    ws.onopen = () => {
-      clearTimeout(timeout);
-      if (this.ws !== ws) return;
-      opened = true;
-      setStatus("connected", `Connected as ${this.nickname}`);
-      setSendEnabled(true);
-    };
-    ws.onmessage = (e) => {
-      if (this.ws === ws) this.receive(e.data);
-    };
-    ws.onclose = (e) => {
-      clearTimeout(timeout);
-      if (this.ws !== ws) return;
-      this.ws = null;
-      setSendEnabled(false);
-      if (this.left) return;
-      this.closed(e, opened);
-    };
-  }
-
-  closed(e, opened) {
-    if (e.code === 4009) {
-      if (!this.joined) {
-        // The first connection: someone in the room has this nickname.
-        refuseJoin(`“${this.nickname}” is already in #${this.room} (nickname taken). Pick another nickname.`);
-        return;
-      }
-      // A reconnect: most likely the room still holds this page's own old
-      // connection, which it drops once its keepalive times out (about 45 s
-      // after a network cut). Keep trying, with the usual backoff.
-      this.reconnectLater("Waiting for the old connection to expire. Retrying");
-      return;
-    }
-    const why = closeText(e);
-    if (opened) {
-      this.lost = true;
-      addNotice("status", `Connection lost${why ? ` (${why})` : ""}. Reconnecting…`);
-    }
-    // Refusals that a retry would only repeat.
-    if (e.code === 4001 || (e.code === 1008 && e.reason === "join refused")) {
-      setStatus("failed", `Disconnected: ${e.reason || e.code}`);
-      showRetry(true);
-      return;
-    }
-    this.reconnectLater();
-  }
-
-  // reconnectLater waits with exponential backoff and jitter, so that a
-  // restarted server is not stormed by every page at once. why begins the
-  // status shown meanwhile.
-  reconnectLater(why = "Offline. Reconnecting") {
-    const ceiling = Math.min(MAX_DELAY, MIN_DELAY * 2 ** this.attempt);
-    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-    this.attempt++;
-    const at = Date.now() + delay;
-    const show = () => {
-      const s = Math.max(1, Math.ceil((at - Date.now()) / 1000));
-      setStatus("reconnecting", `${why} in ${s} s…`);
-    };
-    show();
-    showRetry(true);
-    this.ticker = setInterval(show, 1000);
-    this.timer = setTimeout(() => this.connect(), delay);
-  }
-
-  // reconnectNow skips the wait, e.g. when the browser comes back online.
-  reconnectNow() {
-    if (this.left || this.ws) return;
-    this.attempt = 0;
-    this.connect();
-  }
-
-  stopWaiting() {
-    clearTimeout(this.timer);
+  stateChanged(d) {
     clearInterval(this.ticker);
-    this.timer = this.ticker = 0;
+    this.ticker = 0;
     showRetry(false);
+    switch (d.state) {
+      case "connecting": {
+        const again = this.lost || d.attempt > 0;
+        setStatus(again ? "reconnecting" : "connecting", again ? "Reconnecting…" : "Connecting…");
+        break;
+      }
+      case "open":
+        setStatus("connected", `Connected as ${this.nickname}`);
+        break;
+      case "waiting": {
+        // 4009 on a reconnect: most likely the room still holds this page's
+        // own old connection, which it drops once its keepalive times out
+        // (about 45 s after a network cut). The client keeps trying.
+        const old = d.code === 4009;
+        if (d.wasOpen && !old) {
+          this.lost = true;
+          const why = closeText(d);
+          addNotice("status", `Connection lost${why ? ` (${why})` : ""}. Reconnecting…`);
+        }
+        const text = old ? "Waiting for the old connection to expire. Retrying" : "Offline. Reconnecting";
+        const show = () => {
+          const s = Math.max(1, Math.ceil((d.retryAt - Date.now()) / 1000));
+          setStatus("reconnecting", `${text} in ${s} s…`);
+        };
+        show();
+        showRetry(true);
+        this.ticker = setInterval(show, 1000);
+        break;
+      }
+      case "failed":
+        if (d.code === 4009) {
+          // The first connection: someone in the room has this nickname.
+          refuseJoin(`“${this.nickname}” is already in #${this.room} (nickname taken). Pick another nickname.`);
+          return;
+        }
+        setStatus("failed", `Disconnected: ${d.reason || d.code}`);
+        showRetry(true);
+        break;
+      default:
+    }
   }
 
-  leave() {
-    this.left = true;
-    this.stopWaiting();
-    if (this.ws) this.ws.close(1000, "left");
-    this.ws = null;
+  message(d) {
+    if (d.ref) removePending(d.ref); // the echo of a message sent from here
+    addMessage(d.frame, d.mine || d.frame.nickname === this.nickname);
+  }
+
+  presence(d) {
+    const me = d.nickname === this.nickname;
+    renderMembers(this);
+    switch (d.type) {
+      case "members":
+        if (d.resumed) addNotice("status", "Reconnected", d.frame.time);
+        this.lost = false;
+        break;
+      case "join":
+        if (!me) addNotice("join", `${d.nickname} joined`, d.frame.time);
+        else if (!d.resumed) addNotice("join", `You joined #${this.room}`, d.frame.time);
+        break;
+      case "leave":
+        if (!me) addNotice("leave", `${d.nickname} left`, d.frame.time);
+        break;
+      default:
+    }
+  }
+
+  outboxChanged(d) {
+    const m = d.message;
+    if (d.discarded) {
+      removePending(m.ref);
+    } else if (m.state === "sent" && (m.echoed || messageShown(m.id))) {
+      removePending(m.ref); // the message shows already, in its place
+    } else {
+      renderPending(this, m);
+    }
+  }
+
+  reconnectNow() {
+    this.client.reconnectNow();
   }
 
   send(text) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(JSON.stringify({ message: text }));
-    return true;
+    this.client.send(text);
   }
 
-  receive(data) {
-    let f;
-    try {
-      f = JSON.parse(data);
-    } catch {
-      return;
-    }
-    if (f === null || typeof f !== "object") return;
-    // Resume from the greatest id seen: replayed frames keep their ids,
-    // the member list and notices take new ones (PROTOCOL.md, section 5).
-    if (Number.isSafeInteger(f.id) && f.id > this.lastId) this.lastId = f.id;
-    this.attempt = 0;
-    this.joined = true; // a refused connection receives no frame, only its close
-    const me = f.nickname === this.nickname;
-    switch (f.type) {
-      case "message":
-        addMessage(f, me);
-        break;
-      case "join":
-        this.memberIn(f.nickname);
-        if (!me) addNotice("join", `${f.nickname} joined`, f.time);
-        else if (!this.resuming) addNotice("join", `You joined #${this.room}`, f.time);
-        break;
-      case "leave":
-        this.memberOut(f.nickname);
-        if (!me) addNotice("leave", `${f.nickname} left`, f.time);
-        break;
-      case "members":
-        this.members = Array.isArray(f.members) ? f.members.filter((n) => typeof n === "string") : [];
-        renderMembers(this);
-        if (this.resuming) addNotice("status", "Reconnected", f.time);
-        this.lost = false;
-        break;
-      case "system":
-        addNotice("system", String(f.message ?? ""), f.time);
-        break;
-      case "error":
-        addNotice("error", `Not sent: ${f.message ?? "refused"}`, f.time);
-        break;
-      case "truncated":
-        addNotice("truncated", "Some messages from while you were away are no longer available " +
-          "(the server restarted or the room's history ran out).", f.time);
-        break;
-      default:
-      // A type this page does not know: ignore it, as PROTOCOL.md asks.
-    }
-  }
-
-  memberIn(nickname) {
-    if (typeof nickname === "string" && !this.members.includes(nickname)) {
-      this.members.push(nickname);
-      renderMembers(this);
-    }
-  }
-
-  memberOut(nickname) {
-    const i = this.members.indexOf(nickname);
-    if (i >= 0) {
-      this.members.splice(i, 1);
-      renderMembers(this);
-    }
+  leave() {
+    clearInterval(this.ticker);
+    this.client.close(1000, "left");
   }
 }
 
@@ -262,19 +201,27 @@ function avatar(nickname, className) {
 
 let lastDay = "";
 
+// The list holds the room's lines in the room's order, then the user's
+// pending messages (li.pending) in the order typed: a line from the room
+// goes in before the first pending one.
+function firstPending() {
+  return $("messages").querySelector("li.pending");
+}
+
 function append(li, t, force) {
   const list = $("messages");
   const stick = force || list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const before = firstPending();
   if (t) {
     const day = t.toDateString();
     if (day !== lastDay) {
       lastDay = day;
       const d = el("li", "day");
       d.append(el("span", "", t.toLocaleDateString([], { weekday: "long", month: "long", day: "numeric" })));
-      list.append(d);
+      list.insertBefore(d, before);
     }
   }
-  list.append(li);
+  list.insertBefore(li, before);
   if (stick) list.scrollTop = list.scrollHeight;
 }
 
@@ -286,7 +233,8 @@ function addMessage(f, mine) {
   li.style.setProperty("--hue", String(hue(nickname)));
   if (Number.isSafeInteger(f.id)) li.dataset.id = String(f.id);
   if (t) li.dataset.t = String(t.getTime());
-  const prev = $("messages").lastElementChild;
+  const before = firstPending();
+  const prev = before ? before.previousElementSibling : $("messages").lastElementChild;
   if (prev && prev.classList.contains("msg") && prev.dataset.nickname === nickname && t &&
     t.getTime() - Number(prev.dataset.t) < GROUP_WINDOW) {
     li.classList.add("cont");
@@ -300,6 +248,81 @@ function addMessage(f, mine) {
   append(li, t, mine);
 }
 
+// messageShown reports whether the room's message id is in the list.
+function messageShown(id) {
+  return [...$("messages").querySelectorAll("li.msg[data-id]")].some((li) => li.dataset.id === String(id));
+}
+
+function pendingLine(ref) {
+  return [...$("messages").querySelectorAll("li.pending")].find((li) => li.dataset.ref === ref);
+}
+
+function removePending(ref) {
+  const li = pendingLine(ref);
+  if (li) li.remove();
+}
+
+const PENDING_TEXT = { sending: "Sending…", sent: "Sent" };
+
+// renderPending shows one of the user's messages that the room has not
+// echoed yet: sending, sent (acknowledged, its echo on the way), or failed
+// with the reason and the ways out: retry, edit, discard.
+function renderPending(s, m) {
+  let li = pendingLine(m.ref);
+  if (!li) {
+    li = el("li", "msg mine pending");
+    li.dataset.ref = m.ref;
+    li.dataset.nickname = s.nickname;
+    li.append(el("div", "bubble"));
+    $("messages").append(li);
+    $("messages").scrollTop = $("messages").scrollHeight;
+  }
+  if (li.dataset.editing) return; // the user is editing it: leave the input alone
+  li.dataset.state = m.state;
+  li.classList.toggle("failed", m.state === "failed");
+  const bubble = li.querySelector(".bubble");
+  const status = el("div", "pending-status");
+  if (m.state === "failed") {
+    status.append(el("span", "reason", `Not sent: ${m.error ? m.error.message : "refused"}`));
+    status.append(actionButton("Retry", "retry", () => s.client.retry(m.ref)));
+    status.append(actionButton("Edit", "edit", () => editPending(s, li, m)));
+    status.append(actionButton("Discard", "discard", () => s.client.discard(m.ref)));
+  } else {
+    status.append(el("span", "reason", PENDING_TEXT[m.state] || m.state));
+  }
+  bubble.replaceChildren(el("div", "text", m.text), status);
+}
+
+function actionButton(label, action, onClick) {
+  const b = el("button", "link-button", label);
+  b.type = "button";
+  b.dataset.action = action;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+// editPending turns a failed message into an input: Enter sends the edited
+// text as a new message, Escape gives the failed one back.
+function editPending(s, li, m) {
+  const input = el("input", "edit");
+  input.value = m.text;
+  input.maxLength = 4000;
+  input.setAttribute("aria-label", "Edit the message");
+  li.dataset.editing = "true";
+  li.querySelector(".bubble").replaceChildren(input);
+  input.focus();
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && input.value.trim() !== "") {
+      e.preventDefault();
+      delete li.dataset.editing;
+      s.client.edit(m.ref, input.value);
+    } else if (e.key === "Escape") {
+      delete li.dataset.editing;
+      renderPending(s, m);
+    }
+  });
+}
+
 function addNotice(kind, text, time) {
   const t = parseTime(time) || new Date();
   const li = el("li", `notice ${kind}`);
@@ -311,7 +334,7 @@ function addNotice(kind, text, time) {
 function renderMembers(s) {
   const ul = $("members");
   ul.replaceChildren(
-    ...s.members.map((n) => {
+    ...s.client.members.map((n) => {
       const li = el("li");
       li.dataset.nickname = n;
       li.append(avatar(n, "avatar small"), el("span", "name", n));
@@ -319,7 +342,7 @@ function renderMembers(s) {
       return li;
     }),
   );
-  for (const c of document.querySelectorAll(".member-count")) c.textContent = String(s.members.length);
+  for (const c of document.querySelectorAll(".member-count")) c.textContent = String(s.client.members.length);
 }
 
 function setStatus(state, text) {
@@ -329,10 +352,6 @@ function setStatus(state, text) {
 
 function showRetry(on) {
   $("retry").hidden = !on;
-}
-
-function setSendEnabled(on) {
-  $("send").disabled = !on;
 }
 
 // The join form. The server checks the same rules (ValidateNickname, which
@@ -400,7 +419,6 @@ function enterRoom(nickname, room) {
   lastDay = "";
   session = new Session(nickname, room);
   renderMembers(session);
-  session.connect();
   $("text").focus();
 }
 
@@ -455,7 +473,8 @@ function init() {
   $("send-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const text = $("text").value;
-    if (text.trim() === "" || !session || !session.send(text)) return;
+    if (text.trim() === "" || !session) return;
+    session.send(text); // shown at once, pending, until the room takes it
     $("text").value = "";
   });
 

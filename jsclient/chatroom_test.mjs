@@ -1,0 +1,255 @@
+// Unit tests of chatroom.js with a scripted WebSocket: node --test
+// jsclient/chatroom_test.mjs (e2e/jsclient_test.go runs them). The browser
+// tests in e2e/ drive the module against the real server.
+import { test, mock } from "node:test";
+import assert from "node:assert/strict";
+import { ChatClient } from "./chatroom.js";
+
+// FakeSocket is a WebSocket the test drives: it opens, receives and closes
+// when told to.
+class FakeSocket {
+  static all = [];
+  constructor(url) {
+    this.url = new URL(url);
+    this.sent = [];
+    this.closed = null;
+    FakeSocket.all.push(this);
+  }
+  static last() {
+    return FakeSocket.all.at(-1);
+  }
+  send(data) {
+    if (this.closed) throw new Error("closed");
+    this.sent.push(JSON.parse(data));
+  }
+  close(code = 1005, reason = "") {
+    if (this.closed) return;
+    this.closed = { code, reason };
+    this.onclose({ code, reason });
+  }
+  open() {
+    this.onopen({});
+  }
+  recv(frame) {
+    this.onmessage({ data: JSON.stringify(frame) });
+  }
+  // drop ends the connection as a lost network does.
+  drop(code = 1006, reason = "") {
+    this.closed = { code, reason };
+    this.onclose({ code, reason });
+  }
+}
+
+function newClient(extra = {}) {
+  FakeSocket.all = [];
+  const c = new ChatClient({ url: "ws://host/rooms/r/chat?nickname=ann", WebSocket: FakeSocket, ...extra });
+  const events = [];
+  for (const type of ["state", "message", "direct", "presence", "system", "error", "truncated", "outbox"]) {
+    c.addEventListener(type, (e) => events.push({ ...e.detail, event: type }));
+  }
+  return { c, events, of: (type) => events.filter((e) => e.event === type) };
+}
+
+const msg = (id, nickname, message) => ({ type: "message", id, time: "2026-01-01T00:00:00.000Z", nickname, message });
+const ack = (id, ref) => ({ type: "ack", id, time: "2026-01-01T00:00:00.000Z", ref });
+
+test("a message typed offline is sent on open, and its echo waits for its ack", () => {
+  const { c, of } = newClient();
+  const m = c.send("hi");
+  assert.equal(m.state, "sending");
+  c.connect();
+  const ws = FakeSocket.last();
+  assert.equal(ws.url.searchParams.get("since"), null);
+  assert.equal(ws.sent.length, 0);
+  ws.open();
+  assert.deepEqual(ws.sent, [{ message: "hi", ref: m.ref }]);
+  ws.recv(msg(1024, "ann", "hi")); // the echo before the ack
+  assert.equal(of("message").length, 0, "the echo was shown before its ack");
+  ws.recv(ack(1024, m.ref));
+  assert.equal(m.state, "sent");
+  assert.equal(m.id, 1024);
+  assert.equal(m.echoed, false);
+  const shown = of("message");
+  assert.equal(shown.length, 1);
+  assert.equal(shown[0].ref, m.ref);
+  assert.equal(shown[0].mine, true);
+  assert.deepEqual(c.outbox, []);
+  c.close();
+});
+
+test("an ack before the echo: the echo carries the ref", () => {
+  const { c, of } = newClient();
+  c.connect();
+  const ws = FakeSocket.last();
+  ws.open();
+  const m = c.send("hi");
+  ws.recv(ack(2048, m.ref));
+  assert.equal(c.lastId, 0, "an ack moved the resume point past an echo not yet received");
+  ws.recv(msg(2048, "ann", "hi"));
+  assert.deepEqual(of("message").map((e) => e.ref), [m.ref]);
+  c.close();
+});
+
+test("other frames wait behind a held echo, in order", () => {
+  const { c, of } = newClient();
+  c.connect();
+  const ws = FakeSocket.last();
+  ws.open();
+  const m = c.send("same");
+  ws.recv(msg(1024, "bob", "same")); // bob said the same thing first
+  ws.recv(msg(2048, "ann", "same"));
+  ws.recv(msg(3072, "bob", "after"));
+  assert.equal(of("message").length, 0);
+  ws.recv(ack(2048, m.ref));
+  assert.deepEqual(of("message").map((e) => [e.frame.id, e.ref]), [[1024, undefined], [2048, m.ref], [3072, undefined]]);
+  c.close();
+});
+
+test("a drop before the ack: resent with the same ref, resumed from the greatest id", () => {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    const { c, of } = newClient();
+    c.connect();
+    let ws = FakeSocket.last();
+    ws.open();
+    ws.recv({ type: "members", id: 512, time: "", members: ["ann"] });
+    ws.recv(msg(1024, "bob", "one"));
+    const m = c.send("two");
+    ws.recv(msg(2048, "ann", "two")); // the echo; then the network fails
+    ws.drop();
+    assert.equal(c.state, "waiting");
+    const wait = of("state").at(-1).retryIn;
+    assert.ok(wait >= 250 && wait <= 500, `first retry in ${wait} ms`);
+    mock.timers.tick(wait);
+    ws = FakeSocket.last();
+    assert.equal(ws.url.searchParams.get("since"), "2048");
+    ws.open();
+    assert.deepEqual(ws.sent, [{ message: "two", ref: m.ref }]);
+    assert.equal(m.attempts, 2);
+    ws.recv(msg(1024, "bob", "one")); // a replay: dropped
+    ws.recv(ack(2048, m.ref)); // the room had it: the same id
+    assert.deepEqual(of("message").map((e) => [e.frame.id, e.ref]), [[1024, undefined], [2048, m.ref]]);
+    assert.deepEqual(c.outbox, []);
+    c.close();
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test("a refusal fails the message with its reason; retry keeps the ref, edit takes a new one", () => {
+  const { c } = newClient();
+  c.connect();
+  const ws = FakeSocket.last();
+  ws.open();
+  const m = c.send("spam");
+  ws.recv({ type: "error", id: 0, time: "", message: "rate limit exceeded", code: 1008, ref: m.ref });
+  assert.equal(m.state, "failed");
+  assert.deepEqual(m.error, { message: "rate limit exceeded", code: 1008 });
+  assert.deepEqual(c.outbox, [m]);
+  c.retry(m);
+  assert.equal(m.state, "sending");
+  assert.deepEqual(ws.sent.at(-1), { message: "spam", ref: m.ref });
+  ws.recv({ type: "error", id: 0, time: "", message: "message refused", code: 1008, ref: m.ref });
+  const n = c.edit(m, "ham");
+  assert.notEqual(n.ref, m.ref);
+  assert.deepEqual(ws.sent.at(-1), { message: "ham", ref: n.ref });
+  assert.deepEqual(c.outbox, [n]);
+  c.close();
+});
+
+test("a close for the message being read fails it instead of resending it forever", () => {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    const { c } = newClient();
+    c.connect();
+    const ws = FakeSocket.last();
+    ws.open();
+    const m = c.send("x".repeat(100));
+    ws.drop(1009, "message too big");
+    assert.equal(m.state, "failed");
+    assert.equal(m.error.code, 1009);
+    c.close();
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test("at most maxInFlight messages are unanswered at once", () => {
+  const { c } = newClient({ maxInFlight: 2 });
+  c.connect();
+  const ws = FakeSocket.last();
+  ws.open();
+  const ms = ["a", "b", "c"].map((t) => c.send(t));
+  assert.equal(ws.sent.length, 2);
+  ws.recv(ack(1024, ms[0].ref));
+  assert.deepEqual(ws.sent.map((f) => f.message), ["a", "b", "c"]);
+  c.close();
+});
+
+test("presence: the member list follows members, join and leave", () => {
+  const { c, of } = newClient();
+  c.connect();
+  const ws = FakeSocket.last();
+  ws.open();
+  ws.recv({ type: "members", id: 1, time: "", members: ["ann", "bob"] });
+  ws.recv({ type: "join", id: 1024, time: "", nickname: "cy" });
+  ws.recv({ type: "leave", id: 2048, time: "", nickname: "bob" });
+  assert.deepEqual(c.members, ["ann", "cy"]);
+  assert.deepEqual(of("presence").map((e) => e.type), ["members", "join", "leave"]);
+  c.close();
+});
+
+test("4009 on the first connection is final; on a reconnect it is retried", () => {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    const { c } = newClient();
+    c.connect();
+    FakeSocket.last().drop(4009, "nickname taken");
+    assert.equal(c.state, "failed");
+
+    const second = newClient().c;
+    second.connect();
+    let ws = FakeSocket.last();
+    ws.open();
+    ws.recv({ type: "members", id: 1, time: "", members: ["ann"] });
+    ws.drop();
+    mock.timers.tick(10000);
+    FakeSocket.last().drop(4009, "nickname taken");
+    assert.equal(second.state, "waiting");
+    second.close();
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test("the outbox survives a reload in storage; an old unconfirmed message is not resent by itself", () => {
+  const store = new Map();
+  const storage = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v), removeItem: (k) => store.delete(k) };
+  const { c } = newClient({ storage, storageKey: "k" });
+  const m = c.send("typed offline");
+  const reloaded = newClient({ storage, storageKey: "k" }).c;
+  assert.deepEqual(reloaded.outbox.map((e) => [e.ref, e.text, e.state]), [[m.ref, "typed offline", "sending"]]);
+
+  const later = newClient({ storage, storageKey: "k", resendWindow: -1 }).c;
+  assert.equal(later.outbox[0].state, "failed");
+  later.discard(later.outbox[0]);
+  assert.equal(store.has("k"), false);
+  c.close();
+});
+
+test("an unanswered message closes a silent connection, which reconnects", () => {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    const { c } = newClient({ ackTimeout: 1000 });
+    c.connect();
+    const ws = FakeSocket.last();
+    ws.open();
+    c.send("anyone?");
+    mock.timers.tick(1000);
+    assert.deepEqual(ws.closed, { code: 4000, reason: "no answer" });
+    assert.equal(c.state, "waiting");
+    c.close();
+  } finally {
+    mock.timers.reset();
+  }
+});
