@@ -101,7 +101,9 @@ func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 			to = append(slices.Clip(to), p.sender)
 		}
 		rm.queueLocked(frame, to)
-		rm.ackLocked(p, msg.ID)
+		if !rm.storesFirst(p) {
+			rm.ackLocked(p, msg.ID)
+		}
 		return msg.ID, true
 	}
 	var skip uint64
@@ -125,7 +127,9 @@ func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 		f.queued(m.enqueueFrame(frame))
 	}
 	rm.reportFanout(f, len(frame))
-	rm.ackLocked(p, msg.ID)
+	if !rm.storesFirst(p) {
+		rm.ackLocked(p, msg.ID)
+	}
 	return msg.ID, true
 }
 

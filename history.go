@@ -68,6 +68,10 @@ type DatabaseStore interface {
 	Fill(ctx context.Context, msgs []Message) error
 }
 
+// reasonNotStored answers, with History.Durable, the sender of a message
+// with a ref that its members received but the Store could not write.
+const reasonNotStored = "message not stored"
+
 // Defaults of History's bounds.
 const (
 	// DefaultHistoryLen is how many messages a room's history keeps unless
@@ -102,12 +106,14 @@ type History struct {
 	Store Store
 	// Durable makes Broadcast, and a member's message, wait until the
 	// Store has written the frame (Store.Flush): Broadcast returns nil only
-	// then, and a member's next message is read only then, so a client
-	// that sees its own frame echoed after the next one it sent knows the
-	// first is stored. Without it they return once the room has taken the
-	// frame, which a crash may still lose if the Store writes behind. A
-	// frame the Store failed to write has still reached the members:
-	// Broadcast returns an error wrapping ErrNotStored. Only for a room
+	// then, a member's next message is read only then, and the ack of a
+	// message with a ref (PROTOCOL.md) is sent only then, so that an ack
+	// means the message is stored. Without it they return, and the ack is
+	// sent, once the room has taken the frame, which a crash may still
+	// lose if the Store writes behind. A frame the Store failed to write
+	// has still reached the members: Broadcast returns an error wrapping
+	// ErrNotStored, and the sender of a message with a ref receives the
+	// error frame "message not stored" (1011) instead of an ack. Only for a room
 	// without a broker, New panics otherwise: in a cluster a frame's ID is
 	// the broker's, and every node writes the frame (pgstore), so that a
 	// frame survives the node that sent it.

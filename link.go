@@ -3,6 +3,8 @@ package chatroom
 import (
 	"context"
 	"fmt"
+
+	"github.com/coder/websocket"
 )
 
 // A link carries a room's posts to the members of every node that has the
@@ -69,12 +71,32 @@ func (l localLink) send(ctx context.Context, p post) (uint64, error) {
 	}
 	id, _ := rm.deliverLocked(&p, 0) // a room of its own always delivers
 	rm.mu.Unlock()
-	if h := rm.cfg.history; h != nil && h.Durable && p.to == "" && kept(p.msg.Type) {
-		if err := rm.store.Flush(ctx, id); err != nil {
-			return id, fmt.Errorf("%w: %w", ErrNotStored, err)
-		}
+	if !rm.storesFirst(&p) {
+		return id, nil
+	}
+	err := rm.store.Flush(ctx, id)
+	// The ack waited for the write; a frame the store did not write is
+	// answered as not taken, though its members have it.
+	rm.mu.Lock()
+	if err == nil {
+		rm.ackLocked(&p, id)
+	} else if p.key != "" {
+		answer := errorFrame(websocket.StatusInternalError, reasonNotStored)
+		rm.refuseLocked(p.sender, p.claim, p.ref, &answer)
+	}
+	rm.mu.Unlock()
+	if err != nil {
+		return id, fmt.Errorf("%w: %w", ErrNotStored, err)
 	}
 	return id, nil
+}
+
+// storesFirst reports whether p is a frame the room's Store must have
+// written before Broadcast returns and its sender is acknowledged
+// (History.Durable).
+func (rm *Room) storesFirst(p *post) bool {
+	h := rm.cfg.history
+	return h != nil && h.Durable && p.to == "" && kept(p.msg.Type)
 }
 
 func (localLink) attach()                                        {}
