@@ -88,7 +88,9 @@ func TestMetricsDeliveryAllocs(t *testing.T) {
 	}
 	cm := &countingMetrics{}
 	off, on := allocs(), allocs(WithMetrics(cm))
-	if on > off {
+	// The race detector drops sync.Pool's items at random, so the counts
+	// differ run to run: .ci/run runs this test without it too.
+	if on > off && !raceEnabled {
 		t.Errorf("a broadcast to 100 members allocates %v times with metrics, %v without", on, off)
 	}
 	if got, want := cm.frames.Load(), int64(100*1001); got != want { // AllocsPerRun runs once more to warm up
