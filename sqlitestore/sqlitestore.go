@@ -36,6 +36,14 @@
 //
 // A client resuming from further back than the window receives what it
 // missed from the database (chatroom.DatabaseStore), read before it joins.
+//
+// Each frame is stored with its sender's key of its ref
+// (chatroom.Message.RefKey), so that a room restarted on the file
+// recognises the resends of the messages in its window: with
+// chatroom.History.Durable, a server killed in the middle of a stream
+// loses no acknowledged message and stores none twice (PROTOCOL.md,
+// "Durable history"). Open adds the column to a file written before it
+// existed.
 package sqlitestore
 
 import (
