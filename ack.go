@@ -134,6 +134,32 @@ func (rm *Room) ackLocked(p *post, id uint64) {
 	}
 }
 
+// storedLocked returns msg, the frame of p, as the room's Store keeps it:
+// on a room without a broker, with the sender's key of its ref, so that a
+// room created on the Store after a restart recognises its resend
+// (recallLocked). In a cluster the broker keeps the keys
+// (broker.DedupBroker). rm.mu is held.
+func (rm *Room) storedLocked(msg Message, p *post) Message {
+	if rm.cfg.broker == nil {
+		msg.RefKey = p.key
+	}
+	return msg
+}
+
+// recallLocked records the refs of the frames a room's Store holds when the
+// room is created, oldest first, as taken when the frames were sent: the
+// record of a room that was restarted on the Store, within the same bounds
+// as the refs it takes (DedupWindow of the frames' times, and at least
+// the last least). rm.mu is held, or the room is not yet shared.
+func (r *refRecord) recallLocked(msgs []Message) {
+	for _, m := range msgs {
+		if m.RefKey == "" || m.ID == 0 {
+			continue
+		}
+		r.claimLocked(m.RefKey, m.Time).id = m.ID
+	}
+}
+
 // ackFrame is the frame that tells a sender the room took its message ref
 // with the given ID.
 func ackFrame(id uint64, ref string) Message {

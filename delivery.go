@@ -40,6 +40,7 @@ func (rm *Room) publish(ctx context.Context, p post) (uint64, error) {
 	msg.ID = 0
 	msg.Time = time.Time{}
 	msg.Ref = ""
+	msg.RefKey = ""
 	if rm.cfg.stamps() {
 		msg.Time = rm.cfg.now()
 	}
@@ -86,7 +87,7 @@ func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 			if rm.store != nil && (!rm.ids.byBroker || msg.ID%idStride == 0) {
 				// With a broker that numbers the frames, only the
 				// cluster's: not those this node delivers on its own.
-				rm.store.Append(msg)
+				rm.store.Append(rm.storedLocked(msg, p))
 			}
 		}
 		if notice && rm.cfg.deltas {

@@ -3,6 +3,7 @@ package chatroom_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -81,4 +82,42 @@ func TestDurableNotStoredAnswer(t *testing.T) {
 		chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "lost"},
 		chatroom.Message{Type: chatroom.TypeAck, Ref: "k1"},
 	)
+}
+
+// A room created again on the Store of one that is gone, as after a
+// restart, acknowledges the resend of a message the Store holds with the
+// message's ID, and delivers nothing again; a new ref, and the same ref
+// from another sender, are new messages.
+func TestRestartedRoomRecognisesResends(t *testing.T) {
+	st := chatroom.NewMemoryStore(0, 0)
+	first := chatroom.New(chatroom.WithEnvelope(), chatroom.WithHistory(chatroom.History{Store: st, Durable: true}))
+	srv := chatroomtest.NewServer(t, first)
+	ann := srv.Connect("ann")
+	ann.SendRef("before", "k1")
+	sent := ann.NextFunc(func(m chatroom.Message) bool { return m.Type == chatroom.TypeMessage })
+	ack := ann.NextFunc(func(m chatroom.Message) bool { return m.Type == chatroom.TypeAck })
+	if ack.ID != sent.ID || ack.Ref != "k1" {
+		t.Fatalf("ack %+v for message %d", ack, sent.ID)
+	}
+	ann.Close()
+	srv.Close()
+
+	again := chatroom.New(chatroom.WithEnvelope(), chatroom.WithHistory(chatroom.History{Store: st, Durable: true}))
+	srv = chatroomtest.NewServer(t, again, chatroomtest.IgnoreIDAndTime(), chatroomtest.Query("since", strconv.FormatUint(ack.ID, 10)))
+	ann = srv.Connect("ann")
+	bob := srv.Connect("bob")
+	ann.SendRef("before", "k1")
+	if got := ann.NextFunc(func(m chatroom.Message) bool { return m.Type == chatroom.TypeAck }); got.ID != ack.ID || got.Ref != "k1" {
+		t.Errorf("resend after the restart: ack %+v, want ID %d", got, ack.ID)
+	}
+	bob.SendRef("before", "k1") // bob's k1 is not ann's
+	bob.Expect(
+		chatroom.Message{Type: chatroom.TypeMessage, Nickname: "bob", Text: "before"},
+		chatroom.Message{Type: chatroom.TypeAck, Ref: "k1"},
+	)
+	ann.SendRef("after", "k2")
+	bob.Expect(chatroom.Message{Type: chatroom.TypeMessage, Nickname: "ann", Text: "after"})
+	if msgs, _ := st.Since(0); len(msgs) != 3 {
+		t.Errorf("the store holds %d frames, want 3: %+v", len(msgs), msgs)
+	}
 }

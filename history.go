@@ -20,6 +20,13 @@ import (
 // is opened) and hands the writes to a goroutine of its own, in batches.
 // Before and Flush are called without the room's lock and may wait, within
 // their context, for the database.
+//
+// A Store keeps each field of the frames it is given, Message.RefKey
+// included, which is never on the wire: a room without a broker created
+// on a Store reads the keys back from the frames Since(0) returns, and so
+// recognises, after a restart, the resends of the messages it holds. A
+// Store that drops RefKey works, without that recognition across
+// restarts.
 type Store interface {
 	// Append keeps msg, whose ID is greater than that of every message
 	// appended before it. It must not block.

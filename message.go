@@ -64,6 +64,17 @@ type Message struct {
 	// (TypeAck) and error frames that answer it, to its sender only. The
 	// room sets it; a value set by the host is ignored.
 	Ref string `json:"ref,omitempty"`
+	// RefKey is, on a chat message that a member sent with a ref, how the
+	// room recognises a resend of it: the sender (its identity's ID, or
+	// its nickname without authentication) and the ref. A room without a
+	// broker sets it on the frames it hands its Store, and a room created
+	// on a Store reads it back from the frames the Store still holds
+	// (Since(0)), so that a resend after a restart is acknowledged, not
+	// delivered again (PROTOCOL.md, "Acknowledgements and resends"). A
+	// Store keeps it like the other fields; one that drops it only loses
+	// that recognition across restarts. It is never on the wire, and a
+	// value set by the host is ignored.
+	RefKey string `json:"-"`
 }
 
 // MessageType is the "type" field of an envelope frame.

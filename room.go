@@ -87,6 +87,12 @@ func New(opts ...Option) *Room {
 			rm.ids.adopt(rm.cfg.now(), rm.cfg.name, first, last)
 		}
 	}
+	if rm.store != nil && rm.cfg.broker == nil && rm.cfg.envelope {
+		// A room restarted on its Store recognises the resends of what
+		// the Store holds (ack.go).
+		msgs, _ := rm.store.Since(0)
+		rm.refs.recallLocked(msgs)
+	}
 	if rm.cfg.metrics != nil {
 		rm.metrics = rm.cfg.metrics.Room(rm.cfg.name)
 	}

@@ -156,7 +156,9 @@ func (db *DB) Close() error { return db.db.Close() }
 // removed, and one per frame, keyed by room and ID so that a frame that
 // several nodes write is kept once. time_ns is the frame's time in Unix
 // nanoseconds, as the room stamped it, so that a frame read back is the
-// frame sent.
+// frame sent. ref_key is chatroom.Message.RefKey, which a room without a
+// broker sets: how a room restarted on the database recognises a resend
+// of the frame (in a cluster the broker keeps the keys).
 var schema = []string{
 	`CREATE TABLE IF NOT EXISTS chatroom_rooms (
 		name text PRIMARY KEY,
@@ -171,15 +173,18 @@ var schema = []string{
 		time_ns bigint NOT NULL,
 		nickname text NOT NULL,
 		text text NOT NULL,
+		ref_key text NOT NULL DEFAULT '',
 		PRIMARY KEY (room, id)
 	)`,
+	// Tables created before ref_key existed: their frames have none.
+	`ALTER TABLE chatroom_frames ADD COLUMN IF NOT EXISTS ref_key text NOT NULL DEFAULT ''`,
 }
 
 // backend is durable.Backend in PostgreSQL's SQL.
 type backend struct{ pool *pgxpool.Pool }
 
 // frameColumns are the columns query reads.
-const frameColumns = `id, type, time_ns, nickname, text`
+const frameColumns = `id, type, time_ns, nickname, text, ref_key`
 
 func (b backend) Load(ctx context.Context, room string, window int, notBefore int64) (durable.Loaded, error) {
 	var l durable.Loaded
@@ -204,16 +209,16 @@ func (b backend) Load(ctx context.Context, room string, window int, notBefore in
 
 func (b backend) Write(ctx context.Context, frames []durable.Frame) error {
 	n := len(frames)
-	rooms, ids, types, times, nicks, texts := make([]string, n), make([]int64, n), make([]string, n), make([]int64, n), make([]string, n), make([]string, n)
+	rooms, ids, types, times, nicks, texts, keys := make([]string, n), make([]int64, n), make([]string, n), make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
 	for i, f := range frames {
-		rooms[i], ids[i], types[i], times[i], nicks[i], texts[i] = f.Room, int64(f.Msg.ID), string(f.Msg.Type), f.Msg.Time.UnixNano(), f.Msg.Nickname, f.Msg.Text
+		rooms[i], ids[i], types[i], times[i], nicks[i], texts[i], keys[i] = f.Room, int64(f.Msg.ID), string(f.Msg.Type), f.Msg.Time.UnixNano(), f.Msg.Nickname, f.Msg.Text, f.Msg.RefKey
 	}
 	return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 		// Rows in the order of room and ID, in both statements: two nodes
 		// writing the same frames wait for each other, never deadlock.
-		if _, err := tx.Exec(ctx, `INSERT INTO chatroom_frames (room, id, type, time_ns, nickname, text)
-			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[]) ORDER BY 1, 2
-			ON CONFLICT DO NOTHING`, rooms, ids, types, times, nicks, texts); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO chatroom_frames (room, id, type, time_ns, nickname, text, ref_key)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[]) ORDER BY 1, 2
+			ON CONFLICT DO NOTHING`, rooms, ids, types, times, nicks, texts, keys); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO chatroom_rooms AS r (name, first_id, last_id)
@@ -284,7 +289,7 @@ func (b backend) query(ctx context.Context, q string, args ...any) ([]chatroom.M
 		var id, t int64
 		var typ string
 		var m chatroom.Message
-		if err := row.Scan(&id, &typ, &t, &m.Nickname, &m.Text); err != nil {
+		if err := row.Scan(&id, &typ, &t, &m.Nickname, &m.Text, &m.RefKey); err != nil {
 			return m, err
 		}
 		m.ID, m.Type, m.Time = uint64(id), chatroom.MessageType(typ), time.Unix(0, t).UTC()

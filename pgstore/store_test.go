@@ -108,3 +108,35 @@ func TestDurableBroadcast(t *testing.T) {
 		t.Errorf("the database holds %d frames, want 20", len(got))
 	}
 }
+
+// A room without a broker, restarted on the database, acknowledges the
+// resend of a message it stored with the message's first ID, and stores
+// nothing twice.
+func TestRestartRecognisesResends(t *testing.T) {
+	url := newDatabase(t)
+	db := open(t, url, pgstore.Options{})
+	rm, srv := roomOn(t, db, "lobby", pgstore.Retention{})
+	ann := srv.Connect("ann")
+	ann.SendRef("once", "k1")
+	ann.Next()
+	ack := ann.Next()
+	if ack.Type != chatroom.TypeAck {
+		t.Fatalf("want the ack, got %+v", ack)
+	}
+	srv.Close()
+	rm.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = open(t, url, pgstore.Options{})
+	_, srv = roomOn(t, db, "lobby", pgstore.Retention{})
+	ann = srv.Connect("ann", chatroomtest.Query("since", fmt.Sprint(ack.ID)))
+	ann.SendRef("once", "k1")
+	if got := ann.Next(); got.Type != chatroom.TypeAck || got.ID != ack.ID || got.Ref != "k1" {
+		t.Errorf("resend after the restart: %+v, want the ack of ID %d", got, ack.ID)
+	}
+	if got := rows(t, url, "lobby"); len(got) != 1 {
+		t.Errorf("stored %+v, want one frame", got)
+	}
+}

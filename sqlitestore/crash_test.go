@@ -33,23 +33,17 @@ func TestMain(m *testing.M) {
 		crashHelper(path, os.Getenv(crashRound))
 		return
 	}
+	if path := os.Getenv(crashServe); path != "" {
+		crashServer(path)
+		return
+	}
 	os.Exit(m.Run())
 }
 
 func crashHelper(path, round string) {
 	ctx, cancel := context.WithTimeout(context.Background(), helperTime)
 	defer cancel()
-	db, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	st, err := db.Room(ctx, "lobby", sqlitestore.Retention{})
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	rm := chatroom.New(chatroom.WithName("lobby"), chatroom.WithEnvelope(), chatroom.WithHistory(chatroom.History{Store: st, Durable: true}))
+	rm, db := openCrashRoom(ctx, path)
 	var out sync.Mutex
 	var wg sync.WaitGroup
 	for w := range helperWriters {
@@ -70,9 +64,25 @@ func crashHelper(path, round string) {
 	_ = db.Close()
 }
 
+// openCrashRoom opens, for a helper, the database at path and the room
+// "lobby" on it, with the envelope and a Durable history; it exits on
+// failure.
+func openCrashRoom(ctx context.Context, path string) (*chatroom.Room, *sqlitestore.DB) {
+	db, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	st, err := db.Room(ctx, "lobby", sqlitestore.Retention{})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	return chatroom.New(chatroom.WithName("lobby"), chatroom.WithEnvelope(), chatroom.WithHistory(chatroom.History{Store: st, Durable: true})), db
+}
+
 // kill -9 in the middle of a stream of Durable broadcasts, twice: every
-// frame acknowledged is in the database, none is there twice, and the IDs
-// go on increasing across the restarts.
+// frame acknowledged is in the database, and none is there twice.
 func TestCrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chat.db")
 	acked := map[string]bool{}
@@ -115,41 +125,18 @@ func TestCrash(t *testing.T) {
 }
 
 // checkStored opens the database and checks that it holds every frame in
-// acked, none twice, in increasing IDs.
+// acked, none twice.
 func checkStored(t *testing.T, path string, acked map[string]bool) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	st, err := db.Room(ctx, "lobby", sqlitestore.Retention{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, more, err := st.Before(ctx, 0, 1<<30)
-	if err != nil || more {
-		t.Fatalf("Before: more %v, %v", more, err)
-	}
-	seen := map[string]bool{}
-	for i, m := range msgs {
-		if seen[m.Text] {
-			t.Errorf("%q stored twice", m.Text)
-		}
-		seen[m.Text] = true
-		if i > 0 && m.ID <= msgs[i-1].ID {
-			t.Errorf("ID %d after %d", m.ID, msgs[i-1].ID)
-		}
-	}
+	stored, _ := readStored(context.Background(), t, path)
 	missing := 0
 	for text := range acked {
-		if !seen[text] {
+		if _, ok := stored[text]; !ok {
 			missing++
 		}
 	}
 	if missing > 0 {
 		t.Errorf("%d of %d acknowledged frames are not stored", missing, len(acked))
 	}
-	t.Logf("%d frames stored, %d acknowledged", len(msgs), len(acked))
+	t.Logf("%d frames stored, %d acknowledged", len(stored), len(acked))
 }

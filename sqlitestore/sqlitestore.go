@@ -36,6 +36,14 @@
 //
 // A client resuming from further back than the window receives what it
 // missed from the database (chatroom.DatabaseStore), read before it joins.
+//
+// Each frame is stored with its sender's key of its ref
+// (chatroom.Message.RefKey), so that a room restarted on the file
+// recognises the resends of the messages in its window: with
+// chatroom.History.Durable, a server killed in the middle of a stream
+// loses no acknowledged message and stores none twice (PROTOCOL.md,
+// "Durable history"). Open adds the column to a file written before it
+// existed.
 package sqlitestore
 
 import (
@@ -116,6 +124,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("sqlitestore: create tables in %s: %w", path, err)
 		}
 	}
+	if err := migrate(ctx, sdb); err != nil {
+		_ = sdb.Close()
+		return nil, fmt.Errorf("sqlitestore: add ref_key to the frames of %s: %w", path, err)
+	}
 	db, err := durable.Open(backend{sdb}, durable.Options{Name: "sqlitestore", Window: opts.Window,
 		WindowBytes: opts.WindowBytes, QueueLen: opts.QueueLen, Logger: opts.Logger})
 	if err != nil {
@@ -143,7 +155,8 @@ func (db *DB) Close() error { return db.db.Close() }
 
 // schema creates the tables: one row per room, its span and what retention
 // removed, and one per frame, keyed by room and ID so that writing a frame
-// twice keeps one.
+// twice keeps one. A frame's ref_key is chatroom.Message.RefKey: how a
+// room restarted on the file recognises a resend of it.
 var schema = []string{
 	`CREATE TABLE IF NOT EXISTS rooms (
 		name TEXT PRIMARY KEY,
@@ -158,15 +171,31 @@ var schema = []string{
 		time INTEGER NOT NULL,
 		nickname TEXT NOT NULL,
 		text TEXT NOT NULL,
+		ref_key TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (room, id)
 	) WITHOUT ROWID`,
+}
+
+// addRefKey adds the column ref_key to a frames table of a file created
+// before it existed: its frames have none.
+const addRefKey = `ALTER TABLE frames ADD COLUMN ref_key TEXT NOT NULL DEFAULT ''`
+
+// migrate brings the tables of an older file up to schema.
+func migrate(ctx context.Context, sdb *sql.DB) error {
+	var n int
+	err := sdb.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('frames') WHERE name = 'ref_key'`).Scan(&n)
+	if err != nil || n > 0 {
+		return err
+	}
+	_, err = sdb.ExecContext(ctx, addRefKey)
+	return err
 }
 
 // backend is durable.Backend in SQLite's SQL.
 type backend struct{ sql *sql.DB }
 
 // frameColumns are the columns query reads.
-const frameColumns = `id, type, time, nickname, text`
+const frameColumns = `id, type, time, nickname, text, ref_key`
 
 func (b backend) Load(ctx context.Context, room string, window int, notBefore int64) (durable.Loaded, error) {
 	var l durable.Loaded
@@ -193,8 +222,8 @@ func (b backend) Write(ctx context.Context, frames []durable.Frame) error {
 	return b.inTx(ctx, func(tx *sql.Tx) error {
 		for _, f := range frames {
 			m := f.Msg
-			if _, err := tx.ExecContext(ctx, `INSERT INTO frames (room, id, type, time, nickname, text) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-				f.Room, int64(m.ID), string(m.Type), m.Time.UnixNano(), m.Nickname, m.Text); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO frames (room, id, type, time, nickname, text, ref_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+				f.Room, int64(m.ID), string(m.Type), m.Time.UnixNano(), m.Nickname, m.Text, m.RefKey); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO rooms (name, first_id, last_id) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET first_id = min(first_id, excluded.first_id), last_id = max(last_id, excluded.last_id)`,
@@ -280,7 +309,7 @@ func (b backend) query(ctx context.Context, q string, args ...any) ([]chatroom.M
 		var id, t int64
 		var typ string
 		var m chatroom.Message
-		if err := rows.Scan(&id, &typ, &t, &m.Nickname, &m.Text); err != nil {
+		if err := rows.Scan(&id, &typ, &t, &m.Nickname, &m.Text, &m.RefKey); err != nil {
 			return nil, err
 		}
 		m.ID, m.Type, m.Time = uint64(id), chatroom.MessageType(typ), time.Unix(0, t).UTC()
