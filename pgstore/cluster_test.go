@@ -20,6 +20,7 @@ import (
 	"github.com/seed014c2c51/chatroom"
 	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/chatroomtest"
+	"github.com/seed014c2c51/chatroom/internal/durable/durabletest"
 	"github.com/seed014c2c51/chatroom/internal/serverproc"
 	"github.com/seed014c2c51/chatroom/pgstore"
 	"github.com/seed014c2c51/chatroom/redisbroker"
@@ -148,8 +149,8 @@ func TestClusterWritesOnce(t *testing.T) {
 	if diff := cmp.Diff(brokerFrames(t, a.b), rows(t, url, "lobby")); diff != "" {
 		t.Errorf("broker's history (-) and database (+) differ:\n%s", diff)
 	}
-	msgs, more := history(t, bob, ids[10], 5)
-	if diff := cmp.Diff([]string{"m5", "m6", "m7", "m8", "m9"}, texts(msgs)); diff != "" || !more {
+	msgs, more := durabletest.History(t, bob, ids[10], 5)
+	if diff := cmp.Diff([]string{"m5", "m6", "m7", "m8", "m9"}, durabletest.Texts(msgs)); diff != "" || !more {
 		t.Errorf("scrollback on node b (-want +got):\n%s more %v", diff, more)
 	}
 }
