@@ -87,7 +87,8 @@ type Variant struct {
 // storeScenarios are the scenarios that -stores applies to.
 var storeScenarios = []string{"fanout", "steady"}
 
-// quickStores is -stores' default with -quick.
+// quickStores is -stores' default with -quick, which runs them under
+// fanout only: PostgreSQL's start (initdb) is most of their time.
 const quickStores = "sqlite-durable,pg-durable"
 
 // storeVariants returns chatroom on one node with each store of names.
@@ -226,7 +227,7 @@ func main() {
 	scenFlag := flag.String("scenarios", "fanout,idle,many,slow,steady,crossnode,presence", "comma-separated scenarios to run")
 	brokersFlag := flag.String("brokers", defaultBrokers, fmt.Sprintf("crossnode: comma-separated variants, of %v; none is chatroom on one node without a broker", brokerNames))
 	nodes := flag.Int("nodes", 2, "crossnode: nodes per cluster")
-	storesFlag := flag.String("stores", strings.Join(stores.Names, ","), fmt.Sprintf("fanout and steady: also run chatroom with its history in each of these stores, of %v (\"\": none; with -quick, only the durable ones unless set)", stores.Names))
+	storesFlag := flag.String("stores", strings.Join(stores.Names, ","), fmt.Sprintf("fanout and steady: also run chatroom with its history in each of these stores, of %v (\"\": none; with -quick, unless set, the durable ones under fanout only)", stores.Names))
 	quick := flag.Bool("quick", false, "small sizes, for CI and smoke tests")
 	outDir := flag.String("out", "results", "directory for results.json, results.md and fanout.svg (results/quick with -quick)")
 	repeat := flag.Int("repeat", 1, "run every design and scenario this many times; tables show the median run")
@@ -255,8 +256,10 @@ func main() {
 		outSet = outSet || f.Name == "out"
 		storesSet = storesSet || f.Name == "stores"
 	})
+	storeScens := storeScenarios
 	if *quick && !storesSet {
 		*storesFlag = quickStores // a few seconds, as CI runs -quick
+		storeScens = []string{"fanout"}
 	}
 	storeNames := splitList(*storesFlag)
 	for _, st := range storeNames {
@@ -283,7 +286,7 @@ func main() {
 			}
 			s.Variants = presenceVariants
 		}
-		if slices.Contains(storeScenarios, s.Name) && slices.Contains(impls, "chatroom") {
+		if slices.Contains(storeScens, s.Name) && slices.Contains(impls, "chatroom") {
 			s.Stores = storeVariants(storeNames)
 		}
 		scens = append(scens, s)
