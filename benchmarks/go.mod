@@ -7,6 +7,7 @@ require (
 	github.com/coder/websocket v1.8.15
 	github.com/gobwas/ws v1.5.0
 	github.com/gorilla/websocket v1.5.3
+	github.com/jackc/pgx/v5 v5.12.0
 	github.com/lxzan/gws v1.8.9
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
@@ -14,8 +15,24 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/seed014c2c51/chatroom v0.1.0
 	github.com/seed014c2c51/chatroom/natsbroker v0.1.0
+	github.com/seed014c2c51/chatroom/pgstore v0.1.0
 	github.com/seed014c2c51/chatroom/redisbroker v0.1.0
+	github.com/seed014c2c51/chatroom/sqlitestore v0.1.0
 	golang.org/x/sys v0.49.0
+)
+
+require (
+	github.com/dustin/go-humanize v1.1.0 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	github.com/mattn/go-isatty v0.0.24 // indirect
+	github.com/ncruces/go-strftime v1.1.0 // indirect
+	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
+	modernc.org/libc v1.80.1 // indirect
+	modernc.org/mathutil v1.7.1 // indirect
+	modernc.org/memory v1.12.1 // indirect
+	modernc.org/sqlite v1.62.0 // indirect
 )
 
 require (
@@ -54,3 +71,7 @@ replace github.com/seed014c2c51/chatroom => ../
 replace github.com/seed014c2c51/chatroom/redisbroker => ../redisbroker
 
 replace github.com/seed014c2c51/chatroom/natsbroker => ../natsbroker
+
+replace github.com/seed014c2c51/chatroom/sqlitestore => ../sqlitestore
+
+replace github.com/seed014c2c51/chatroom/pgstore => ../pgstore

@@ -22,8 +22,9 @@ const fanoutMembers = 20
 // in PostgreSQL written behind (the default), and in PostgreSQL with
 // History.Durable: each iteration broadcasts one frame and waits until all
 // fanoutMembers members (WebSocket clients on loopback) have read it, and
-// p99-ns is the 99th percentile of that. Its sub-benchmarks run one after
-// the other in each round, so -count interleaves them:
+// p99-ns is the 99th percentile of that. -count runs each sub-benchmark
+// that many times in a row; benchmarks/cmd/compare -scenarios store sets
+// the stores side by side under a real load instead:
 //
 //	go test -run '^$' -bench Fanout -count 3 -benchtime 2000x ./pgstore
 func BenchmarkFanout(b *testing.B) {
@@ -56,9 +57,14 @@ func BenchmarkFanout(b *testing.B) {
 			defer rm.Close()
 			got := make(chan struct{}, fanoutMembers*16)
 			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
 			var wg sync.WaitGroup
-			defer wg.Wait()
+			// The readers end once ctx is done: cancel first, then wait.
+			// (Deferred the other way round, wg.Wait blocked for ever, and
+			// a benchmark has no -timeout to end it.)
+			defer func() {
+				cancel()
+				wg.Wait()
+			}()
 			for range fanoutMembers {
 				conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"?nickname=m", nil)
 				if err != nil {

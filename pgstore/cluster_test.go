@@ -3,8 +3,8 @@ package pgstore_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -20,6 +20,7 @@ import (
 	"github.com/seed014c2c51/chatroom"
 	"github.com/seed014c2c51/chatroom/broker"
 	"github.com/seed014c2c51/chatroom/chatroomtest"
+	"github.com/seed014c2c51/chatroom/internal/durable/durabletest"
 	"github.com/seed014c2c51/chatroom/internal/serverproc"
 	"github.com/seed014c2c51/chatroom/pgstore"
 	"github.com/seed014c2c51/chatroom/redisbroker"
@@ -32,46 +33,31 @@ const historySize = 10000
 // testRedis is a redis-server of the test's own, without persistence, that
 // the test can kill and start again, empty, on the same port.
 type testRedis struct {
-	t    *testing.T
-	path string
-	dir  string
-	port int
-	proc *serverproc.Process
+	t *testing.T
+	*serverproc.Redis
 }
 
 func startRedis(t *testing.T) *testRedis {
 	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not found on PATH, with CI=true: install redis-server")
-		}
+	r, err := serverproc.StartRedis(waitTimeout)
+	switch {
+	case errors.Is(err, serverproc.ErrNoRedis) && os.Getenv("CI") != "true":
 		t.Skip("redis-server not found on PATH: skipping")
-	}
-	r := &testRedis{t: t, path: path, dir: t.TempDir()}
-	r.proc, r.port, err = serverproc.StartOnFreePort(5, "Ready to accept connections", waitTimeout, r.command)
-	if err != nil {
+	case err != nil:
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.proc.Kill() })
-	return r
+	t.Cleanup(func() { _ = r.Close() })
+	return &testRedis{t: t, Redis: r}
 }
 
-func (r *testRedis) command(port int) *exec.Cmd {
-	return exec.Command(r.path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.dir)
-}
-
-func (r *testRedis) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
+func (r *testRedis) addr() string { return r.Addr() }
 
 // restart kills the server and starts it again, empty.
 func (r *testRedis) restart() {
 	r.t.Helper()
-	r.proc.Kill()
-	proc, err := serverproc.Start(r.command(r.port), "Ready to accept connections", waitTimeout)
-	if err != nil {
+	if err := r.Restart(); err != nil {
 		r.t.Fatal(err)
 	}
-	r.proc = proc
 }
 
 // newBroker returns a broker of a client of its own (a node's).
@@ -163,8 +149,8 @@ func TestClusterWritesOnce(t *testing.T) {
 	if diff := cmp.Diff(brokerFrames(t, a.b), rows(t, url, "lobby")); diff != "" {
 		t.Errorf("broker's history (-) and database (+) differ:\n%s", diff)
 	}
-	msgs, more := history(t, bob, ids[10], 5)
-	if diff := cmp.Diff([]string{"m5", "m6", "m7", "m8", "m9"}, texts(msgs)); diff != "" || !more {
+	msgs, more := durabletest.History(t, bob, ids[10], 5)
+	if diff := cmp.Diff([]string{"m5", "m6", "m7", "m8", "m9"}, durabletest.Texts(msgs)); diff != "" || !more {
 		t.Errorf("scrollback on node b (-want +got):\n%s more %v", diff, more)
 	}
 }

@@ -4,19 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	neturl "net/url"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/seed014c2c51/chatroom"
-	"github.com/seed014c2c51/chatroom/chatroomtest"
 	"github.com/seed014c2c51/chatroom/internal/serverproc"
 	"github.com/seed014c2c51/chatroom/pgstore"
 )
@@ -111,39 +106,6 @@ func open(t *testing.T, url string, opts pgstore.Options) *pgstore.DB {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
-}
-
-func roomOn(t *testing.T, db *pgstore.DB, name string, keep pgstore.Retention, opts ...chatroom.Option) (*chatroom.Room, *chatroomtest.Server) {
-	t.Helper()
-	st, err := db.Room(context.Background(), name, keep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rm := chatroom.New(append([]chatroom.Option{chatroom.WithName(name), chatroom.WithEnvelope(), chatroom.WithHistory(chatroom.History{Store: st})}, opts...)...)
-	return rm, chatroomtest.NewServer(t, rm, chatroomtest.IgnoreIDAndTime())
-}
-
-func texts(msgs []chatroom.Message) []string {
-	out := []string{}
-	for _, m := range msgs {
-		out = append(out, m.Text)
-	}
-	return out
-}
-
-// history asks for the messages before id and decodes the answer.
-func history(t *testing.T, c *chatroomtest.Client, before uint64, limit int) (msgs []chatroom.Message, more bool) {
-	t.Helper()
-	c.SendRaw(websocket.MessageText, fmt.Appendf(nil, `{"type":"history","before":%d,"limit":%d}`, before, limit))
-	var h struct {
-		Type     string             `json:"type"`
-		Messages []chatroom.Message `json:"messages"`
-		More     bool               `json:"more"`
-	}
-	if err := json.Unmarshal([]byte(c.NextRaw()), &h); err != nil || h.Type != "history" {
-		t.Fatalf("history answer %+v, %v", h, err)
-	}
-	return h.Messages, h.More
 }
 
 // stored is a frame as the database holds it.

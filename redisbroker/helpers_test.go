@@ -5,10 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,59 +145,29 @@ func (r *testRedis) deletePrefixed(t *testing.T) {
 
 // localRedis is a redis-server that a test started, on a loopback port.
 type localRedis struct {
-	t    *testing.T
-	path string
-	dir  string
-	port int
-	args []string // more arguments
-
-	mu   sync.Mutex
-	proc *serverproc.Process // nil while killed
+	t *testing.T
+	*serverproc.Redis
 }
-
-// readyLine is what redis-server logs when it takes clients.
-const readyLine = "Ready to accept connections"
 
 func startLocalRedis(t *testing.T, args ...string) *localRedis {
 	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not found on PATH and REDIS_URL not set, with CI=true: install redis-server")
-		}
+	r, err := serverproc.StartRedis(waitTimeout, args...)
+	switch {
+	case errors.Is(err, serverproc.ErrNoRedis) && os.Getenv("CI") == "true":
+		t.Fatal("redis-server not found on PATH and REDIS_URL not set, with CI=true: install redis-server")
+	case errors.Is(err, serverproc.ErrNoRedis):
 		t.Skip("redis-server not found on PATH and REDIS_URL not set: skipping Redis tests")
-	}
-	s := &localRedis{t: t, path: path, dir: t.TempDir(), args: args}
-	proc, port, err := serverproc.StartOnFreePort(5, readyLine, waitTimeout, s.command)
-	if err != nil {
+	case err != nil:
 		t.Fatalf("could not start redis-server: %v", err)
 	}
-	s.proc, s.port = proc, port
-	t.Cleanup(s.kill)
-	return s
+	t.Cleanup(func() { _ = r.Close() })
+	return &localRedis{t: t, Redis: r}
 }
 
-func (s *localRedis) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
-
-// command runs redis-server on port, without persistence.
-func (s *localRedis) command(port int) *exec.Cmd {
-	args := append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir,
-	}, s.args...)
-	return exec.Command(s.path, args...)
-}
+func (s *localRedis) addr() string { return s.Addr() }
 
 // kill kills the server at once, as a crash would, and waits for it.
-func (s *localRedis) kill() {
-	s.mu.Lock()
-	proc := s.proc
-	s.proc = nil
-	s.mu.Unlock()
-	if proc != nil {
-		proc.Kill()
-	}
-}
+func (s *localRedis) kill() { s.Kill() }
 
 // pause stops the server's process without ending it (SIGSTOP): its
 // connections stay open and what clients send waits, unread, until resume
@@ -219,25 +189,20 @@ func (s *localRedis) resume() {
 // current returns the running process, failing the test if there is none.
 func (s *localRedis) current() *serverproc.Process {
 	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc == nil {
+	p := s.Process()
+	if p == nil {
 		s.t.Fatal("redis-server is not running")
 	}
-	return s.proc
+	return p
 }
 
 // restart starts the server again on the same port, empty (no
 // persistence).
 func (s *localRedis) restart() {
 	s.t.Helper()
-	proc, err := serverproc.Start(s.command(s.port), readyLine, waitTimeout)
-	if err != nil {
-		s.t.Fatalf("restarting redis-server on port %d: %v", s.port, err)
+	if err := s.Restart(); err != nil {
+		s.t.Fatal(err)
 	}
-	s.mu.Lock()
-	s.proc = proc
-	s.mu.Unlock()
 }
 
 // recorder records what a subscription delivers.

@@ -15,6 +15,14 @@
 //	chatserver -nodes 2 -broker nats     # a nats-server embedded in this process, or -nats-url
 //	chatserver -nodes 2 -broker redis    # a redis-server it starts from PATH, or -redis-url
 //
+// With -store S it serves chatroom on one node with a history in S, one
+// of stores.Names: in the room's memory, in SQLite (a new file), or in
+// PostgreSQL (a server of its own, started in a new temporary directory and
+// stopped on exit), written behind or, with a "-durable" suffix,
+// History.Durable:
+//
+//	chatserver -store sqlite-durable
+//
 // It then prints "listening HOST:PORT,HOST:PORT,..." (node order; port P
 // in -addr gives P, P+1, ...), preceded by "broker-pid PID" when it started
 // redis-server, whose CPU time is not its own. The "listening" line ends
@@ -29,6 +37,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,13 +53,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/seed014c2c51/chatroom"
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/cluster"
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/servers"
+	chatroomsrv "github.com/seed014c2c51/chatroom/benchmarks/internal/servers/chatroom"
+	"github.com/seed014c2c51/chatroom/benchmarks/internal/stores"
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/sysutil"
 )
 
 type options struct {
 	impl, addr, cpuprofile string
+	store                  string
 	stdinExit              bool
 	cluster                cluster.Config
 }
@@ -67,6 +80,7 @@ func main() {
 	flag.StringVar(&o.cluster.RedisURL, "redis-url", "", "with -broker redis: connect to this server (redis://127.0.0.1:PORT) instead of starting redis-server")
 	flag.StringVar(&o.cluster.Presence, "presence", "off", fmt.Sprintf("with -nodes: presence, one of %v (WithPresence, WithPresenceDeltas)", cluster.Presences))
 	flag.DurationVar(&o.cluster.Heartbeat, "heartbeat", 0, "with -nodes: chatroom.WithHeartbeat (0: the library's default)")
+	flag.StringVar(&o.store, "store", "", fmt.Sprintf("chatroom on one node: keep the room's history in this store, one of %v (default: no history)", stores.Names))
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("chatserver: ")
@@ -90,6 +104,9 @@ func run(o options) error {
 	}
 	if o.cluster.Nodes > 0 && o.impl != "chatroom" {
 		return fmt.Errorf("-nodes serves chatroom nodes only, not %q", o.impl)
+	}
+	if o.store != "" && (o.impl != "chatroom" || o.cluster.Nodes > 0) {
+		return fmt.Errorf("-store is for chatroom on one node, not %q with -nodes %d", o.impl, o.cluster.Nodes)
 	}
 	if _, err := sysutil.RaiseFileLimit(); err != nil {
 		log.Printf("raising RLIMIT_NOFILE: %v", err)
@@ -119,6 +136,21 @@ func run(o options) error {
 				log.Printf("closing the cluster: %v", err)
 			}
 		}
+	} else if o.store != "" {
+		st, err := stores.Open(context.Background(), o.store, "lobby")
+		if err != nil {
+			return err
+		}
+		// However run returns, PostgreSQL goes with it.
+		defer func() {
+			if err := st.Close(); err != nil {
+				log.Printf("closing the store: %v", err)
+			}
+		}()
+		h, s := chatroomsrv.New(chatroom.WithName("lobby"), chatroom.WithHistory(st.History))
+		mux := http.NewServeMux()
+		mux.Handle(servers.Path, h)
+		handlers, stop = []http.Handler{mux}, s
 	} else {
 		h, s, err := servers.New(o.impl)
 		if err != nil {

@@ -30,13 +30,19 @@
 // metered them:
 //
 //	go run ./cmd/compare -impls chatroom -scenarios presence
+//
+// The fanout and steady scenarios also run chatroom keeping the room's
+// history in each store of -stores (chatserver -store: memory, sqlite,
+// sqlite-durable, pg, pg-durable; PostgreSQL a server of its own that
+// chatserver starts), set beside chatroom without history in one table:
+//
+//	go run ./cmd/compare -impls chatroom -scenarios fanout,steady -stores memory,sqlite,pg-durable
 package main
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -53,6 +59,7 @@ import (
 
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/load"
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/servers"
+	"github.com/seed014c2c51/chatroom/benchmarks/internal/stores"
 )
 
 // Scenario is one load shape, run against every design, or, if it has
@@ -63,6 +70,9 @@ type Scenario struct {
 	Args     []string      `json:"loadgen_args"` // besides -url, -json, -server-pid and -broker-pid
 	Timeout  time.Duration `json:"timeout_ns"`   // for loadgen, connection phase included
 	Variants []Variant     `json:"variants,omitempty"`
+	// Stores are chatroom on one node with a history store, run besides
+	// the designs (fanout and steady).
+	Stores []Variant `json:"stores,omitempty"`
 }
 
 // Variant is one way of serving chatroom in a cluster scenario.
@@ -71,6 +81,23 @@ type Variant struct {
 	Nodes    int    `json:"nodes"`              // chatserver -nodes; 0: one server, no broker
 	Broker   string `json:"broker,omitempty"`   // chatserver -broker
 	Presence string `json:"presence,omitempty"` // chatserver -presence
+	Store    string `json:"store,omitempty"`    // chatserver -store
+}
+
+// storeScenarios are the scenarios that -stores applies to.
+var storeScenarios = []string{"fanout", "steady"}
+
+// quickStores is -stores' default with -quick, which runs them under
+// fanout only: PostgreSQL's start (initdb) is most of their time.
+const quickStores = "sqlite-durable,pg-durable"
+
+// storeVariants returns chatroom on one node with each store of names.
+func storeVariants(names []string) []Variant {
+	var vs []Variant
+	for _, n := range names {
+		vs = append(vs, Variant{Name: "chatroom-store-" + n, Store: n})
+	}
+	return vs
 }
 
 // presenceVariants are the presence scenario's: a room with
@@ -102,6 +129,7 @@ type Run struct {
 	Impl     string       `json:"impl"`
 	Nodes    int          `json:"nodes,omitempty"`
 	Broker   string       `json:"broker,omitempty"`
+	Store    string       `json:"store,omitempty"`
 	Scenario string       `json:"scenario"`
 	Rep      int          `json:"rep"` // 1..-repeat
 	OK       bool         `json:"ok"`
@@ -199,6 +227,7 @@ func main() {
 	scenFlag := flag.String("scenarios", "fanout,idle,many,slow,steady,crossnode,presence", "comma-separated scenarios to run")
 	brokersFlag := flag.String("brokers", defaultBrokers, fmt.Sprintf("crossnode: comma-separated variants, of %v; none is chatroom on one node without a broker", brokerNames))
 	nodes := flag.Int("nodes", 2, "crossnode: nodes per cluster")
+	storesFlag := flag.String("stores", strings.Join(stores.Names, ","), fmt.Sprintf("fanout and steady: also run chatroom with its history in each of these stores, of %v (\"\": none; with -quick, unless set, the durable ones under fanout only)", stores.Names))
 	quick := flag.Bool("quick", false, "small sizes, for CI and smoke tests")
 	outDir := flag.String("out", "results", "directory for results.json, results.md and fanout.svg (results/quick with -quick)")
 	repeat := flag.Int("repeat", 1, "run every design and scenario this many times; tables show the median run")
@@ -222,6 +251,22 @@ func main() {
 	if *nodes < 1 {
 		log.Fatal("-nodes must be at least 1")
 	}
+	outSet, storesSet := false, false
+	flag.Visit(func(f *flag.Flag) {
+		outSet = outSet || f.Name == "out"
+		storesSet = storesSet || f.Name == "stores"
+	})
+	storeScens := storeScenarios
+	if *quick && !storesSet {
+		*storesFlag = quickStores // a few seconds, as CI runs -quick
+		storeScens = []string{"fanout"}
+	}
+	storeNames := splitList(*storesFlag)
+	for _, st := range storeNames {
+		if !slices.Contains(stores.Names, st) {
+			log.Fatalf("unknown store %q (have %v)", st, stores.Names)
+		}
+	}
 	var scens []Scenario
 	wanted := splitList(*scenFlag)
 	for _, s := range scenarios(*quick) {
@@ -241,10 +286,11 @@ func main() {
 			}
 			s.Variants = presenceVariants
 		}
+		if slices.Contains(storeScens, s.Name) && slices.Contains(impls, "chatroom") {
+			s.Stores = storeVariants(storeNames)
+		}
 		scens = append(scens, s)
 	}
-	outSet := false
-	flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
 	if *quick && !outSet {
 		*outDir = filepath.Join("results", "quick") // keep the full run's results
 	}
@@ -291,7 +337,7 @@ func main() {
 		}
 	}
 	for _, sc := range scens {
-		for _, v := range sc.Variants {
+		for _, v := range append(sc.Stores, sc.Variants...) {
 			jobs = append(jobs, job{sc, v})
 		}
 	}
@@ -383,6 +429,9 @@ func startServer(ctx context.Context, bin string, v Variant, profile string) (*s
 			args = append(args, "-presence", v.Presence)
 		}
 	}
+	if v.Store != "" {
+		args = []string{"-impl", "chatroom", "-store", v.Store, "-addr", "127.0.0.1:0"}
+	}
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
 	}
@@ -427,7 +476,7 @@ func startServer(ctx context.Context, bin string, v Variant, profile string) (*s
 		}
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(startTimeout)
 wait:
 	for {
 		select {
@@ -450,8 +499,11 @@ wait:
 		}
 	}
 	s.stop()
-	return nil, errors.New("chatserver did not start within 10s")
+	return nil, fmt.Errorf("chatserver did not start within %s", startTimeout)
 }
+
+// startTimeout bounds a chatserver's start, PostgreSQL's included.
+const startTimeout = 30 * time.Second
 
 // stop closes the server's stdin, then sends SIGTERM, then SIGKILL.
 func (s *server) stop() {
@@ -473,7 +525,7 @@ func (s *server) stop() {
 
 func runOne(ctx context.Context, bin string, v Variant, sc Scenario, profile string) (r Run) {
 	start := time.Now()
-	r = Run{Impl: v.Name, Nodes: v.Nodes, Broker: v.Broker, Scenario: sc.Name}
+	r = Run{Impl: v.Name, Nodes: v.Nodes, Broker: v.Broker, Store: v.Store, Scenario: sc.Name}
 	defer func() { r.Seconds = time.Since(start).Seconds() }()
 	srv, err := startServer(ctx, bin, v, profile)
 	if err != nil {

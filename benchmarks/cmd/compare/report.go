@@ -245,6 +245,7 @@ func markdown(rep *Report) string {
 				rep.cell(im, "fanout", cpu), rep.cell(im, "many", cpu), rep.cell(im, "slow", lossCell))
 		}
 	}
+	storeTable(&b, rep)
 	for _, sc := range rep.Scenarios {
 		if len(sc.Variants) > 0 {
 			clusterTable(&b, rep, sc)
@@ -260,6 +261,48 @@ func markdown(rep *Report) string {
 // than over cluster variants.
 func (rep *Report) ordinary() bool {
 	return slices.ContainsFunc(rep.Scenarios, func(s Scenario) bool { return len(s.Variants) == 0 })
+}
+
+// storeTable renders chatroom with its history in each store beside
+// chatroom without history, under the fanout and steady scenarios, if
+// the run has store variants.
+func storeTable(b *strings.Builder, rep *Report) {
+	var rows []Variant
+	for _, sc := range rep.Scenarios {
+		for _, v := range sc.Stores {
+			if !slices.Contains(rows, v) {
+				rows = append(rows, v)
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("\n## History stores\n\nchatroom on one node keeping the room's history (WithHistory) in memory, in SQLite (sqlitestore, a new file) " +
+		"and in PostgreSQL (pgstore, a server of its own on the same machine, fsync on), written behind or with History.Durable " +
+		"(a member's next message is read once its last is written), beside chatroom without history (the chatroom row above). " +
+		"Server CPU is chatserver's alone, not PostgreSQL's.\n\n")
+	b.WriteString("| history | fan-out deliveries/s | ratio vs none | fan-out p50 / p99 ms | steady p50 / p99 ms | steady loss | CPU s: server fan-out / steady |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|\n")
+	var base float64
+	if r := rep.find("chatroom", "fanout"); r != nil && r.OK {
+		base = r.Result.DeliveriesPerSec
+	}
+	lat := func(r *load.Result) string { return fmt.Sprintf("%.2f / %.2f", r.Latency.P50, r.Latency.P99) }
+	cpu := func(r *load.Result) string { return fmt.Sprintf("%.2f", r.ServerCPUSeconds) }
+	for _, v := range append([]Variant{{Name: "chatroom", Store: "none"}}, rows...) {
+		cell := func(sc string, f func(*load.Result) string) string { return rep.cell(v.Name, sc, f) }
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s / %s |\n", v.Store,
+			cell("fanout", func(r *load.Result) string { return fmt.Sprintf("%.0f", r.DeliveriesPerSec) }),
+			cell("fanout", func(r *load.Result) string {
+				if base == 0 {
+					return "–"
+				}
+				return fmt.Sprintf("%.2f", r.DeliveriesPerSec/base)
+			}),
+			cell("fanout", lat), cell("steady", lat), cell("steady", lossCell),
+			cell("fanout", cpu), cell("steady", cpu))
+	}
 }
 
 // clusterTable renders a scenario run over cluster variants, such as

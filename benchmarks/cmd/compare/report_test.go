@@ -83,3 +83,31 @@ func TestClusterTable(t *testing.T) {
 		t.Errorf("markdown has the designs' table without their scenarios:\n%s", md)
 	}
 }
+
+func TestStoreTable(t *testing.T) {
+	vs := storeVariants([]string{"memory", "pg-durable"})
+	rep := &Report{
+		Started: time.Unix(0, 0), Impls: []string{"chatroom"},
+		Scenarios: []Scenario{{Name: "fanout", Stores: vs}, {Name: "steady", Stores: vs}},
+		Runs: []Run{
+			{Impl: "chatroom", Scenario: "fanout", OK: true, Result: &load.Result{DeliveriesPerSec: 200000, Latency: load.Latency{P50: 1, P99: 2}}},
+			{Impl: "chatroom", Scenario: "steady", OK: true, Result: &load.Result{Expected: 100, Latency: load.Latency{P50: 0.5, P99: 1}}},
+			{Impl: "chatroom-store-memory", Store: "memory", Scenario: "fanout", OK: true, Result: &load.Result{
+				DeliveriesPerSec: 100000, ServerCPUSeconds: 0.25, Latency: load.Latency{P50: 2, P99: 4}}},
+			{Impl: "chatroom-store-memory", Store: "memory", Scenario: "steady", OK: true, Result: &load.Result{
+				Expected: 100, Lost: 1, ServerCPUSeconds: 0.5, Latency: load.Latency{P50: 1, P99: 3}}},
+			{Impl: "chatroom-store-pg-durable", Store: "pg-durable", Scenario: "fanout", Error: "no PostgreSQL"},
+		},
+	}
+	md := markdown(rep)
+	for _, want := range []string{
+		"| none | 200000 | 1.00 | 1.00 / 2.00 | 0.50 / 1.00 | 0/100 | 0.00 / 0.00 |",
+		"| memory | 100000 | 0.50 | 2.00 / 4.00 | 1.00 / 3.00 | 1/100 (1.00%) | 0.25 / 0.50 |",
+		"| pg-durable | FAILED | FAILED | FAILED | – | – | FAILED / – |",
+		"chatroom-store-pg-durable / fanout failed: no PostgreSQL",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}

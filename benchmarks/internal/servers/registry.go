@@ -31,7 +31,7 @@ var impls = []struct {
 	name string
 	new  factory
 }{
-	{"chatroom", plain(chatroom.New)},
+	{"chatroom", plain(func() (http.Handler, func()) { return chatroom.New() })},
 	{"melody", plain(melody.New)},
 	{"gorillahub", plain(gorillahub.New)},
 	{"gws", plain(gws.New)},

@@ -11,7 +11,9 @@ import (
 )
 
 // New returns a Room as the /chat handler and a function that closes it.
-func New() (http.Handler, func()) {
-	room := chatroom.New(chatroom.WithJoinLimit(chatroom.Off, 0))
+// opts come after the benchmarks' own, such as WithHistory for
+// chatserver -store.
+func New(opts ...chatroom.Option) (http.Handler, func()) {
+	room := chatroom.New(append([]chatroom.Option{chatroom.WithJoinLimit(chatroom.Off, 0)}, opts...)...)
 	return room, func() { _ = room.Close() }
 }
