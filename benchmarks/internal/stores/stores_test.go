@@ -23,7 +23,7 @@ func TestOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			rm := chatroom.New(chatroom.WithName("lobby"), chatroom.WithEnvelope(), chatroom.WithHistory(st.History))
-			if err := rm.Broadcast(context.Background(), chatroom.Message{Text: "kept"}); err != nil {
+			if _, err := rm.Broadcast(context.Background(), chatroom.Message{Text: "kept"}); err != nil {
 				t.Fatal(err)
 			}
 			if st.History.Store != nil {

@@ -111,8 +111,9 @@ func ok(w http.ResponseWriter, r *http.Request) {
 func TestSlowHeaders(t *testing.T) {
 	l := servetest.Short()
 	addr := listen(t, l, http.HandlerFunc(ok))
-	c := dial(t, addr)
+	// Before the dial: the server's deadline starts when it accepts.
 	start := time.Now()
+	c := dial(t, addr)
 	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n"); err != nil {
 		t.Fatal(err)
 	}

@@ -261,7 +261,7 @@ func testDurableBroadcast(t *testing.T, s Store) {
 		chatroom.WithHistory(chatroom.History{Store: room(t, db, durable.Retention{}), Durable: true}))
 	defer rm.Close()
 	for i := range 20 {
-		if err := rm.Broadcast(context.Background(), chatroom.Message{Text: fmt.Sprint("b", i)}); err != nil {
+		if _, err := rm.Broadcast(context.Background(), chatroom.Message{Text: fmt.Sprint("b", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
