@@ -97,20 +97,28 @@ type chatServer struct {
 	t    *testing.T
 	bin  string
 	addr string        // 127.0.0.1:port, fixed by the first start
+	args []string      // the flags of every run but -addr
 	cmd  *exec.Cmd     // the current run
 	done chan struct{} // closed when the current run has exited
 	log  lockedBuffer  // the output of every run
 }
 
 // startChat builds examples/chat if needed and starts it on a free loopback
-// port. The server is stopped (SIGTERM) when the test ends.
+// port, with a history of 100 messages in memory. The server is stopped
+// (SIGTERM) when the test ends.
 func startChat(t *testing.T) *chatServer {
+	t.Helper()
+	return startChatWith(t, "-history", "100", "-db", "") // history in memory: a restart loses it
+}
+
+// startChatWith is startChat with examples/chat's flags (but -addr) given.
+func startChatWith(t *testing.T, args ...string) *chatServer {
 	t.Helper()
 	bin, err := buildChat()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &chatServer{t: t, bin: bin, addr: "127.0.0.1:0"}
+	s := &chatServer{t: t, bin: bin, addr: "127.0.0.1:0", args: args}
 	s.start()
 	t.Cleanup(func() {
 		s.stop()
@@ -124,7 +132,7 @@ func startChat(t *testing.T) *chatServer {
 // start starts the server on s.addr and waits until it listens.
 func (s *chatServer) start() {
 	s.t.Helper()
-	cmd := exec.Command(s.bin, "-addr", s.addr, "-history", "100", "-db", "") // history in memory: a restart loses it
+	cmd := exec.Command(s.bin, append([]string{"-addr", s.addr}, s.args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		s.t.Fatal(err)
@@ -202,8 +210,9 @@ func (s *chatServer) wait() {
 	}
 }
 
-// restart kills the server and starts a new one on the same port. The new
-// one knows nothing of the old one: the history is in memory.
+// restart kills the server and starts a new one on the same port, with the
+// same flags. Started by startChat, the new one knows nothing of the old
+// one: the history is in memory.
 func (s *chatServer) restart() {
 	s.t.Helper()
 	s.kill()

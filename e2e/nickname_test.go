@@ -117,6 +117,7 @@ func TestBrowserReconnectWaitsForTheOldConnection(t *testing.T) {
 type frame struct {
 	Type     string `json:"type"`
 	Nickname string `json:"nickname"`
+	Message  string `json:"message"`
 }
 
 // dialAs joins room as nickname with a Go client and returns once it is a

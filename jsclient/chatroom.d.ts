@@ -136,6 +136,20 @@ export interface ChatClientOptions {
   WebSocket?: { new (url: string): WebSocket };
 }
 
+/** What loadOlder() gives: older messages, oldest first, and whether the room has older ones still. */
+export interface OlderMessages {
+  /** message and system frames, none of them one the client holds already. */
+  messages: Frame[];
+  more: boolean;
+}
+
+/** Why loadOlder() gave nothing. */
+export declare class ScrollbackError extends Error {
+  readonly name: "ScrollbackError";
+  /** The error frame's or the close's code (1011 "history unavailable", 1007 for a room without scrollback, 1006, ...); 0: the client was not connected. */
+  readonly code: number;
+}
+
 export declare class ChatClient extends EventTarget {
   constructor(options: ChatClientOptions);
   readonly state: ConnectionState;
@@ -143,6 +157,8 @@ export declare class ChatClient extends EventTarget {
   readonly lastId: number;
   /** Sending and failed messages, in the order typed. */
   readonly outbox: OutgoingMessage[];
+  /** The room said there is nothing older than the oldest message held. */
+  readonly atBeginning: boolean;
   connect(): void;
   reconnectNow(): void;
   close(code?: number, reason?: string): void;
@@ -150,6 +166,8 @@ export declare class ChatClient extends EventTarget {
   retry(message: OutgoingMessage | string): OutgoingMessage | undefined;
   edit(message: OutgoingMessage | string, text: string): OutgoingMessage | undefined;
   discard(message: OutgoingMessage | string): void;
+  /** Asks for up to limit (1 to 100, default 50) messages before the oldest held; a call while one waits returns its promise. */
+  loadOlder(limit?: number): Promise<OlderMessages>;
 
   addEventListener<K extends keyof ChatClientEventMap>(
     type: K,

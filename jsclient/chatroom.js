@@ -7,11 +7,18 @@
 // in an outbox, in the state "sending", until the room acknowledges it
 // ("sent") or refuses it ("failed", with the reason); after a reconnect it
 // is sent again with the same ref, which the room takes at most once.
+// loadOlder() asks the room for the messages before the oldest one held
+// (scrollback, PROTOCOL.md).
 // See README.md next to this file for the API.
 
 const ROOM_FRAMES = new Set(["message", "system", "join", "leave"]); // the frames with IDs of their own
 const SEEN_IDS = 4096; // room frame IDs remembered to drop a replayed frame
 const ACKED_IDS = 1024; // acknowledged IDs remembered to recognise a late echo
+const HISTORY_FRAMES = new Set(["message", "system"]); // the frames scrollback serves
+const SCROLLBACK_LIMIT = 50; // messages a loadOlder() asks for by default
+const SCROLLBACK_MAX = 100; // the most a room gives for one request
+const BAD_HISTORY = 'expected {"type":"history"'; // the start of the room's reason for a bad request
+const NO_HISTORY = 'expected {"message": string}'; // the reason of a room without scrollback
 const NOT_CONFIRMED = "not confirmed before the page was closed; it may have been delivered";
 
 const DEFAULTS = Object.freeze({
@@ -94,6 +101,16 @@ export class OutgoingMessage {
   }
 }
 
+/** Why loadOlder() gave no messages: code and message are the room's, or 0. */
+export class ScrollbackError extends Error {
+  constructor(message, code = 0) {
+    super(message);
+    this.name = "ScrollbackError";
+    /** The error frame's or the close's code; 0 when the client gave up itself. */
+    this.code = code;
+  }
+}
+
 /**
  * A connection to one room that survives reconnects. Events (all
  * CustomEvent, the payload in detail): "state", "message", "direct",
@@ -112,8 +129,12 @@ export class ChatClient extends EventTarget {
   #opened = false; // the current connection opened
   #resuming = false; // the current connection asked for since
   #wanted = false; // connect() was called and close() was not
-  #timers = { retry: 0, connect: 0, ack: 0, hold: 0 };
+  #timers = { retry: 0, connect: 0, ack: 0, hold: 0, history: 0 };
   #lastId = 0;
+  #oldest = 0; // the least id of a message or system frame received; 0: none yet
+  #history = null; // the scrollback request waiting for its answer: { before, promise, resolve, reject }
+  #beginning = false; // the room said there is nothing older than #oldest
+  #noScrollback = null; // the ScrollbackError of a room that does not serve scrollback
   #seen = new Recent(SEEN_IDS);
   #shown = new Recent(ACKED_IDS); // ids of message and direct frames dispatched
   #acked = new Recent(ACKED_IDS); // id -> { ref, text } of acknowledged messages
@@ -155,6 +176,10 @@ export class ChatClient extends EventTarget {
   get outbox() {
     return this.#entries.slice();
   }
+  /** The room said there is nothing older than the oldest message held. */
+  get atBeginning() {
+    return this.#beginning;
+  }
 
   /** Connects, and keeps reconnecting until close(). */
   connect() {
@@ -183,6 +208,7 @@ export class ChatClient extends EventTarget {
     const ws = this.#ws;
     this.#ws = null;
     this.#releaseAll();
+    this.#historyFailed("closed", code);
     if (ws) ws.close(code, reason);
     this.#setState("closed", { code, reason });
   }
@@ -228,6 +254,83 @@ export class ChatClient extends EventTarget {
   discard(message) {
     const e = this.#find(message);
     if (e && e.state === "failed") this.#remove(e, "discarded");
+  }
+
+  /**
+   * Asks the room for up to limit (1 to 100) messages older than the
+   * oldest message or system frame this client holds (the newest, if it
+   * holds none). Resolves with { messages, more }: the frames, oldest first,
+   * none of them one it holds already, and whether the room has older ones.
+   * While a request waits for its answer, a call returns that request's
+   * promise and sends nothing; once the room said there is nothing older,
+   * it resolves with no messages and sends nothing. Rejects with a
+   * ScrollbackError when the connection is not open or closes first, when
+   * the room refuses the request, or serves no scrollback.
+   */
+  loadOlder(limit = SCROLLBACK_LIMIT) {
+    if (this.#history) return this.#history.promise;
+    if (this.#noScrollback) return Promise.reject(this.#noScrollback);
+    if (this.#beginning) return Promise.resolve({ messages: [], more: false });
+    const ws = this.#ws;
+    if (!ws || !this.#opened) return Promise.reject(new ScrollbackError("not connected"));
+    const n = Math.min(SCROLLBACK_MAX, Math.max(1, Math.floor(Number(limit)) || SCROLLBACK_LIMIT));
+    const f = { type: "history", before: this.#oldest, limit: n };
+    try {
+      ws.send(JSON.stringify(f));
+    } catch {
+      return Promise.reject(new ScrollbackError("not connected"));
+    }
+    const h = { before: this.#oldest };
+    h.promise = new Promise((resolve, reject) => {
+      h.resolve = resolve;
+      h.reject = reject;
+    });
+    this.#history = h;
+    if (this.#opt.ackTimeout) {
+      this.#timers.history = setTimeout(() => {
+        this.#timers.history = 0;
+        // As for a message: the room answers at once, so silence means a
+        // dead connection. Closing it rejects the request.
+        if (this.#ws === ws && this.#history === h) ws.close(4000, "no answer");
+      }, this.#opt.ackTimeout);
+    }
+    return h.promise;
+  }
+
+  // historyAnswered settles the scrollback request with the room's answer.
+  #historyAnswered(f) {
+    const h = this.#history;
+    if (!h || f.before !== h.before) return; // a late answer to a request given up
+    const messages = [];
+    const ids = new Set();
+    for (const m of Array.isArray(f.messages) ? f.messages : []) {
+      if (m === null || typeof m !== "object" || !HISTORY_FRAMES.has(m.type) || !Number.isSafeInteger(m.id)) continue;
+      // Held already: received live meanwhile, or newer than the oldest held.
+      if (this.#seen.has(m.id) || ids.has(m.id) || (this.#oldest > 0 && m.id >= this.#oldest)) continue;
+      ids.add(m.id);
+      messages.push(m);
+    }
+    messages.sort((a, b) => a.id - b.id);
+    if (messages.length) this.#oldest = messages[0].id;
+    const more = f.more === true;
+    if (!more) this.#beginning = true;
+    this.#settleHistory();
+    h.resolve({ messages, more });
+  }
+
+  // historyFailed rejects the scrollback request, if one waits.
+  #historyFailed(message, code) {
+    const h = this.#history;
+    if (!h) return;
+    const err = new ScrollbackError(message, code);
+    if (message === NO_HISTORY) this.#noScrollback = err; // asking again would fail again
+    this.#settleHistory();
+    h.reject(err);
+  }
+
+  #settleHistory() {
+    this.#history = null;
+    this.#clear("history");
   }
 
   #nextRef() {
@@ -311,7 +414,11 @@ export class ChatClient extends EventTarget {
     const code = ev.code;
     const reason = ev.reason || "";
     const inFlight = this.#inFlight();
-    if (closeForMessage(code, reason) && inFlight.length) {
+    // A frame without a message closes with these: the scrollback request
+    // caused it, not a message.
+    const forHistory = this.#history && code === 1007 && (reason === NO_HISTORY || reason.startsWith(BAD_HISTORY));
+    this.#historyFailed(reason || "connection closed", code);
+    if (!forHistory && closeForMessage(code, reason) && inFlight.length) {
       this.#fail(inFlight[0], { message: reason || String(code), code });
       this.#release();
     }
@@ -435,12 +542,27 @@ export class ChatClient extends EventTarget {
       if (ROOM_FRAMES.has(f.type)) {
         if (this.#seen.has(f.id)) return; // replayed: shown already
         this.#seen.set(f.id);
+        if (HISTORY_FRAMES.has(f.type) && (this.#oldest === 0 || f.id < this.#oldest)) this.#oldest = f.id;
       }
       // After a truncated frame the IDs may be a new room's: resume from them.
       if (f.type === "truncated" || f.id > this.#lastId) this.#lastId = f.id;
     }
     if (f.type === "error" && typeof f.ref === "string") {
       this.#refused(f);
+      return;
+    }
+    if (f.type === "history") {
+      // An answer to this client alone, outside the room's order: it does
+      // not wait behind a held echo.
+      this.#emit("frame", { frame: f });
+      this.#historyAnswered(f);
+      return;
+    }
+    if (f.type === "error" && this.#history) {
+      // Every message goes with a ref: an error frame without one answers
+      // the scrollback request (rate limit, history unavailable, invalid).
+      this.#emit("frame", { frame: f });
+      this.#historyFailed(String(f.message ?? "refused"), f.code);
       return;
     }
     // The echo of a message acknowledged already carries its ref.

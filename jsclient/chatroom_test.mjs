@@ -3,7 +3,7 @@
 // tests in e2e/ drive the module against the real server.
 import { test, mock } from "node:test";
 import assert from "node:assert/strict";
-import { ChatClient } from "./chatroom.js";
+import { ChatClient, ScrollbackError } from "./chatroom.js";
 
 // FakeSocket is a WebSocket the test drives: it opens, receives and closes
 // when told to.
@@ -249,6 +249,159 @@ test("an unanswered message closes a silent connection, which reconnects", () =>
     assert.deepEqual(ws.closed, { code: 4000, reason: "no answer" });
     assert.equal(c.state, "waiting");
     c.close();
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+const sys = (id, message) => ({ type: "system", id, time: "2026-01-01T00:00:00.000Z", message });
+const history = (before, messages, more) => ({ type: "history", id: 9216, time: "", before, messages, more });
+
+// joined opens a client that holds messages 4096 to 6144, after a join
+// notice older than them all.
+function joined(extra) {
+  const t = newClient(extra);
+  t.c.connect();
+  const ws = FakeSocket.last();
+  ws.open();
+  ws.recv({ type: "join", id: 1024, time: "", nickname: "bob" }); // a notice: scrollback has none
+  ws.recv(msg(4096, "bob", "four"));
+  ws.recv(sys(5120, "five"));
+  ws.recv(msg(6144, "bob", "six"));
+  ws.recv({ type: "members", id: 6144, time: "", members: ["ann", "bob"] });
+  return { ...t, ws };
+}
+
+test("loadOlder asks before the oldest message held, and again before the oldest it gave", async () => {
+  const { c, ws } = joined();
+  const first = c.loadOlder(2);
+  assert.deepEqual(ws.sent.at(-1), { type: "history", before: 4096, limit: 2 });
+  ws.recv(history(4096, [msg(2048, "bob", "two"), sys(3072, "three")], true));
+  assert.deepEqual(await first, { messages: [msg(2048, "bob", "two"), sys(3072, "three")], more: true });
+  assert.equal(c.atBeginning, false);
+
+  const second = c.loadOlder();
+  assert.deepEqual(ws.sent.at(-1), { type: "history", before: 2048, limit: 50 });
+  ws.recv(history(2048, [msg(512, "bob", "one")], false));
+  assert.deepEqual((await second).messages.map((m) => m.id), [512]);
+  assert.equal(c.atBeginning, true);
+
+  // Nothing is older: no request.
+  const n = ws.sent.length;
+  assert.deepEqual(await c.loadOlder(), { messages: [], more: false });
+  assert.equal(ws.sent.length, n);
+  assert.equal(c.lastId, 9216, "the answer's own id is the last room frame's");
+  c.close();
+});
+
+test("loadOlder drops messages held already, and caps the limit", async () => {
+  const { c, ws } = joined();
+  const p = c.loadOlder(500);
+  assert.equal(ws.sent.at(-1).limit, 100);
+  ws.recv(msg(7168, "bob", "live, meanwhile")); // not older: no change
+  ws.recv(history(4096, [msg(3072, "bob", "three"), msg(3072, "bob", "three"), msg(4096, "bob", "four"), msg(6144, "bob", "six"),
+    { type: "join", id: 2048, time: "", nickname: "cy" }, { type: "message", id: "x" }, null], true));
+  assert.deepEqual((await p).messages.map((m) => m.id), [3072]);
+  c.close();
+});
+
+test("a second loadOlder while one waits returns the same promise and sends nothing", async () => {
+  const { c, ws } = joined();
+  const a = c.loadOlder();
+  const n = ws.sent.length;
+  const b = c.loadOlder();
+  assert.equal(a, b);
+  assert.equal(ws.sent.length, n);
+  ws.recv(history(9999, [msg(1, "x", "not ours")], true)); // a late answer to another request: ignored
+  ws.recv(history(4096, [msg(2048, "bob", "two")], true));
+  assert.deepEqual((await b).messages.map((m) => m.id), [2048]);
+  c.close();
+});
+
+test("a client holding no message asks for the newest", async () => {
+  const { c } = newClient();
+  c.connect();
+  const ws = FakeSocket.last();
+  ws.open();
+  ws.recv({ type: "members", id: 1024, time: "", members: ["ann"] });
+  const p = c.loadOlder(10);
+  assert.deepEqual(ws.sent.at(-1), { type: "history", before: 0, limit: 10 });
+  ws.recv(history(0, [msg(512, "bob", "one"), msg(1024, "bob", "two")], false));
+  assert.deepEqual((await p).messages.map((m) => m.id), [512, 1024]);
+  c.close();
+});
+
+test("loadOlder rejects when not connected, and when the connection closes first", async () => {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    const { c } = newClient();
+    await assert.rejects(c.loadOlder(), ScrollbackError);
+    c.connect();
+    let ws = FakeSocket.last();
+    ws.open();
+    ws.recv(msg(4096, "bob", "four"));
+    const p = c.loadOlder();
+    ws.drop(1006);
+    await assert.rejects(p, (err) => err instanceof ScrollbackError && err.code === 1006);
+    // The next connection asks again, from where it was.
+    mock.timers.tick(10000);
+    ws = FakeSocket.last();
+    ws.open();
+    const q = c.loadOlder();
+    assert.deepEqual(ws.sent.at(-1), { type: "history", before: 4096, limit: 50 });
+    ws.recv(history(4096, [], false));
+    assert.deepEqual(await q, { messages: [], more: false });
+    c.close();
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test("an error frame without a ref answers the scrollback request, not a message", async () => {
+  const { c, ws, of } = joined();
+  const m = c.send("hi");
+  const p = c.loadOlder();
+  ws.recv({ type: "error", id: 6144, time: "", message: "history unavailable", code: 1011 });
+  await assert.rejects(p, (err) => err.code === 1011 && err.message === "history unavailable");
+  assert.equal(m.state, "sending");
+  assert.equal(of("error").length, 0);
+  c.close();
+});
+
+test("a room without scrollback: its close fails no message, and loadOlder does not ask again", async () => {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    const { c, ws } = joined();
+    const m = c.send("hi");
+    const p = c.loadOlder();
+    ws.drop(1007, 'expected {"message": string}');
+    await assert.rejects(p, (err) => err.code === 1007);
+    assert.equal(m.state, "sending", "the message was failed for the scrollback request's close");
+    mock.timers.tick(10000);
+    const next = FakeSocket.last();
+    next.open();
+    assert.deepEqual(next.sent, [{ message: "hi", ref: m.ref }]);
+    await assert.rejects(c.loadOlder(), (err) => err.code === 1007);
+    assert.deepEqual(next.sent, [{ message: "hi", ref: m.ref }]);
+    c.close();
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test("an unanswered scrollback request closes a silent connection; close() rejects one waiting", async () => {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    const { c, ws } = joined({ ackTimeout: 1000 });
+    const p = c.loadOlder();
+    mock.timers.tick(1000);
+    assert.deepEqual(ws.closed, { code: 4000, reason: "no answer" });
+    await assert.rejects(p, (err) => err.code === 4000);
+    mock.timers.tick(10000);
+    FakeSocket.last().open();
+    const q = c.loadOlder();
+    c.close();
+    await assert.rejects(q, ScrollbackError);
   } finally {
     mock.timers.reset();
   }

@@ -6,7 +6,9 @@
 // connection, and an outbox: what the user sends shows at once as pending,
 // becomes a message when the room has taken it, and stays, with the reason
 // and a way to retry or edit it, when the room refuses it. The outbox is kept
-// in sessionStorage, so that a reload loses nothing typed.
+// in sessionStorage, so that a reload loses nothing typed. Scrolled to the
+// top, the log loads older messages (scrollback) above what it shows, and
+// what the user was looking at stays where it was.
 //
 // Everything that comes from the network is rendered with textContent (or
 // as an attribute value), never parsed as HTML.
@@ -14,6 +16,8 @@ import { ChatClient } from "./chatroom.js";
 
 const GROUP_WINDOW = 5 * 60 * 1000; // messages of one sender this close share a header
 const NICKNAME_KEY = "chatroom.nickname";
+const OLDER_BATCH = 50; // messages one scrollback request asks for
+const NEAR_TOP = 120; // px from the top of the log at which older messages load
 
 const $ = (id) => document.getElementById(id);
 
@@ -32,6 +36,8 @@ class Session {
     this.room = room;
     this.lost = false; // a connection that was open has closed
     this.ticker = 0; // countdown of the pending reconnect
+    this.joined = false; // a member list arrived: the history on join is in
+    this.loading = false; // a scrollback request waits for its answer
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const q = new URLSearchParams({ nickname });
     this.client = new ChatClient({
@@ -43,7 +49,7 @@ class Session {
     on("state", this.stateChanged);
     on("message", this.message);
     on("presence", this.presence);
-    on("system", (d) => addNotice("system", String(d.frame.message ?? ""), d.frame.time));
+    on("system", (d) => addNotice("system", String(d.frame.message ?? ""), d.frame.time, d.frame.id));
     on("error", (d) => addNotice("error", `Not sent: ${d.frame.message ?? "refused"}`, d.frame.time));
     on("truncated", (d) => addNotice("truncated", "Some messages from while you were away are no longer available " +
       "(the server restarted or the room's history ran out).", d.frame.time));
@@ -110,13 +116,16 @@ class Session {
       case "members":
         if (d.resumed) addNotice("status", "Reconnected", d.frame.time);
         this.lost = false;
+        this.joined = true;
+        if ($("older").dataset.state === "none") showOlder("idle");
+        this.loadOlder(); // a log too short to scroll is at its top already
         break;
       case "join":
-        if (!me) addNotice("join", `${d.nickname} joined`, d.frame.time);
-        else if (!d.resumed) addNotice("join", `You joined #${this.room}`, d.frame.time);
+        if (!me) addNotice("join", `${d.nickname} joined`, d.frame.time, d.frame.id);
+        else if (!d.resumed) addNotice("join", `You joined #${this.room}`, d.frame.time, d.frame.id);
         break;
       case "leave":
-        if (!me) addNotice("leave", `${d.nickname} left`, d.frame.time);
+        if (!me) addNotice("leave", `${d.nickname} left`, d.frame.time, d.frame.id);
         break;
       default:
     }
@@ -131,6 +140,40 @@ class Session {
     } else {
       renderPending(this, m);
     }
+  }
+
+  // loadOlder puts older messages above the log's first ones when its top
+  // is in view (scrolled there, or a log too short to scroll), or at once
+  // with force (the "Load older messages" button). One request at a time;
+  // after one, it goes on while the top is still in view.
+  async loadOlder(force = false) {
+    if (this.loading || !this.joined || this.client.state !== "open") return;
+    if (this.client.atBeginning) {
+      showOlder("beginning", this.room);
+      return;
+    }
+    if (!force && $("messages").scrollTop > NEAR_TOP) return;
+    this.loading = true;
+    showOlder("loading");
+    let got;
+    try {
+      got = await this.client.loadOlder(OLDER_BATCH);
+    } catch (err) {
+      this.loading = false;
+      // 1007: a room that serves no scrollback. Otherwise the connection
+      // closed or the room could not read its history: scrolling, the
+      // button or the next connection tries again.
+      if (session === this) showOlder(err.code === 1007 ? "unavailable" : "error");
+      return;
+    }
+    this.loading = false;
+    if (session !== this) return; // left the room meanwhile
+    const newest = got.messages.length ? got.messages.at(-1).id : 0;
+    keepPosition(newest, () => {
+      prependOlder(this, got.messages);
+      showOlder(got.more ? "idle" : "beginning", this.room);
+    });
+    if (got.more) this.loadOlder();
   }
 
   reconnectNow() {
@@ -216,9 +259,7 @@ function append(li, t, force) {
     const day = t.toDateString();
     if (day !== lastDay) {
       lastDay = day;
-      const d = el("li", "day");
-      d.append(el("span", "", t.toLocaleDateString([], { weekday: "long", month: "long", day: "numeric" })));
-      list.insertBefore(d, before);
+      list.insertBefore(dayLine(t), before);
     }
   }
   list.insertBefore(li, before);
@@ -226,6 +267,14 @@ function append(li, t, force) {
 }
 
 function addMessage(f, mine) {
+  const li = messageLine(f, mine);
+  const before = firstPending();
+  group(li, before ? before.previousElementSibling : $("messages").lastElementChild);
+  append(li, parseTime(f.time), mine);
+}
+
+// messageLine is the line of one chat message of the room.
+function messageLine(f, mine) {
   const nickname = String(f.nickname ?? "");
   const t = parseTime(f.time);
   const li = el("li", mine ? "msg mine" : "msg");
@@ -233,19 +282,22 @@ function addMessage(f, mine) {
   li.style.setProperty("--hue", String(hue(nickname)));
   if (Number.isSafeInteger(f.id)) li.dataset.id = String(f.id);
   if (t) li.dataset.t = String(t.getTime());
-  const before = firstPending();
-  const prev = before ? before.previousElementSibling : $("messages").lastElementChild;
-  if (prev && prev.classList.contains("msg") && prev.dataset.nickname === nickname && t &&
-    t.getTime() - Number(prev.dataset.t) < GROUP_WINDOW) {
-    li.classList.add("cont");
-  }
   if (!mine) li.append(avatar(nickname, "avatar"));
   const bubble = el("div", "bubble");
   const meta = el("div", "meta");
   meta.append(el("span", "nick", nickname), timeElement(t));
   bubble.append(meta, el("div", "text", String(f.message ?? "")));
   li.append(bubble);
-  append(li, t, mine);
+  return li;
+}
+
+// group marks a message that follows prev, of one sender and close in
+// time, as its continuation: it shares prev's header.
+function group(li, prev) {
+  const cont = Boolean(prev && prev.classList.contains("msg") && !prev.classList.contains("pending") &&
+    prev.dataset.nickname === li.dataset.nickname && li.dataset.t && prev.dataset.t &&
+    Number(li.dataset.t) - Number(prev.dataset.t) < GROUP_WINDOW);
+  li.classList.toggle("cont", cont);
 }
 
 // messageShown reports whether the room's message id is in the list.
@@ -323,12 +375,108 @@ function editPending(s, li, m) {
   });
 }
 
-function addNotice(kind, text, time) {
+// addNotice shows a notice; id is the room frame's it tells of, if any.
+function addNotice(kind, text, time, id) {
   const t = parseTime(time) || new Date();
+  append(noticeLine(kind, text, t, id), t, false);
+}
+
+function noticeLine(kind, text, t, id) {
   const li = el("li", `notice ${kind}`);
   li.dataset.kind = kind;
+  if (Number.isSafeInteger(id)) li.dataset.id = String(id);
+  li.dataset.t = String(t.getTime());
   li.append(el("span", "text", text), timeElement(t));
-  append(li, t, false);
+  return li;
+}
+
+// Scrollback. The log's first line (li.older) says whether older messages
+// are loading, can be loaded, or the room begins there; older messages go
+// in below it, each before the first line of a later room frame.
+
+const OLDER_TEXT = {
+  loading: "Loading older messages…",
+  error: "Older messages could not be loaded.",
+  unavailable: "Older messages are not kept in this room.",
+};
+
+function olderLine() {
+  const li = el("li", "older");
+  li.id = "older";
+  li.dataset.kind = "older";
+  li.dataset.state = "none";
+  li.append(el("span", "text"));
+  return li;
+}
+
+// showOlder sets the state of the log's first line: none (not joined
+// yet), idle (more to load), loading, beginning, error, unavailable.
+function showOlder(state, room) {
+  const li = $("older");
+  if (li.dataset.state === state) return;
+  li.dataset.state = state;
+  li.setAttribute("aria-busy", String(state === "loading"));
+  const text = li.querySelector(".text");
+  text.textContent = state === "beginning" ? `This is the beginning of #${room}.` : OLDER_TEXT[state] || "";
+  li.querySelector("button")?.remove();
+  if (state === "idle" || state === "error") {
+    li.append(actionButton(state === "idle" ? "Load older messages" : "Try again", "older",
+      () => session && session.loadOlder(true)));
+  }
+}
+
+// prependOlder puts the frames of a scrollback answer (oldest first, all
+// older than the messages shown) in the log, among the notices older than
+// those messages, then redraws the day separators and the groups.
+function prependOlder(s, frames) {
+  const list = $("messages");
+  let next = $("older").nextElementSibling;
+  for (const f of frames) {
+    while (next && !next.classList.contains("pending") && !(next.dataset.id && Number(next.dataset.id) > f.id)) {
+      next = next.nextElementSibling;
+    }
+    const t = parseTime(f.time);
+    const li = f.type === "system"
+      ? noticeLine("system", String(f.message ?? ""), t || new Date(), f.id)
+      : messageLine(f, f.nickname === s.nickname);
+    list.insertBefore(li, next);
+  }
+  redrawDays(list);
+  for (const li of list.querySelectorAll("li.msg:not(.pending)")) group(li, li.previousElementSibling);
+}
+
+// redrawDays puts a day separator before the first line of every day.
+function redrawDays(list) {
+  for (const d of list.querySelectorAll("li.day")) d.remove();
+  lastDay = "";
+  for (const li of [...list.children]) {
+    if (!li.dataset.t) continue;
+    const t = new Date(Number(li.dataset.t));
+    if (t.toDateString() !== lastDay) list.insertBefore(dayLine(t), li);
+    lastDay = t.toDateString();
+  }
+}
+
+function dayLine(t) {
+  const d = el("li", "day");
+  d.append(el("span", "", t.toLocaleDateString([], { weekday: "long", month: "long", day: "numeric" })));
+  return d;
+}
+
+// keepPosition runs change, which puts lines of room frames up to the id
+// newest in the log, and scrolls the log so that the first line in view
+// after them (a message or a notice) stays where it was on the screen.
+// Notices the page has from before its oldest message (its history on
+// join keeps more of them) may be older: they move up with what is put in
+// among them.
+function keepPosition(newest, change) {
+  const list = $("messages");
+  const top = list.getBoundingClientRect().top;
+  const anchor = [...list.children].find((li) => li.id !== "older" && !li.classList.contains("day") &&
+    !(li.dataset.id && Number(li.dataset.id) <= newest) && li.getBoundingClientRect().bottom > top);
+  const was = anchor ? anchor.getBoundingClientRect().top : 0;
+  change();
+  if (anchor && anchor.isConnected) list.scrollTop += anchor.getBoundingClientRect().top - was;
 }
 
 function renderMembers(s) {
@@ -415,7 +563,7 @@ function enterRoom(nickname, room) {
   $("room-name").textContent = room;
   $("text").placeholder = `Message #${room}`;
   document.title = `#${room} · chatroom`;
-  $("messages").replaceChildren();
+  $("messages").replaceChildren(olderLine());
   lastDay = "";
   session = new Session(nickname, room);
   renderMembers(session);
@@ -479,6 +627,8 @@ function init() {
   });
 
   $("leave").addEventListener("click", leaveRoom);
+  // Scrolled near the top, by any means (wheel, touch, keys in the focused log).
+  $("messages").addEventListener("scroll", () => session && session.loadOlder(), { passive: true });
   $("retry").addEventListener("click", () => session && session.reconnectNow());
   window.addEventListener("online", () => session && session.reconnectNow());
 
