@@ -55,7 +55,7 @@ var deflateModes = []struct {
 }
 
 // BenchmarkDeflateBroadcast broadcasts chat-sized frames (about 100 B and
-// 1 KiB with the header) to 10 members through real loopback WebSockets,
+// 1 KiB with the header) to 10 and 100 members through real loopback WebSockets,
 // plain and compressed. wire-B/frame is what one member is sent per
 // frame; cpu-ns/op the process's CPU per broadcast. The members skim:
 // they skip each frame's payload and inflate nothing, so that the CPU is
@@ -64,17 +64,19 @@ var deflateModes = []struct {
 //
 //	go test -c -o /tmp/chatroom.test
 //	for i in 1 2 3; do for m in plain deflate; do
-//		/tmp/chatroom.test -test.run '^$' -test.bench "DeflateBroadcast/.*/$m\$" -test.benchtime 5000x
+//		/tmp/chatroom.test -test.run '^$' -test.bench "DeflateBroadcast/.*/.*/$m\$" -test.benchtime 2000x
 //	done; done
 func BenchmarkDeflateBroadcast(b *testing.B) {
-	for _, size := range []int{100, 1024} {
-		// The frame's header and {"nickname":"sei","message":""}.
-		msg := Message{Nickname: "sei", Text: chatText(size - 33)}
-		for _, m := range deflateModes {
-			b.Run(fmt.Sprintf("frame=%d/%s", size, m.name), func(b *testing.B) {
-				var wire atomic.Int64
-				benchmarkBroadcastOf(b, broadcastCase{members: 10, msg: msg, wire: &wire, skim: true, offer: m.offer})
-			})
+	for _, members := range []int{10, 100} {
+		for _, size := range []int{100, 1024} {
+			// The frame's header and {"nickname":"sei","message":""}.
+			msg := Message{Nickname: "sei", Text: chatText(size - 33)}
+			for _, m := range deflateModes {
+				b.Run(fmt.Sprintf("members=%d/frame=%d/%s", members, size, m.name), func(b *testing.B) {
+					var wire atomic.Int64
+					benchmarkBroadcastOf(b, broadcastCase{members: members, msg: msg, wire: &wire, skim: true, offer: m.offer})
+				})
+			}
 		}
 	}
 }
@@ -191,4 +193,56 @@ func (s *skimmer) skipFrame() error {
 	}
 	_, err := s.br.Discard(n)
 	return err
+}
+
+// BenchmarkDeflateIdleMember measures what an idle member costs the
+// server's heap once it has sent one message, compressed if it negotiated
+// permessage-deflate, as browsers compress what they send: one op is one
+// such member of a room of 200. The clients live in the same process; they
+// cost the same in both cases, so the difference between the two is the
+// server's.
+func BenchmarkDeflateIdleMember(b *testing.B) {
+	const members = 200
+	for _, m := range deflateModes {
+		b.Run(m.name, func(b *testing.B) {
+			for b.Loop() {
+				room := New(WithKeepalive(Off, 0), WithJoinLimit(Off, 0))
+				joined := make(chan struct{}, members)
+				room.cfg.joined = func(*Member) { joined <- struct{}{} }
+				srv := httptest.NewServer(room)
+				addr := srv.Listener.Addr().String()
+				msg := []byte(`{"message":"` + chatText(200) + `"}`)
+				op := byte(0x1)
+				if m.offer != "" {
+					msg, op = deflateMessage(b, msg), 0x41 // RSV1, text
+				}
+				sent := append(clientHeader(true, op, len(msg)), msg...)
+				before := heapAfterGC()
+				var wire atomic.Int64
+				clients := make([]*skimmer, members)
+				for i := range clients {
+					clients[i] = dialSkimmer(b, addr, m.offer, &wire)
+					<-joined
+				}
+				for _, c := range clients {
+					if _, err := c.Write(sent); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for _, c := range clients { // every echo of every message
+					for range members {
+						if err := c.skipFrame(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportMetric(float64(heapAfterGC()-before)/members, "heap-B/member")
+				for _, c := range clients {
+					_ = c.Close()
+				}
+				room.Close()
+				srv.Close()
+			}
+		})
+	}
 }

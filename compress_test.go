@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/seed014c2c51/chatroom/internal/socket"
+
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 )
@@ -262,4 +264,32 @@ func TestDeflateWithoutMembersCompressesNothing(t *testing.T) {
 	if got := a.read(); got != frame("ann", text) {
 		t.Errorf("read %q", got)
 	}
+}
+
+// Whatever the payload, a compressed frame is a final text frame with RSV1
+// set whose payload inflates to the plain frame's, or there is none and
+// the plain frame goes out.
+func FuzzDeflateFrame(f *testing.F) {
+	f.Add([]byte(`{"nickname":"sei","message":"hello"}`))
+	f.Add(bytes.Repeat([]byte("ab"), 40000))
+	f.Add([]byte{0, 0, 0xff, 0xff})
+	d := &deflater{min: 1}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		buf := append(make([]byte, socket.MaxFrameHeader), payload...)
+		plain := socket.TextFrame(buf)
+		c := d.frame(plain)
+		if c == nil {
+			return
+		}
+		if c[0] != 0xc1 {
+			t.Fatalf("first byte %#x, want 0xc1", c[0])
+		}
+		p := socket.Payload(c)
+		if len(p) >= len(payload) {
+			t.Fatalf("compressed %d bytes to %d", len(payload), len(p))
+		}
+		if got := inflateMessage(t, p); got != string(payload) {
+			t.Fatalf("inflated %d bytes, want %d", len(got), len(payload))
+		}
+	})
 }

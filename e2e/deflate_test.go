@@ -19,7 +19,6 @@ import (
 func TestNodeDeflate(t *testing.T) {
 	nodePath(t) // skip before starting anything
 	srv := startChat(t)
-	const size = 2048
 	c := startNode(t, "deflate", "deflate", srv.tutorialURL("zip"), "2048")
 	var neg struct{ Extensions string }
 	c.next("negotiated", nodeWaitSlop, &neg)
