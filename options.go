@@ -149,7 +149,8 @@ type config struct {
 	// polling.
 	joined func(*Member)
 	// finished is a test seam: called when an upgraded connection's
-	// goroutine ends, after the room has counted it out.
+	// goroutine ends, after the room has counted it out and told a
+	// registry that it is empty.
 	finished func()
 }
 

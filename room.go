@@ -242,11 +242,11 @@ func (rm *Room) release(upgraded bool) {
 		close(rm.idle)
 	}
 	rm.mu.Unlock()
-	if upgraded && rm.cfg.finished != nil {
-		rm.cfg.finished()
-	}
 	if empty && rm.onEmpty != nil {
 		rm.onEmpty(rm)
+	}
+	if upgraded && rm.cfg.finished != nil {
+		rm.cfg.finished() // last: a test that waits for it sees the registry's removal too
 	}
 }
 
