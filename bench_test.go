@@ -72,6 +72,26 @@ func BenchmarkBroadcastMetrics(b *testing.B) {
 }
 
 func benchmarkBroadcast(b *testing.B, members int, opts ...Option) {
+	benchmarkBroadcastOf(b, broadcastCase{members: members, msg: benchMessage}, opts...)
+}
+
+// broadcastCase is what benchmarkBroadcastOf broadcasts, to whom.
+type broadcastCase struct {
+	members int
+	msg     Message
+	// wire, if not nil, counts the bytes the members read; the benchmark
+	// reports them per frame delivered, as wire-B/frame.
+	wire *atomic.Int64
+	// skim makes the members raw TCP clients that read each frame's header
+	// and skip its payload, inflating nothing, so that the CPU measured is
+	// the server's; they send offer's header lines in the handshake. They
+	// count what they read in wire.
+	skim  bool
+	offer string
+}
+
+func benchmarkBroadcastOf(b *testing.B, bc broadcastCase, opts ...Option) {
+	members := bc.members
 	joined := make(chan struct{}, members)
 	// Every member connects from one address: no join limit.
 	room := New(append([]Option{WithKeepalive(Off, 0), WithJoinLimit(Off, 0)}, opts...)...)
@@ -83,15 +103,30 @@ func benchmarkBroadcast(b *testing.B, members int, opts ...Option) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
-	conns := make([]*websocket.Conn, members)
+	conns := make([]func() error, members) // each reads one frame
 	for i := range conns {
-		c, _, err := websocket.Dial(ctx, url, nil)
-		if err != nil {
-			b.Fatal(err)
+		if bc.skim {
+			c := dialSkimmer(b, srv.Listener.Addr().String(), bc.offer, bc.wire)
+			defer c.Close()
+			conns[i] = c.skipFrame
+		} else {
+			c, _, err := websocket.Dial(ctx, url, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.CloseNow()
+			conns[i] = func() error {
+				_, r, err := c.Reader(context.Background())
+				if err == nil {
+					_, err = io.Copy(io.Discard, r)
+				}
+				return err
+			}
 		}
-		defer c.CloseNow()
-		conns[i] = c
 		<-joined
+	}
+	if bc.wire != nil {
+		bc.wire.Store(0) // the handshakes are not the broadcasts'
 	}
 
 	// The readers start before the timer and the room closes after it, so
@@ -100,18 +135,14 @@ func benchmarkBroadcast(b *testing.B, members int, opts ...Option) {
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	read := make([]atomic.Int64, len(conns)) // frames each client has read
-	for i, c := range conns {
+	for i, next := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-start
 			// Read without allocating.
 			for range b.N {
-				_, r, err := c.Reader(context.Background())
-				if err == nil {
-					_, err = io.Copy(io.Discard, r)
-				}
-				if err != nil {
+				if err := next(); err != nil {
 					b.Error(err)
 					return
 				}
@@ -141,7 +172,7 @@ func benchmarkBroadcast(b *testing.B, members int, opts ...Option) {
 		if n%(window/4) == 0 {
 			waitForReaders(n)
 		}
-		if _, err := room.Broadcast(ctx, benchMessage); err != nil {
+		if _, err := room.Broadcast(ctx, bc.msg); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -151,6 +182,9 @@ func benchmarkBroadcast(b *testing.B, members int, opts ...Option) {
 	// The process's CPU time, the clients' included: on a shared machine
 	// steadier than ns/op.
 	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+	if bc.wire != nil {
+		b.ReportMetric(float64(bc.wire.Load())/float64(b.N*members), "wire-B/frame")
+	}
 }
 
 // BenchmarkDecodeClient measures decoding a client frame with and without a

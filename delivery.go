@@ -112,6 +112,7 @@ func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 		skip = p.from
 	}
 	f := rm.startFanout()
+	out := rm.newOutFrame(frame)
 	for _, m := range rm.members {
 		if m.id == skip {
 			continue
@@ -125,9 +126,10 @@ func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 			}
 			m.replayed = 0
 		}
-		f.queued(m.enqueueFrame(frame))
+		b := out.forMember(m)
+		f.queued(m.enqueueFrame(b), len(b))
 	}
-	rm.reportFanout(f, len(frame))
+	rm.reportFanout(f)
 	if !rm.storesFirst(p) {
 		rm.ackLocked(p, msg.ID)
 	}
@@ -138,8 +140,8 @@ func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 // RoomMetrics.Fanout: in locals, so that a delivery costs no more than a
 // comparison.
 type fanoutCount struct {
-	start           time.Time // zero for a frame for some members only
-	frames, deepest int
+	start                  time.Time // zero for a frame for some members only
+	frames, bytes, deepest int
 }
 
 // startFanout starts counting a broadcast's queuing.
@@ -150,21 +152,22 @@ func (rm *Room) startFanout() fanoutCount {
 	return fanoutCount{start: time.Now()}
 }
 
-// queued counts a frame queued for a member that now has depth bytes
-// queued, or none if depth is negative (enqueueFrame).
-func (f *fanoutCount) queued(depth int) {
+// queued counts a frame of size bytes queued for a member that now has
+// depth bytes queued, or none if depth is negative (enqueueFrame).
+func (f *fanoutCount) queued(depth, size int) {
 	if depth >= 0 {
 		f.frames++
+		f.bytes += size
 		f.deepest = max(f.deepest, depth)
 	}
 }
 
-// reportFanout reports f, of a frame of size bytes, to the room's metrics.
-func (rm *Room) reportFanout(f fanoutCount, size int) {
+// reportFanout reports f to the room's metrics.
+func (rm *Room) reportFanout(f fanoutCount) {
 	if rm.metrics == nil {
 		return
 	}
-	out := Fanout{Frames: f.frames, Bytes: f.frames * size}
+	out := Fanout{Frames: f.frames, Bytes: f.bytes}
 	if !f.start.IsZero() {
 		out.Broadcast, out.DeepestQueue, out.Took = true, f.deepest, time.Since(f.start)
 	}
@@ -175,10 +178,12 @@ func (rm *Room) reportFanout(f fanoutCount, size int) {
 // whether it queued it for all. rm.mu is held, or to is one member.
 func (rm *Room) queueLocked(frame []byte, to []*Member) bool {
 	var f fanoutCount
+	out := rm.newOutFrame(frame)
 	for _, m := range to {
-		f.queued(m.enqueueFrame(frame))
+		b := out.forMember(m)
+		f.queued(m.enqueueFrame(b), len(b))
 	}
-	rm.reportFanout(f, len(frame))
+	rm.reportFanout(f)
 	return f.frames == len(to)
 }
 

@@ -548,3 +548,33 @@ func Example_acknowledgements() {
 	// {"type":"ack","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","ref":"7"}
 	// {"type":"error","id":1838510899201829,"time":"2026-11-23T08:00:00.000Z","message":"expected {\"message\": string}","code":1007,"ref":"8"}
 }
+
+// Clients that offer permessage-deflate, as browsers do, get it without
+// context takeover; a room with WithCompression(Off) declines. The
+// messages are the same either way, once inflated.
+func ExampleWithCompression() {
+	for _, opts := range [][]chatroom.Option{nil, {chatroom.WithCompression(chatroom.Off)}} {
+		room := chatroom.New(opts...)
+		srv := httptest.NewServer(room)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, resp, err := websocket.Dial(ctx, wsURL(srv, "/?nickname=sei"),
+			&websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
+		if err != nil {
+			fmt.Println(err)
+		} else {
+			fmt.Printf("extensions: %q\n", resp.Header.Get("Sec-WebSocket-Extensions"))
+			_ = conn.Write(ctx, websocket.MessageText, []byte(`{"message":"`+strings.Repeat("ha", 100)+`"}`))
+			_, frame, _ := conn.Read(ctx)
+			fmt.Println(len(frame), "bytes once inflated")
+			conn.CloseNow()
+		}
+		cancel()
+		room.Close()
+		srv.Close()
+	}
+	// Output:
+	// extensions: "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
+	// 231 bytes once inflated
+	// extensions: ""
+	// 231 bytes once inflated
+}

@@ -74,7 +74,10 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 	if !canHijack(w) {
 		aw = w // let Accept answer 501 before it writes anything
 	}
-	conn, err := websocket.Accept(aw, r, &websocket.AcceptOptions{OriginPatterns: rm.cfg.originPatterns})
+	conn, err := websocket.Accept(aw, r, &websocket.AcceptOptions{
+		OriginPatterns:  rm.cfg.originPatterns,
+		CompressionMode: rm.deflater.acceptMode(),
+	})
 	if err != nil {
 		// Accept has written the HTTP error.
 		rm.cfg.log.Debug("chatroom: upgrade failed", "room", rm.cfg.name, "remote", r.RemoteAddr, "err", err)
@@ -86,6 +89,9 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 	// go on reading past it, discarding, until the client has seen the
 	// close frame: coder/websocket's own limit leaves the rest unread.
 	conn.SetReadLimit(-1)
+	// Accept answers the client's offer of permessage-deflate, if it
+	// takes it, with the one extension the room knows.
+	adm.deflate = w.Header().Get("Sec-WebSocket-Extensions") != ""
 	m := rm.newMember(conn, hw.sock, adm)
 	// Joining runs here, on the HTTP server's goroutine, whose stack has
 	// already grown. The member's own goroutine only reads, so an idle
@@ -107,6 +113,7 @@ type admission struct {
 	authErr  error  // the authenticator's refusal, sent as 4001 after the upgrade
 	since    uint64 // the last frame ID the client saw, if resume
 	resume   bool
+	deflate  bool // the client negotiated permessage-deflate
 }
 
 // sinceParam is the query parameter of a resuming client (WithHistory).

@@ -66,6 +66,7 @@ func (rm *Room) newMember(conn *websocket.Conn, s *socket.Socket, adm admission)
 		// Probe once: a connection that refuses deadlines gets a timer on
 		// every flush instead.
 		deadlines: s.SetWriteDeadline(time.Time{}) == nil,
+		deflate:   adm.deflate,
 	}
 	if adm.authErr != nil {
 		m.refusal = cause(ErrUnauthorized, StatusUnauthorized, reasonUnauthorized, adm.authErr)

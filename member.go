@@ -39,13 +39,16 @@ type Member struct {
 	sock    *socket.Socket // the hijacked connection under conn
 	// deadlines: sock takes deadlines, so flushes need no timer.
 	deadlines bool
-	ctx       context.Context
-	cancel    context.CancelFunc
-	limiter   *rate.Limiter // nil without WithRateLimit
-	pacer     *rate.Limiter // nil without pacing (WithPacing)
+	// deflate: the client negotiated permessage-deflate (compress.go).
+	deflate bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	limiter *rate.Limiter // nil without WithRateLimit
+	pacer   *rate.Limiter // nil without pacing (WithPacing)
 	// unread is the rest of a message over the size limit that tooBig
-	// left for discardReads. Only the member's reader uses it.
-	unread io.Reader
+	// left for discardReads, limited to what the closing member may still
+	// make the room read. Only the member's reader uses it.
+	unread *io.LimitedReader
 	index  int // position in room.members, guarded by room.mu; -1 outside
 
 	// abort tells the writer to stop between frames without taking mu: the

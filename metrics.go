@@ -52,8 +52,9 @@ type RoomMetrics interface {
 // RoomMetrics.Fanout.
 type Fanout struct {
 	// Frames is the number of members the frame was queued for, and Bytes
-	// their total size on the wire: Frames times the size of the frame
-	// with its WebSocket header. A member cut as too slow by this frame is
+	// their total size on the wire: the size of the frame with its
+	// WebSocket header, compressed for the members that negotiated
+	// permessage-deflate (WithCompression), summed over the Frames. A member cut as too slow by this frame is
 	// not counted; one cut later is, for the frames queued before. The
 	// history replayed to a joiner is not counted: it is encoded as it is
 	// written.

@@ -35,6 +35,7 @@ func TestNewPanicsNamingTheOption(t *testing.T) {
 		{WithSendQueue(-1, 0), "chatroom: WithSendQueue: messages is -1"},
 		{WithSendQueue(0, -1), "chatroom: WithSendQueue: bytes is -1"},
 		{WithSendBuffer(-2), "chatroom: WithSendBuffer: bytes is -2; it must be > 0, 0 for the default (65536), or Off"},
+		{WithCompression(-5), "chatroom: WithCompression: minBytes is -5; it must be > 0, 0 for the default (128), or Off"},
 		{WithWriteTimeout(-time.Second), "chatroom: WithWriteTimeout: d is -1s"},
 		{WithWriteTimeout(Off), "chatroom: WithWriteTimeout: d is -1ns"}, // the write timeout cannot be turned off
 		{WithCloseTimeout(-time.Second), "chatroom: WithCloseTimeout: d is -1s"},
@@ -93,6 +94,7 @@ type settings struct {
 	MaxMessageSize           int64
 	QueueMessages, QueueSize int
 	SendBuffer               int
+	CompressMin              int
 	WriteTimeout             time.Duration
 	CloseTimeout             time.Duration
 	PingInterval             time.Duration
@@ -110,7 +112,7 @@ type settings struct {
 
 func settingsOf(c config) settings {
 	return settings{
-		c.maxMessageSize, c.queueMessages, c.queueBytes, c.sendBuffer, c.writeTimeout, c.closeTimeout,
+		c.maxMessageSize, c.queueMessages, c.queueBytes, c.sendBuffer, c.compressMin, c.writeTimeout, c.closeTimeout,
 		c.pingInterval, c.pongTimeout, c.paceRate, c.paceBurst, c.joinRate, c.joinBurst,
 		c.rateLimit, c.rateBurst, c.heartbeat, c.originPatterns, c.envelope, c.notices,
 	}
@@ -121,7 +123,7 @@ func settingsOf(c config) settings {
 func TestOptionsResolve(t *testing.T) {
 	defaults := settings{
 		MaxMessageSize: DefaultMaxMessageSize, QueueMessages: DefaultQueueMessages, QueueSize: DefaultQueueBytes,
-		SendBuffer: DefaultSendBuffer, WriteTimeout: DefaultWriteTimeout, CloseTimeout: DefaultCloseTimeout,
+		SendBuffer: DefaultSendBuffer, CompressMin: DefaultCompressionThreshold, WriteTimeout: DefaultWriteTimeout, CloseTimeout: DefaultCloseTimeout,
 		PingInterval: DefaultPingInterval, PongTimeout: DefaultPongTimeout,
 		PaceRate: DefaultPaceRate, PaceBurst: DefaultPaceBurst, JoinRate: DefaultJoinRate, JoinBurst: DefaultJoinBurst,
 		Heartbeat: DefaultHeartbeat,
@@ -133,15 +135,15 @@ func TestOptionsResolve(t *testing.T) {
 	}{
 		{"none", nil, func(*settings) {}},
 		{"zeros", []Option{
-			WithMaxMessageSize(0), WithSendQueue(0, 0), WithSendBuffer(0), WithWriteTimeout(0),
+			WithMaxMessageSize(0), WithSendQueue(0, 0), WithSendBuffer(0), WithCompression(0), WithWriteTimeout(0),
 			WithCloseTimeout(0), WithKeepalive(0, 0), WithPacing(0, 0), WithJoinLimit(0, 0),
 			WithRateLimit(0, 0), WithOriginPatterns(), WithLogger(nil), WithClock(nil),
 			WithClientIP(nil), WithNicknameValidator(nil), WithAuthenticator(nil),
 		}, func(*settings) {}},
 		{"Off", []Option{
-			WithSendBuffer(Off), WithKeepalive(Off, 0), WithPacing(Off, 0), WithJoinLimit(Off, 0), WithRateLimit(Off, 0),
+			WithSendBuffer(Off), WithCompression(Off), WithKeepalive(Off, 0), WithPacing(Off, 0), WithJoinLimit(Off, 0), WithRateLimit(Off, 0),
 		}, func(s *settings) {
-			s.SendBuffer, s.PingInterval, s.PongTimeout = 0, 0, 0
+			s.SendBuffer, s.CompressMin, s.PingInterval, s.PongTimeout = 0, 0, 0, 0
 			s.PaceRate, s.PaceBurst, s.JoinRate, s.JoinBurst = rate.Inf, 0, rate.Inf, 0
 		}},
 		{"one of two", []Option{

@@ -44,6 +44,7 @@ func (c *config) resolve() {
 	c.writeTimeout = orDefault("WithWriteTimeout", "d", c.writeTimeout, DefaultWriteTimeout)
 	c.closeTimeout = orDefault("WithCloseTimeout", "d", c.closeTimeout, DefaultCloseTimeout)
 	c.sendBuffer = offOrDefault("WithSendBuffer", "bytes", c.sendBuffer, DefaultSendBuffer)
+	c.compressMin = offOrDefault("WithCompression", "minBytes", c.compressMin, DefaultCompressionThreshold)
 	c.pingInterval = offOrDefault("WithKeepalive", "interval", c.pingInterval, DefaultPingInterval)
 	if c.pingInterval == 0 {
 		if c.pongTimeout != 0 {

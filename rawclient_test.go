@@ -28,6 +28,14 @@ type rawClient struct {
 // dialRawClient opens a WebSocket to the room with the given raw query.
 func (tr *testRoom) dialRawClient(query string) *rawClient {
 	tr.t.Helper()
+	c, _ := tr.dialRawClientWith(query, "")
+	return c
+}
+
+// dialRawClientWith is dialRawClient with more header lines in the request
+// ("Name: value\r\n" each); it returns the response's header lines too.
+func (tr *testRoom) dialRawClientWith(query, header string) (*rawClient, []string) {
+	tr.t.Helper()
 	addr := strings.TrimPrefix(tr.srv.URL, "http://")
 	conn, err := net.DialTimeout("tcp", addr, testTimeout)
 	if err != nil {
@@ -36,7 +44,7 @@ func (tr *testRoom) dialRawClient(query string) *rawClient {
 	tr.t.Cleanup(func() { _ = conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(2 * testTimeout))
 	req := "GET /?" + query + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + header + "\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		tr.t.Fatal(err)
 	}
@@ -45,14 +53,16 @@ func (tr *testRoom) dialRawClient(query string) *rawClient {
 	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 101") {
 		tr.t.Fatalf("handshake: %q, %v", status, err)
 	}
+	var lines []string
 	for {
 		line, err := c.br.ReadString('\n')
 		if err != nil {
 			tr.t.Fatalf("handshake: %v", err)
 		}
 		if line == "\r\n" {
-			return c
+			return c, lines
 		}
+		lines = append(lines, strings.TrimSuffix(line, "\r\n"))
 	}
 }
 
@@ -120,6 +130,13 @@ func (c *rawClient) writeText(n int) error {
 
 // readFrame reads one frame from the server.
 func (c *rawClient) readFrame() (opcode byte, payload []byte, err error) {
+	b0, payload, err := c.readFrameBits()
+	return b0 & 0x0f, payload, err
+}
+
+// readFrameBits is readFrame, with the frame's first byte whole: FIN, the
+// RSV bits and the opcode.
+func (c *rawClient) readFrameBits() (b0 byte, payload []byte, err error) {
 	var h [2]byte
 	if _, err := io.ReadFull(c.br, h[:]); err != nil {
 		return 0, nil, err
@@ -146,7 +163,7 @@ func (c *rawClient) readFrame() (opcode byte, payload []byte, err error) {
 	if _, err := io.ReadFull(c.br, payload); err != nil {
 		return 0, nil, err
 	}
-	return h[0] & 0x0f, payload, nil
+	return h[0], payload, nil
 }
 
 // closeSeen is how a connection ended, as the client saw it.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/seed014c2c51/chatroom/internal/socket"
+
 	"github.com/coder/websocket"
 )
 
@@ -174,16 +176,25 @@ func (m *Member) read() (inbound, error) {
 // the rest of it and then reports the close as not clean (wasClean false),
 // whatever the server does next. A client that takes longer (a slow link)
 // is sent the close frame then, and discardReads reads the rest.
+//
+// What is discarded counts against socket.DrainLimit after inflation too:
+// a compressed message (permessage-deflate) can inflate a thousandfold,
+// and past the limit the room stops inflating and only drains the bytes
+// the client sends (socket.Socket.Finish).
 func (m *Member) tooBig(r io.Reader) error {
 	m.sock.StartDraining()
+	rest := &io.LimitedReader{R: r, N: socket.DrainLimit}
+	m.unread = rest
 	until := time.Now().Add(m.room.cfg.closeTimeout / 2)
 	chunk := make([]byte, 8<<10) // on the heap: a deep stack would stay with the goroutine
 	for time.Now().Before(until) {
-		if _, err := r.Read(chunk); err != nil {
+		if _, err := rest.Read(chunk); err != nil {
+			if rest.N > 0 {
+				rest.R = nil // read to its end, or the connection failed
+			}
 			return tooBigReason()
 		}
 	}
-	m.unread = r
 	return tooBigReason()
 }
 
@@ -201,22 +212,28 @@ const reasonTooBig = "message too big"
 // unread data makes the kernel send a reset, which destroys the close frame
 // before the client reads it. The close deadline and closeDrainLimit bound
 // it.
+//
+// The messages are read as the client sent them, inflated if compressed,
+// within socket.DrainLimit bytes after inflation in all: past it, the rest
+// of the message is left to socket.Socket.Finish, which drains the bytes
+// on the wire without inflating them.
 func (m *Member) discardReads() {
-	if m.unread != nil {
-		_, err := io.Copy(io.Discard, m.unread)
-		m.unread = nil
-		if err != nil {
-			return
-		}
+	rest := m.unread
+	m.unread = nil
+	if rest == nil {
+		rest = &io.LimitedReader{N: socket.DrainLimit}
 	}
 	for {
+		if rest.R != nil {
+			if _, err := io.Copy(io.Discard, rest); err != nil || rest.N <= 0 {
+				return
+			}
+		}
 		_, r, err := m.conn.Reader(context.Background())
 		if err != nil {
 			return
 		}
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return
-		}
+		rest.R = r
 	}
 }
 

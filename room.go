@@ -25,6 +25,7 @@ type Room struct {
 	readBuffers sync.Pool // *bytes.Buffer for decoding client messages
 	chunks      sync.Pool // framequeue chunks, for members' queues
 	batches     sync.Pool // *[]byte for members' sockets while writing
+	deflater    *deflater // nil with WithCompression(Off)
 
 	// onEmpty, set by a Registry, learns when the last connection is gone.
 	onEmpty func(*Room)
@@ -68,6 +69,9 @@ func New(opts ...Option) *Room {
 	rm := &Room{cfg: newConfig(opts), idle: make(chan struct{}), closing: make(chan struct{}), byNick: make(map[string][]*Member), byID: make(map[uint64]*Member)}
 	rm.keep = rm.cfg.keepWhenEmpty
 	rm.joins = rm.cfg.newJoinLimiter()
+	if rm.cfg.compressMin > 0 {
+		rm.deflater = &deflater{min: rm.cfg.compressMin}
+	}
 	rm.ctx, rm.cancel = context.WithCancel(context.Background())
 	_, byBroker := rm.cfg.broker.(broker.HistoryBroker)
 	if h := rm.cfg.history; h != nil {
@@ -244,11 +248,11 @@ func (rm *Room) release(upgraded bool) {
 		close(rm.idle)
 	}
 	rm.mu.Unlock()
-	if upgraded && rm.cfg.finished != nil {
-		rm.cfg.finished()
-	}
 	if empty && rm.onEmpty != nil {
 		rm.onEmpty(rm)
+	}
+	if upgraded && rm.cfg.finished != nil {
+		rm.cfg.finished() // last: a test that waits for it sees the registry's removal too
 	}
 }
 

@@ -163,13 +163,20 @@ func (m *Member) writeBatch(batch *framequeue.Queue) error {
 }
 
 // writeReplay writes the history messages of replayLocked, each encoded
-// straight into the held batch.
+// straight into the held batch, or, for a member that negotiated
+// permessage-deflate, encoded and compressed on its own, as every frame.
 func (m *Member) writeReplay(msgs []Message) error {
 	i := 0
+	rm := m.room
+	deflate := m.deflate && rm.deflater != nil
 	return m.writeEach(len(msgs), func(s *socket.Socket) (int, error) {
 		msg := msgs[i]
 		i++
-		return s.AppendMessage(func(b []byte) []byte { return m.room.appendPayload(b, msg) })
+		if deflate {
+			out := rm.newOutFrame(rm.encode(msg))
+			return s.AppendFrame(out.forMember(m))
+		}
+		return s.AppendMessage(func(b []byte) []byte { return rm.appendPayload(b, msg) })
 	})
 }
 

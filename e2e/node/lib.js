@@ -57,10 +57,10 @@ function usage(args, n, text) {
 }
 
 // open connects to url and resolves with the WebSocket once it is open, or
-// rejects if it closes or fails first.
-function open(url) {
+// rejects if it closes or fails first. options are ws's, if given.
+function open(url, options) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, options);
     const fail = (what) => (ev) => {
       ws.onopen = ws.onclose = ws.onerror = null;
       reject(new Error(`${url}: ${what} before open: ${ev.message || ev.code || ''}`));

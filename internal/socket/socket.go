@@ -88,7 +88,8 @@ const (
 // DrainLimit bounds what a closing connection may make the room read
 // and discard: a client cannot hold it open by streaming. It is larger than
 // any message a client is likely to send past the size limit, so that even
-// such a client reads the close frame.
+// such a client reads the close frame. The room counts it twice: in bytes
+// on the wire here, and after inflation for a client that compresses.
 const DrainLimit = 128 << 20
 
 // errDrainLimit ends the reads of a closing connection that sent more than
@@ -364,7 +365,26 @@ const MaxFrameHeader = 10
 
 // TextFrame turns buf, MaxFrameHeader bytes of room followed by a payload,
 // into a final unmasked text frame and returns it (RFC 6455, section 5.2).
-func TextFrame(buf []byte) []byte {
+func TextFrame(buf []byte) []byte { return frame(buf, 0x81) } // FIN, text
+
+// DeflatedTextFrame is TextFrame for a payload compressed by
+// permessage-deflate: the frame has RSV1 set (RFC 7692, section 6).
+func DeflatedTextFrame(buf []byte) []byte { return frame(buf, 0xc1) } // FIN, RSV1, text
+
+// Payload returns the payload of f, a frame TextFrame or DeflatedTextFrame
+// made.
+func Payload(f []byte) []byte {
+	switch f[1] {
+	case 126:
+		return f[4:]
+	case 127:
+		return f[MaxFrameHeader:]
+	}
+	return f[2:]
+}
+
+// frame writes the header with first byte b0 in front of buf's payload.
+func frame(buf []byte, b0 byte) []byte {
 	n := len(buf) - MaxFrameHeader
 	var h []byte
 	switch {
@@ -380,7 +400,7 @@ func TextFrame(buf []byte) []byte {
 		h[1] = 127
 		binary.BigEndian.PutUint64(h[2:], uint64(n))
 	}
-	h[0] = 0x81 // FIN, text
+	h[0] = b0
 	return buf[MaxFrameHeader-len(h):]
 }
 
