@@ -37,11 +37,12 @@ const brokerTimeout = 2 * time.Second
 //
 // Two goroutines of the room's run while it is subscribed, and end with the
 // subscription, or by the time Close or Shutdown return: one sends the
-// heartbeats, and one hands the publications to the broker in order. A
-// member's reader only queues its publication and goes on reading; what
-// queues while the broker answers goes out together, in one call to a
-// broker.BatchBroker. A sender waits only while 4096 publications are
-// queued (Broadcast within its ctx).
+// heartbeats, and one hands the publications to the broker in order (with
+// a broker.PipelineBroker, a third takes the broker's answers, in order,
+// while up to 8 batches are in flight). A member's reader only queues its
+// publication and goes on reading; what queues while the broker answers
+// goes out together, in one call to a broker.BatchBroker. A sender waits
+// only while 4096 publications are queued (Broadcast within its ctx).
 //
 // What holds cluster-wide depends on the broker (docs/cluster.md):
 //

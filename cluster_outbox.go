@@ -18,9 +18,13 @@ import (
 // enough that a round trip to the broker is shared by many, few enough that
 // a broker keeping a bounded number per room (JetStream) is not handed more
 // than a subscriber may have to catch up with.
+// maxInFlight is how many batches may wait for a broker.PipelineBroker's
+// answer at once: under a paced load a publication then goes out at once
+// rather than after the round trip of the one ahead of it.
 const (
 	maxOutbox       = 4096
 	maxPublishBatch = 64
+	maxInFlight     = 8
 )
 
 // reasonBrokerUnavailable is the reason of the error frame, code 1013, that
@@ -28,10 +32,15 @@ const (
 const reasonBrokerUnavailable = "broker unavailable"
 
 // outbox hands the room's posts to the broker, in order, from one goroutine
-// at a time that runs while it has some.
+// at a time that runs while it has some. To a broker.PipelineBroker it
+// hands the next batch while the broker answers for those before, up to
+// maxInFlight of them, and a second goroutine takes the answers in order
+// (pipeline).
 type outbox struct {
-	c   *cluster
-	seq atomic.Uint64 // the last wire.Seq given
+	c     *cluster
+	seq   atomic.Uint64 // the last wire.Seq given
+	wake  chan struct{} // a post was queued while the sender runs
+	slots chan struct{} // one per batch in flight to a PipelineBroker
 
 	mu      sync.Mutex // guards the fields below
 	queue   []outgoing
@@ -64,6 +73,8 @@ type outcome struct {
 func (o *outbox) init(c *cluster) {
 	o.c = c
 	o.changed = make(chan struct{})
+	o.wake = make(chan struct{}, 1)
+	o.slots = make(chan struct{}, maxInFlight)
 	o.fellBack = make(map[uint64]struct{})
 	o.waiting = make(map[uint64]chan<- outcome)
 }
@@ -99,6 +110,11 @@ func (o *outbox) push(ctx context.Context, p post) (uint64, error) {
 	if !o.sending {
 		o.sending = true
 		go o.run()
+	} else {
+		select {
+		case o.wake <- struct{}{}:
+		default: // the sender has been woken already
+		}
 	}
 	o.mu.Unlock()
 	if done == nil {
@@ -131,18 +147,28 @@ func (o *outbox) signalLocked() {
 	o.changed = make(chan struct{})
 }
 
-// run hands the queue to the broker, in order, until it is empty. push
-// starts it; drain waits for it.
+// run hands the queue to the broker, in order, until it is empty and the
+// broker has answered for all of it. push starts it; drain waits for it.
 func (o *outbox) run() {
+	var pl *pipeline // the last batches handed to a PipelineBroker
 	for {
 		o.mu.Lock()
 		batch := o.queue
-		if len(batch) == 0 {
+		if len(batch) == 0 && (pl == nil || pl.finished()) {
 			o.queue = nil
 			o.sending = false
 			o.signalLocked()
 			o.mu.Unlock()
 			return
+		}
+		if len(batch) == 0 {
+			o.mu.Unlock()
+			pl.close()
+			select {
+			case <-o.wake: // a new post goes out while the broker answers
+			case <-pl.done:
+			}
+			continue
 		}
 		if len(batch) > maxPublishBatch {
 			batch = batch[:maxPublishBatch]
@@ -150,8 +176,122 @@ func (o *outbox) run() {
 		o.queue = o.queue[len(batch):]
 		o.signalLocked()
 		o.mu.Unlock()
+		pb, ok := o.c.b.(broker.PipelineBroker)
+		if ok && !o.dedup(batch) {
+			if pl == nil || pl.closed {
+				pl = o.newPipeline(pl)
+			}
+			pl.send(pb, batch)
+			continue
+		}
+		if pl != nil {
+			pl.wait() // answers in order
+		}
 		o.publish(batch)
 	}
+}
+
+// pipeline takes the broker's answers for the batches handed to a
+// broker.PipelineBroker, in the order they were sent, on a goroutine of
+// its own that ends once it is closed and has taken them all. The outbox's
+// sender owns it.
+type pipeline struct {
+	o      *outbox
+	sent   chan sentBatch
+	done   chan struct{} // closed when the goroutine has ended
+	closed bool
+}
+
+// sentBatch is a batch in flight: wait gives the broker's answer.
+type sentBatch struct {
+	batch  []outgoing
+	start  time.Time
+	wait   func() error
+	cancel context.CancelFunc
+}
+
+// newPipeline starts a pipeline whose answers come after prev's, if any.
+func (o *outbox) newPipeline(prev *pipeline) *pipeline {
+	pl := &pipeline{o: o, sent: make(chan sentBatch, maxInFlight), done: make(chan struct{})}
+	var after <-chan struct{}
+	if prev != nil {
+		after = prev.done
+	}
+	go pl.answers(after)
+	return pl
+}
+
+// answers handles each batch's answer in turn, after those of the
+// pipeline that after belongs to.
+func (pl *pipeline) answers(after <-chan struct{}) {
+	defer close(pl.done)
+	if after != nil {
+		<-after
+	}
+	for s := range pl.sent {
+		err := s.wait()
+		s.cancel()
+		pl.o.published(s.batch, s.start, err)
+		<-pl.o.slots
+	}
+}
+
+// send hands batch to pb, waiting while maxInFlight batches are in flight.
+// If sending fails, it closes the pipeline and handles the failure after
+// the answers for the batches before: their order is the room's.
+func (pl *pipeline) send(pb broker.PipelineBroker, batch []outgoing) {
+	o := pl.o
+	o.slots <- struct{}{}
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	start := time.Now()
+	wait, err := pb.SendBatch(ctx, o.c.rm.cfg.name, publications(batch))
+	if err != nil {
+		cancel()
+		<-o.slots
+		pl.wait()
+		o.published(batch, start, err)
+		return
+	}
+	pl.sent <- sentBatch{batch: batch, start: start, wait: wait, cancel: cancel}
+}
+
+// close tells the pipeline that no more batches come.
+func (pl *pipeline) close() {
+	if !pl.closed {
+		pl.closed = true
+		close(pl.sent)
+	}
+}
+
+// wait closes the pipeline and waits until it has taken every answer.
+func (pl *pipeline) wait() {
+	pl.close()
+	<-pl.done
+}
+
+// finished reports whether the pipeline has taken every answer.
+func (pl *pipeline) finished() bool {
+	select {
+	case <-pl.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// dedup reports whether batch goes to a DedupBroker's PublishOnce.
+func (o *outbox) dedup(batch []outgoing) bool {
+	_, ok := o.c.b.(broker.DedupBroker)
+	return ok && slices.ContainsFunc(batch, func(out outgoing) bool { return out.p.Key != "" })
+}
+
+// publications returns the broker's publications of batch.
+func publications(batch []outgoing) []broker.Publication {
+	ps := make([]broker.Publication, len(batch))
+	for i, out := range batch {
+		ps[i] = out.p
+	}
+	return ps
 }
 
 // drain waits until the queue is empty and no sender runs.
@@ -173,27 +313,19 @@ func (o *outbox) drain() {
 func (o *outbox) publish(batch []outgoing) {
 	c := o.c
 	room := c.rm.cfg.name
-	if db, ok := c.b.(broker.DedupBroker); ok && slices.ContainsFunc(batch, func(out outgoing) bool { return out.p.Key != "" }) {
-		ps := make([]broker.Publication, len(batch))
-		for i, out := range batch {
-			ps[i] = out.p
-		}
+	if o.dedup(batch) {
 		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 		start := time.Now()
-		dups, err := db.PublishOnce(ctx, room, ps)
+		dups, err := c.b.(broker.DedupBroker).PublishOnce(ctx, room, publications(batch))
 		cancel()
 		o.published(batch, start, err)
 		o.duplicates(batch, dups)
 		return
 	}
 	if bb, ok := c.b.(broker.BatchBroker); ok && len(batch) > 1 {
-		ps := make([]broker.Publication, len(batch))
-		for i, out := range batch {
-			ps[i] = out.p
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 		start := time.Now()
-		err := bb.PublishBatch(ctx, room, ps)
+		err := bb.PublishBatch(ctx, room, publications(batch))
 		cancel()
 		o.published(batch, start, err)
 		return

@@ -91,6 +91,30 @@ type BatchBroker interface {
 	PublishBatch(ctx context.Context, room string, ps []Publication) error
 }
 
+// A PipelineBroker is a BatchBroker that can have several of a room's
+// batches in flight at once and still keep them in order: SendBatch fixes
+// a batch's place in the room's order before it returns, and the broker's
+// answer comes later, from the function it returns. A room then hands its
+// next batch over while the broker answers for the one before, so that
+// under a steady load a publication does not wait for the round trip of
+// the one ahead of it.
+//
+// An adapter implements it only if its order is fixed when it writes: core
+// NATS, whose connection keeps the order of what is written to it. One
+// that may retry a batch, or spread batches over several connections (a
+// pool), keeps to BatchBroker, and the room has one batch in flight.
+type PipelineBroker interface {
+	BatchBroker
+
+	// SendBatch sends ps as PublishBatch would, after every batch sent
+	// before it by this broker to room, and returns without waiting for
+	// the broker's answer. wait waits for that answer, within ctx, and
+	// returns what PublishBatch would have; the room calls it once for
+	// each batch, in the order of the SendBatch calls. If sending fails,
+	// SendBatch returns PublishBatch's error for it, and no wait.
+	SendBatch(ctx context.Context, room string, ps []Publication) (wait func() error, err error)
+}
+
 // A HistoryBroker is a Broker that numbers and keeps the room's recent kept
 // publications, so that a room's history, and a client's resume with
 // ?since=<id>, hold across the whole cluster (WithHistory). Kept

@@ -89,6 +89,8 @@ const Heartbeat = 100 * time.Millisecond
 //     hangs for longer than a room waits for it are delivered, if at all,
 //     by every node in one order with the same IDs, the sender's node
 //     included; a later resume has no duplicate.
+//   - Pipeline (broker.PipelineBroker only): batches sent without waiting
+//     for the broker's answers reach every subscriber in the order sent.
 func RunCluster(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("Delivery", func(t *testing.T) { testDelivery(t, newBackend(t)) })
 	t.Run("DirectMessages", func(t *testing.T) { testDirect(t, newBackend(t)) })
@@ -101,6 +103,7 @@ func RunCluster(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("Outage", func(t *testing.T) { testOutage(t, newBackend(t)) })
 	t.Run("OutageIDs", func(t *testing.T) { testOutageIDs(t, newBackend(t)) })
 	t.Run("Hang", func(t *testing.T) { testHang(t, newBackend(t)) })
+	t.Run("Pipeline", func(t *testing.T) { testPipeline(t, newBackend(t)) })
 }
 
 // node is one process of the cluster: a Registry behind its own server.

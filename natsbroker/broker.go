@@ -296,7 +296,27 @@ func (b *Broker) PublishBatch(ctx context.Context, room string, ps []broker.Publ
 	return b.publish(ctx, room, ps)
 }
 
+// SendBatch implements broker.PipelineBroker: it publishes ps in order,
+// which fixes their place on the connection, and returns a function that
+// waits for the round trip PublishBatch waits for. Several batches may be
+// waiting at once; the connection delivers them in the order they were
+// sent. It fails as PublishBatch does.
+func (b *Broker) SendBatch(ctx context.Context, room string, ps []broker.Publication) (wait func() error, err error) {
+	if err := b.send(ctx, room, ps); err != nil {
+		return nil, err
+	}
+	return func() error { return b.confirm(ctx, room) }, nil
+}
+
 func (b *Broker) publish(ctx context.Context, room string, ps []broker.Publication) error {
+	if err := b.send(ctx, room, ps); err != nil {
+		return err
+	}
+	return b.confirm(ctx, room)
+}
+
+// send writes ps to the connection, in order.
+func (b *Broker) send(ctx context.Context, room string, ps []broker.Publication) error {
 	if err := b.b.usable(ctx); err != nil {
 		return err
 	}
@@ -318,6 +338,13 @@ func (b *Broker) publish(ctx context.Context, room string, ps []broker.Publicati
 			return fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
 		}
 	}
+	return nil
+}
+
+// confirm waits for one round trip to the server, so that what was sent
+// before is not taken for delivered while it may have been lost with a
+// connection that just dropped.
+func (b *Broker) confirm(ctx context.Context, room string) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	if err := b.b.nc.FlushWithContext(ctx); err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/seed014c2c51/chatroom/natsbroker"
 )
 
-var _ broker.Broker = (*natsbroker.Broker)(nil)
+var _ broker.PipelineBroker = (*natsbroker.Broker)(nil)
 
 // A plain Broker must not look like a HistoryBroker or a PresenceBroker to
 // the room, which tells them apart by type.

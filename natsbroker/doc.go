@@ -1,6 +1,7 @@
 // Package natsbroker joins the rooms of github.com/seed014c2c51/chatroom
-// on several nodes through NATS: it provides a broker.Broker over core
-// NATS, and a broker.HistoryBroker, broker.DedupBroker and
+// on several nodes through NATS: it provides a broker.PipelineBroker over
+// core NATS (a room has several batches in flight to it), and a
+// broker.HistoryBroker, broker.DedupBroker and
 // broker.PresenceBroker over JetStream. Core NATS keeps no record of the
 // refs clients send with their messages: a resend through another node is
 // delivered again there; JetStream's duplicate window recognises it.
