@@ -13,11 +13,11 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/olahol/melody v1.1.4
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/seed014c2c51/chatroom v0.1.0
-	github.com/seed014c2c51/chatroom/natsbroker v0.1.0
-	github.com/seed014c2c51/chatroom/pgstore v0.1.0
-	github.com/seed014c2c51/chatroom/redisbroker v0.1.0
-	github.com/seed014c2c51/chatroom/sqlitestore v0.1.0
+	github.com/seed014c2c51/chatroom v0.2.0
+	github.com/seed014c2c51/chatroom/natsbroker v0.2.0
+	github.com/seed014c2c51/chatroom/pgstore v0.2.0
+	github.com/seed014c2c51/chatroom/redisbroker v0.2.0
+	github.com/seed014c2c51/chatroom/sqlitestore v0.2.0
 	golang.org/x/sys v0.49.0
 )
 

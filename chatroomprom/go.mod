@@ -6,7 +6,7 @@ replace github.com/seed014c2c51/chatroom => ../
 
 require (
 	github.com/google/go-cmp v0.7.0
-	github.com/seed014c2c51/chatroom v0.1.0
+	github.com/seed014c2c51/chatroom v0.2.0
 )
 
 require github.com/kylelemons/godebug v1.1.0 // indirect

@@ -5,7 +5,7 @@ go 1.26.0
 require (
 	github.com/coder/websocket v1.8.15
 	github.com/google/go-cmp v0.7.0
-	github.com/seed014c2c51/chatroom v0.1.0
+	github.com/seed014c2c51/chatroom v0.2.0
 	modernc.org/sqlite v1.62.0
 )
 

@@ -6,8 +6,8 @@ require (
 	github.com/coder/websocket v1.8.15
 	github.com/google/go-cmp v0.7.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/seed014c2c51/chatroom v0.1.0
-	github.com/seed014c2c51/chatroom/sqlitestore v0.1.0
+	github.com/seed014c2c51/chatroom v0.2.0
+	github.com/seed014c2c51/chatroom/sqlitestore v0.2.0
 )
 
 require (
@@ -26,7 +26,7 @@ require (
 	github.com/mattn/go-isatty v0.0.24 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
-	github.com/seed014c2c51/chatroom/chatroomprom v0.1.0
+	github.com/seed014c2c51/chatroom/chatroomprom v0.2.0
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/time v0.14.0 // indirect

@@ -10,8 +10,8 @@ replace (
 require (
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
-	github.com/seed014c2c51/chatroom v0.1.0
-	github.com/seed014c2c51/chatroom/natsbroker v0.1.0
+	github.com/seed014c2c51/chatroom v0.2.0
+	github.com/seed014c2c51/chatroom/natsbroker v0.2.0
 )
 
 require (
