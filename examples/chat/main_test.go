@@ -41,22 +41,11 @@ func start(t *testing.T, args ...string) *example {
 // get fetches a path of the server.
 func (s *example) get(t *testing.T, path string) (*http.Response, []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), servetest.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Ready+path, nil)
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.Ready+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, body
+	return servetest.Do(t, req)
 }
 
 // tutorial connects nickname ("": none) to the tutorial's room, /chat.
