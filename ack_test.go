@@ -75,7 +75,8 @@ func TestAckWithExcludeSender(t *testing.T) {
 // A direct message's ack carries the ID its direct frame carries; an absent
 // recipient's error frame carries the ref.
 func TestAckDirect(t *testing.T) {
-	room := chatroom.New(chatroom.WithDirectMessages())
+	// A stopped clock: the ack is stamped after the direct frame.
+	room := chatroom.New(chatroom.WithDirectMessages(), chatroom.WithClock(stopped))
 	srv := chatroomtest.NewServer(t, room)
 	ann := srv.Connect("ann")
 	bob := srv.Connect("bob")
