@@ -102,9 +102,7 @@ func (rm *Room) deliverLocked(p *post, b uint64) (uint64, bool) {
 			to = append(slices.Clip(to), p.sender)
 		}
 		rm.queueLocked(frame, to)
-		if !rm.storesFirst(p) {
-			rm.ackLocked(p, msg.ID)
-		}
+		rm.ackLocked(p, msg.ID) // a direct frame is not stored: no wait for the Store
 		return msg.ID, true
 	}
 	var skip uint64
