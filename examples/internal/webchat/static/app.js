@@ -13,6 +13,10 @@
 // Everything that comes from the network is rendered with textContent (or
 // as an attribute value), never parsed as HTML.
 import { ChatClient } from "./chatroom.js";
+import { hue } from "./colour.js";
+import { isSendKey, setupComposer } from "./composer.js";
+import { LogWindow } from "./logwindow.js";
+import { NewMessages, atBottom } from "./newmessages.js";
 
 const GROUP_WINDOW = 5 * 60 * 1000; // messages of one sender this close share a header
 const NICKNAME_KEY = "chatroom.nickname";
@@ -20,6 +24,8 @@ const OLDER_BATCH = 50; // messages one scrollback request asks for
 const NEAR_TOP = 120; // px from the top of the log at which older messages load
 
 const $ = (id) => document.getElementById(id);
+const logWindow = new LogWindow($("messages"));
+const newMessages = new NewMessages($("messages"), $("new-messages"));
 
 function sessionStore() {
   try {
@@ -38,6 +44,7 @@ class Session {
     this.ticker = 0; // countdown of the pending reconnect
     this.joined = false; // a member list arrived: the history on join is in
     this.loading = false; // a scrollback request waits for its answer
+    this.joining = logWindow.busy(); // the history on join is no news: the log announces none of it
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const q = new URLSearchParams({ nickname });
     this.client = new ChatClient({
@@ -117,6 +124,7 @@ class Session {
         if (d.resumed) addNotice("status", "Reconnected", d.frame.time);
         this.lost = false;
         this.joined = true;
+        this.joining();
         if ($("older").dataset.state === "none") showOlder("idle");
         this.loadOlder(); // a log too short to scroll is at its top already
         break;
@@ -147,6 +155,11 @@ class Session {
   // with force (the "Load older messages" button). One request at a time;
   // after one, it goes on while the top is still in view.
   async loadOlder(force = false) {
+    if (logWindow.hidden) {
+      // Lines the log took out of the DOM come back first, from memory.
+      if (force || $("messages").scrollTop <= NEAR_TOP) this.restoreLines();
+      return;
+    }
     if (this.loading || !this.joined || this.client.state !== "open") return;
     if (this.client.atBeginning) {
       showOlder("beginning", this.room);
@@ -169,11 +182,23 @@ class Session {
     this.loading = false;
     if (session !== this) return; // left the room meanwhile
     const newest = got.messages.length ? got.messages.at(-1).id : 0;
-    keepPosition(newest, () => {
+    keepPosition(newest, () => logWindow.quietly(() => {
       prependOlder(this, got.messages);
       showOlder(got.more ? "idle" : "beginning", this.room);
-    });
+    }));
     if (got.more) this.loadOlder();
+  }
+
+  // restoreLines puts a batch of the lines the log took out back above the
+  // ones it shows; once all are back, the log's first line says again what
+  // the room has before them.
+  restoreLines() {
+    const list = $("messages");
+    keepPosition(0, () => logWindow.quietly(() => {
+      logWindow.restore();
+      redraw(list);
+    }));
+    if (!logWindow.hidden) this.loadOlder();
   }
 
   reconnectNow() {
@@ -219,13 +244,6 @@ function timeElement(t) {
   return e;
 }
 
-// hue gives each nickname its own colour.
-function hue(nickname) {
-  let h = 0;
-  for (const c of nickname) h = (h * 31 + c.codePointAt(0)) % 360;
-  return h;
-}
-
 // initial is the first character as the reader sees it (a whole emoji).
 function initial(nickname) {
   if (typeof Intl !== "undefined" && Intl.Segmenter) {
@@ -253,7 +271,7 @@ function firstPending() {
 
 function append(li, t, force) {
   const list = $("messages");
-  const stick = force || list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const stick = force || atBottom(list);
   const before = firstPending();
   if (t) {
     const day = t.toDateString();
@@ -263,7 +281,17 @@ function append(li, t, force) {
     }
   }
   list.insertBefore(li, before);
-  if (stick) list.scrollTop = list.scrollHeight;
+  if (!stick) {
+    if (li.classList.contains("msg")) newMessages.add();
+    return;
+  }
+  // Following the bottom: the oldest lines may leave the DOM (not while
+  // older messages load: they go in at the top).
+  if (!(session && session.loading) && logWindow.trim()) {
+    logWindow.quietly(() => redraw(list));
+    if ($("older").dataset.state !== "none") showOlder("idle"); // the lines taken out come back from there
+  }
+  list.scrollTop = list.scrollHeight;
 }
 
 function addMessage(f, mine) {
@@ -364,7 +392,7 @@ function editPending(s, li, m) {
   li.querySelector(".bubble").replaceChildren(input);
   input.focus();
   input.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && input.value.trim() !== "") {
+    if (isSendKey(e) && input.value.trim() !== "") {
       e.preventDefault();
       delete li.dataset.editing;
       s.client.edit(m.ref, input.value);
@@ -441,6 +469,12 @@ function prependOlder(s, frames) {
       : messageLine(f, f.nickname === s.nickname);
     list.insertBefore(li, next);
   }
+  redraw(list);
+}
+
+// redraw puts the day separators and the groups right after lines went in
+// or out above the last ones.
+function redraw(list) {
   redrawDays(list);
   for (const li of list.querySelectorAll("li.msg:not(.pending)")) group(li, li.previousElementSibling);
 }
@@ -565,6 +599,8 @@ function enterRoom(nickname, room) {
   document.title = `#${room} · chatroom`;
   $("messages").replaceChildren(olderLine());
   lastDay = "";
+  logWindow.reset();
+  newMessages.clear();
   session = new Session(nickname, room);
   renderMembers(session);
   $("text").focus();
@@ -626,6 +662,7 @@ function init() {
     $("text").value = "";
   });
 
+  setupComposer($("text"), $("send-form")); // after the submit listener above, which empties the field
   $("leave").addEventListener("click", leaveRoom);
   // Scrolled near the top, by any means (wheel, touch, keys in the focused log).
   $("messages").addEventListener("scroll", () => session && session.loadOlder(), { passive: true });
