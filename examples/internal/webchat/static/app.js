@@ -381,7 +381,15 @@ function editPending(s, li, m) {
 // addNotice shows a notice; id is the room frame's it tells of, if any.
 function addNotice(kind, text, time, id) {
   const t = parseTime(time) || new Date();
-  append(noticeLine(kind, text, t, id), t, false);
+  const li = noticeLine(kind, text, t, id);
+  append(li, t, false);
+  return li;
+}
+
+// lastRoomLine is the log's last line before the user's pending messages.
+function lastRoomLine() {
+  const p = firstPending();
+  return p ? p.previousElementSibling : $("messages").lastElementChild;
 }
 
 function noticeLine(kind, text, t, id) {
