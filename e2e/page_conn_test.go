@@ -26,11 +26,7 @@ var (
 // says it is closed, and the focus goes back to the toggle (after a tap, to
 // what was tapped).
 func TestPageDrawerCloses(t *testing.T) {
-	b := newBrowser(t)
-	srv := startChat(t)
-	ann := b.newTab("ann", bigPhone)
-	ann.open(srv.url("/"))
-	ann.join("ann", "drawer")
+	_, ann := alone(t, bigPhone, "drawer")
 
 	ways := []struct {
 		name  string
@@ -62,6 +58,18 @@ func TestPageDrawerCloses(t *testing.T) {
 	}
 }
 
+// alone starts examples/chat (history in memory) and a browser whose one
+// tab, of size vp, has joined room as ann.
+func alone(t *testing.T, vp viewport, room string) (*chatServer, *tab) {
+	t.Helper()
+	b := newBrowser(t)
+	srv := startChat(t)
+	ann := b.newTab("ann", vp)
+	ann.open(srv.url("/"))
+	ann.join("ann", room)
+	return srv, ann
+}
+
 // statusLinesJS lists the texts of the page's connection notices.
 const statusLinesJS = `[...document.querySelectorAll("#messages li.notice")].filter(li => li.dataset.kind === "status").map(li => li.querySelector(".text").textContent)`
 
@@ -69,11 +77,7 @@ const statusLinesJS = `[...document.querySelectorAll("#messages li.notice")].fil
 // with 1001) while nothing is said: one line, which ends as "The server
 // restarted; reconnected", and no warning about missing messages.
 func TestPageRestartOneNotice(t *testing.T) {
-	b := newBrowser(t)
-	srv := startChat(t)
-	ann := b.newTab("ann", desktop)
-	ann.open(srv.url("/"))
-	ann.join("ann", "restart-quiet")
+	srv, ann := alone(t, desktop, "restart-quiet")
 	ann.say("before the restart")
 
 	srv.stop()
