@@ -56,6 +56,9 @@ type Message struct {
 	// Count is the number of nicknames present, however many Members
 	// lists (TypeMembers and TypePresence, WithPresenceDeltas).
 	Count int `json:"count,omitempty"`
+	// Rate is the room's rate limit, on the members frame a joiner
+	// receives (TypeMembers, WithAnnouncedRateLimit).
+	Rate *RateLimit `json:"rate,omitempty"`
 	// Code is the status code of an error frame (TypeError): the close code
 	// the same fault would have closed the connection with, or one of the
 	// codes PROTOCOL.md lists.
@@ -75,6 +78,14 @@ type Message struct {
 	// that recognition across restarts. It is never on the wire, and a
 	// value set by the host is ignored.
 	RefKey string `json:"-"`
+}
+
+// RateLimit is a room's rate limit as WithAnnouncedRateLimit announces it:
+// each member may send PerSecond messages a second on average, in bursts of
+// up to Burst (WithRateLimit).
+type RateLimit struct {
+	PerSecond float64 `json:"perSecond"`
+	Burst     int     `json:"burst"`
 }
 
 // MessageType is the "type" field of an envelope frame.
@@ -338,6 +349,13 @@ func (m Message) appendEnvelope(b []byte) []byte {
 		b = append(b, `,"count":`...)
 		b = strconv.AppendInt(b, int64(m.Count), 10)
 	}
+	if m.Rate != nil {
+		b = append(b, `,"rate":{"perSecond":`...)
+		b = strconv.AppendFloat(b, m.Rate.PerSecond, 'f', -1, 64) // as encoding/json does from 1e-6 to 1e21
+		b = append(b, `,"burst":`...)
+		b = strconv.AppendInt(b, int64(m.Rate.Burst), 10)
+		b = append(b, '}')
+	}
 	if m.Code != 0 {
 		b = append(b, `,"code":`...)
 		b = strconv.AppendInt(b, int64(m.Code), 10)
@@ -364,7 +382,7 @@ func appendJSONList(b []byte, names []string) []byte {
 // envelopeLen estimates the size of m's envelope form.
 func (m Message) envelopeLen() int {
 	n := len(`{"type":"","id":,"time":"","nickname":"","to":"","message":"","members":[],"code":,"ref":""}`) +
-		len(m.Type) + 20 + len(timeLayout) + len(`,"count":`) + 20 + len(m.Nickname) + len(m.To) + len(m.Text) + len(m.Ref) + 16
+		len(m.Type) + 20 + len(timeLayout) + len(`,"count":`) + 20 + len(`,"rate":{"perSecond":,"burst":}`) + 48 + len(m.Nickname) + len(m.To) + len(m.Text) + len(m.Ref) + 16
 	for _, list := range [][]string{m.Members, m.Joined, m.Left} {
 		n += len(`,"joined":[]`)
 		for _, s := range list {

@@ -127,6 +127,7 @@ type config struct {
 	envelope        bool
 	notices         bool
 	presence        bool
+	announceRate    bool          // WithAnnouncedRateLimit
 	deltas          bool          // WithPresenceDeltas
 	deltaWindow     time.Duration // its Window, resolved
 	maxMembers      int           // its MaxMembers, resolved: 0 for no cap

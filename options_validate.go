@@ -84,6 +84,9 @@ func (c *config) resolve() {
 		c.deltaWindow = orDefault("WithPresenceDeltas", "Window", c.deltaWindow, DefaultDeltaWindow)
 		c.maxMembers = offOrDefault("WithPresenceDeltas", "MaxMembers", c.maxMembers, DefaultMaxMembers)
 	}
+	if c.announceRate && !c.presence {
+		badOption("WithAnnouncedRateLimit", "without WithPresence, whose members frame carries the limit")
+	}
 	if c.presence {
 		c.notices = true
 	}

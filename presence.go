@@ -34,6 +34,18 @@ func WithPresence() Option {
 	return func(c *config) { c.presence = true }
 }
 
+// WithAnnouncedRateLimit puts the room's rate limit (WithRateLimit) in the
+// members frame each joiner receives, so that a client can pace itself
+// under it instead of being refused:
+//
+//	{"type":"members","id":5,"time":"…","members":["ann","sei"],"rate":{"perSecond":10,"burst":20}}
+//
+// Without a rate limit the frame carries no rate. It needs WithPresence,
+// whose frame it extends; New panics without it.
+func WithAnnouncedRateLimit() Option {
+	return func(c *config) { c.announceRate = true }
+}
+
 // WithUniqueNicknames refuses a connection whose nickname is already present
 // in the room: it is closed with StatusNicknameTaken (4009) and reason
 // "nickname taken", after the join hook and without a leave hook, and the
@@ -197,10 +209,14 @@ func WithPresenceDeltas(d PresenceDeltas) Option {
 // at most WithPresenceDeltas' MaxMembers of them with the exact count.
 // rm.mu is held.
 func (rm *Room) membersLocked() Message {
-	if !rm.cfg.deltas {
-		return Message{Type: TypeMembers, Members: rm.nicknamesLocked(0)}
+	m := Message{Type: TypeMembers, Members: rm.nicknamesLocked(0)}
+	if rm.cfg.deltas {
+		m.Members, m.Count = rm.nicknamesLocked(rm.cfg.maxMembers), rm.link.countLocked()
 	}
-	return Message{Type: TypeMembers, Members: rm.nicknamesLocked(rm.cfg.maxMembers), Count: rm.link.countLocked()}
+	if rm.cfg.announceRate && rm.cfg.rateLimit > 0 {
+		m.Rate = &RateLimit{PerSecond: float64(rm.cfg.rateLimit), Burst: rm.cfg.rateBurst}
+	}
+	return m
 }
 
 // noticeBatch is the join and leave notices waiting to go out together,

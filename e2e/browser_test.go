@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net/url"
-	"os"
 	"strconv"
 	"testing"
 
@@ -12,8 +11,6 @@ import (
 
 // Two tabs chat through examples/chat: what one types appears in the other,
 // Japanese text and emoji included, each tab setting its own messages apart.
-// With E2E_SCREENSHOT=path, the two tabs side by side are written there as
-// a PNG (docs/screenshot.png is made so).
 func TestBrowserChat(t *testing.T) {
 	b := newBrowser(t)
 	srv := startChat(t)
@@ -57,20 +54,6 @@ func TestBrowserChat(t *testing.T) {
 			t.Errorf("%s's messages (-want +got):\n%s", name, diff)
 		}
 	}
-
-	// Only on request: composing the PNG takes half a minute under -race.
-	path := os.Getenv("E2E_SCREENSHOT")
-	if path == "" {
-		return
-	}
-	shot, err := sideBySide(ann.screenshot(), bob.screenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("wrote %s (%d bytes)", path, len(shot))
 }
 
 // The member list follows joins and leaves: a tab that joins, a tab that
@@ -297,8 +280,15 @@ type pair struct {
 
 func startPair(t *testing.T, room, first string) pair {
 	t.Helper()
+	return startPairWith(t, room, first, inMemory...)
+}
+
+// startPairWith is startPair on examples/chat run with those flags (but
+// -addr).
+func startPairWith(t *testing.T, room, first string, args ...string) pair {
+	t.Helper()
 	b := newBrowser(t)
-	srv := startChat(t)
+	srv := startChatWith(t, args...)
 	g := newGate(t, srv.addr)
 
 	ann := b.newTab("ann", desktop)

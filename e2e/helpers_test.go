@@ -108,8 +108,12 @@ type chatServer struct {
 // (SIGTERM) when the test ends.
 func startChat(t *testing.T) *chatServer {
 	t.Helper()
-	return startChatWith(t, "-history", "100", "-db", "") // history in memory: a restart loses it
+	return startChatWith(t, inMemory...)
 }
+
+// inMemory are the flags of startChat: history in memory, which a restart
+// loses.
+var inMemory = []string{"-history", "100", "-db", ""}
 
 // startChatWith is startChat with examples/chat's flags (but -addr) given.
 func startChatWith(t *testing.T, args ...string) *chatServer {

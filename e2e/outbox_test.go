@@ -94,13 +94,14 @@ func TestBrowserOutboxAcrossConnectionCut(t *testing.T) {
 }
 
 // Sent faster than the room's rate limit (examples/chat: bursts of 20,
-// then 10 a second), the last messages are refused: the page marks them
+// then 10 a second), on a room that does not announce it (so the page
+// cannot pace itself), the last messages are refused: the page marks them
 // failed with the reason and keeps their text. Once the limit has room
 // again, one is edited and the others retried: then every message shows
 // once on both pages, the edited one as edited, and nothing is pending.
 func TestBrowserOutboxRateLimited(t *testing.T) {
 	const total = 26
-	pr := startPair(t, "ratelimit", "hello")
+	pr := startPairWith(t, "ratelimit", "hello", append(inMemory, "-announce-rate=false")...)
 	ann, bob := pr.ann, pr.bob
 
 	// All in one task, as fast as a script can submit the form.

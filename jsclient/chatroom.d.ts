@@ -92,6 +92,17 @@ export interface OutboxDetail {
   discarded?: boolean;
 }
 
+export interface LimitedDetail {
+  /** Refused for the rate limit the room announced: it is sent again, with its ref, once the limit allows. */
+  message: OutgoingMessage;
+}
+
+/** The rate limit a room announces in its members frame (WithAnnouncedRateLimit). */
+export interface RateLimit {
+  perSecond: number;
+  burst: number;
+}
+
 export interface ChatClientEventMap {
   state: CustomEvent<StateDetail>;
   message: CustomEvent<MessageDetail>;
@@ -101,6 +112,7 @@ export interface ChatClientEventMap {
   error: CustomEvent<FrameDetail>;
   truncated: CustomEvent<FrameDetail>;
   outbox: CustomEvent<OutboxDetail>;
+  limited: CustomEvent<LimitedDetail>;
   frame: CustomEvent<FrameDetail>;
 }
 
@@ -159,6 +171,8 @@ export declare class ChatClient extends EventTarget {
   readonly outbox: OutgoingMessage[];
   /** The room said there is nothing older than the oldest message held. */
   readonly atBeginning: boolean;
+  /** The rate limit the room announced, which the outbox keeps to; null if none. */
+  readonly rate: RateLimit | null;
   connect(): void;
   reconnectNow(): void;
   close(code?: number, reason?: string): void;

@@ -8,7 +8,10 @@
 // ("sent") or refuses it ("failed", with the reason); after a reconnect it
 // is sent again with the same ref, which the room takes at most once.
 // loadOlder() asks the room for the messages before the oldest one held
-// (scrollback, PROTOCOL.md).
+// (scrollback, PROTOCOL.md). A room that announces its rate limit (the
+// members frame's "rate", WithAnnouncedRateLimit) is sent to at most at
+// that pace: messages wait in the outbox instead of being refused, and one
+// the limit refused all the same is sent again once it allows.
 // See README.md next to this file for the API.
 
 const ROOM_FRAMES = new Set(["message", "system", "join", "leave"]); // the frames with IDs of their own
@@ -19,6 +22,8 @@ const SCROLLBACK_LIMIT = 50; // messages a loadOlder() asks for by default
 const SCROLLBACK_MAX = 100; // the most a room gives for one request
 const BAD_HISTORY = 'expected {"type":"history"'; // the start of the room's reason for a bad request
 const NO_HISTORY = 'expected {"message": string}'; // the reason of a room without scrollback
+const RATE_LIMITED = "rate limit exceeded"; // the reason of a refusal for the rate limit
+const PACE_MARGIN = 0.9; // of the room's rate the client keeps to, for the delays of the network
 const NOT_CONFIRMED = "not confirmed before the page was closed; it may have been delivered";
 
 const DEFAULTS = Object.freeze({
@@ -77,6 +82,77 @@ function toWebSocketURL(url) {
   return u;
 }
 
+// Pacer is the client's copy of the room's token bucket (the connection's
+// own, which starts full): frames are sent only while it holds a token.
+// Without a rate it lets everything through and counts what it let.
+class Pacer {
+  rate = null; // { perSecond, burst } as the room announced it; null: unknown
+  tokens = 0;
+  at = 0; // when tokens was last brought up to date, ms
+  spent = 0; // frames sent on this connection before the rate was known
+
+  // open starts a connection: the room's bucket for it is full.
+  open(now) {
+    this.spent = 0;
+    this.tokens = this.rate ? this.rate.burst : 0;
+    this.at = now;
+  }
+
+  // set takes the rate the room announced on this connection.
+  set(rate, now) {
+    const known = this.rate !== null;
+    this.rate = rate;
+    if (!known) this.tokens = rate.burst - this.spent;
+    this.refill(now);
+  }
+
+  refill(now) {
+    if (!this.rate) return;
+    this.tokens = Math.min(this.rate.burst, this.tokens + ((now - this.at) / 1000) * this.rate.perSecond * PACE_MARGIN);
+    this.at = now;
+  }
+
+  // take spends a token, if one is there.
+  take(now) {
+    if (!this.rate) {
+      this.spent++;
+      return true;
+    }
+    this.refill(now);
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+
+  // spend spends a token that must be spent (a scrollback request), even
+  // one not there yet: what follows waits the longer.
+  spend(now) {
+    if (this.take(now) || !this.rate) return;
+    this.tokens--;
+  }
+
+  // empty is what a refusal says: the room's bucket holds nothing.
+  empty(now) {
+    this.refill(now);
+    this.tokens = Math.min(this.tokens, 0);
+  }
+
+  // wait is how long, in ms, until the next token.
+  wait() {
+    return Math.max(1, Math.ceil(((1 - this.tokens) / (this.rate.perSecond * PACE_MARGIN)) * 1000));
+  }
+}
+
+// announcedRate reads the "rate" of a members frame, or returns null.
+function announcedRate(f) {
+  const r = f.rate;
+  if (r === null || typeof r !== "object") return null;
+  const perSecond = Number(r.perSecond);
+  const burst = Math.floor(Number(r.burst));
+  if (!(perSecond > 0) || !Number.isFinite(perSecond) || !(burst >= 1)) return null;
+  return { perSecond, burst };
+}
+
 /** One message the client sends: its text and what became of it. */
 export class OutgoingMessage {
   constructor(ref, text, to, createdAt) {
@@ -114,7 +190,7 @@ export class ScrollbackError extends Error {
 /**
  * A connection to one room that survives reconnects. Events (all
  * CustomEvent, the payload in detail): "state", "message", "direct",
- * "presence", "system", "error", "truncated", "outbox", "frame".
+ * "presence", "system", "error", "truncated", "outbox", "limited", "frame".
  */
 export class ChatClient extends EventTarget {
   #opt;
@@ -129,7 +205,7 @@ export class ChatClient extends EventTarget {
   #opened = false; // the current connection opened
   #resuming = false; // the current connection asked for since
   #wanted = false; // connect() was called and close() was not
-  #timers = { retry: 0, connect: 0, ack: 0, hold: 0, history: 0 };
+  #timers = { retry: 0, connect: 0, ack: 0, hold: 0, history: 0, pace: 0 };
   #lastId = 0;
   #oldest = 0; // the least id of a message or system frame received; 0: none yet
   #history = null; // the scrollback request waiting for its answer: { before, promise, resolve, reject }
@@ -141,6 +217,7 @@ export class ChatClient extends EventTarget {
   #members = [];
   #entries = []; // the outbox: sending and failed, in the order typed
   #queue = []; // frames held behind a possible echo of one's own message: { frame, ref }
+  #pacer = new Pacer();
   #prefix = randomPrefix();
   #counter = 0;
 
@@ -175,6 +252,13 @@ export class ChatClient extends EventTarget {
   /** The messages not yet sent: sending and failed, in the order typed. */
   get outbox() {
     return this.#entries.slice();
+  }
+  /**
+   * The rate limit the room announced ({ perSecond, burst }), which the
+   * outbox keeps to; null if it announced none.
+   */
+  get rate() {
+    return this.#pacer.rate ? { ...this.#pacer.rate } : null;
   }
   /** The room said there is nothing older than the oldest message held. */
   get atBeginning() {
@@ -280,6 +364,7 @@ export class ChatClient extends EventTarget {
     } catch {
       return Promise.reject(new ScrollbackError("not connected"));
     }
+    this.#pacer.spend(Date.now()); // the room counts it like a message
     const h = { before: this.#oldest };
     h.promise = new Promise((resolve, reject) => {
       h.resolve = resolve;
@@ -391,6 +476,7 @@ export class ChatClient extends EventTarget {
       this.#clear("connect");
       this.#opened = true;
       this.#conn++;
+      this.#pacer.open(Date.now());
       this.#setState("open", { resuming: this.#resuming });
       if (this.#queue.length) this.#armHold();
       this.#pump();
@@ -409,6 +495,7 @@ export class ChatClient extends EventTarget {
     this.#clear("connect");
     this.#clear("ack");
     this.#clear("hold");
+    this.#clear("pace");
     const wasOpen = this.#opened;
     this.#opened = false;
     const code = ev.code;
@@ -445,14 +532,22 @@ export class ChatClient extends EventTarget {
     return this.#entries.filter((e) => e.state === "sending" && e.conn === this.#conn && e.conn > 0);
   }
 
-  // pump sends what waits, up to maxInFlight unanswered, on an open connection.
+  // pump sends what waits, up to maxInFlight unanswered, on an open
+  // connection, as fast as the room's rate limit allows.
   #pump() {
     const ws = this.#ws;
-    if (!ws || !this.#opened) return;
+    if (!ws || !this.#opened || this.#timers.pace) return;
     let n = this.#inFlight().length;
     for (const e of this.#entries) {
       if (n >= this.#opt.maxInFlight) break;
       if (e.state !== "sending" || e.conn === this.#conn) continue;
+      if (!this.#pacer.take(Date.now())) {
+        this.#timers.pace = setTimeout(() => {
+          this.#timers.pace = 0;
+          this.#pump();
+        }, this.#pacer.wait());
+        break;
+      }
       const f = { message: e.text, ref: e.ref };
       if (e.to !== undefined) f.to = e.to;
       try {
@@ -516,7 +611,15 @@ export class ChatClient extends EventTarget {
   #refused(f) {
     const e = this.#entries.find((x) => x.ref === f.ref);
     if (!e || e.state !== "sending") return;
-    this.#fail(e, { message: String(f.message ?? "refused"), code: f.code });
+    if (this.#pacer.rate && f.message === RATE_LIMITED) {
+      // The room took nothing and its ref is free: sent again, in its
+      // place in the outbox, once the limit allows.
+      this.#pacer.empty(Date.now());
+      e.conn = 0;
+      this.#emit("limited", { message: e });
+    } else {
+      this.#fail(e, { message: String(f.message ?? "refused"), code: f.code });
+    }
     this.#answered();
   }
 
@@ -616,10 +719,16 @@ export class ChatClient extends EventTarget {
         if (Number.isSafeInteger(f.id)) this.#shown.set(f.id);
         this.#emit(f.type, { frame: f, ref, mine: ref !== undefined });
         break;
-      case "members":
+      case "members": {
         this.#members = Array.isArray(f.members) ? f.members.filter((n) => typeof n === "string") : [];
+        const rate = announcedRate(f);
+        if (rate) {
+          this.#pacer.set(rate, Date.now());
+          this.#pump();
+        }
         this.#emit("presence", { type: "members", frame: f, members: this.members, resumed: this.#resuming });
         break;
+      }
       case "join":
         if (typeof f.nickname === "string" && !this.#members.includes(f.nickname)) this.#members.push(f.nickname);
         this.#emit("presence", { type: "join", frame: f, nickname: f.nickname, members: this.members, resumed: this.#resuming });

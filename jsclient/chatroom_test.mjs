@@ -44,7 +44,7 @@ function newClient(extra = {}) {
   FakeSocket.all = [];
   const c = new ChatClient({ url: "ws://host/rooms/r/chat?nickname=ann", WebSocket: FakeSocket, ...extra });
   const events = [];
-  for (const type of ["state", "message", "direct", "presence", "system", "error", "truncated", "outbox"]) {
+  for (const type of ["state", "message", "direct", "presence", "system", "error", "truncated", "outbox", "limited"]) {
     c.addEventListener(type, (e) => events.push({ ...e.detail, event: type }));
   }
   return { c, events, of: (type) => events.filter((e) => e.event === type) };
@@ -402,6 +402,91 @@ test("an unanswered scrollback request closes a silent connection; close() rejec
     const q = c.loadOlder();
     c.close();
     await assert.rejects(q, ScrollbackError);
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+const members = (id, names, rate) => ({ type: "members", id, time: "2026-01-01T00:00:00.000Z", members: names, ...(rate && { rate }) });
+const refusal = (id, ref, message, code) => ({ type: "error", id, time: "2026-01-01T00:00:00.000Z", message, code, ref });
+
+test("a room that announces its rate limit is sent to at that pace, in order", () => {
+  mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  try {
+    const { c } = newClient({ maxInFlight: 100 });
+    c.connect();
+    const ws = FakeSocket.last();
+    ws.open();
+    ws.recv(members(1024, ["ann"], { perSecond: 2, burst: 3 }));
+    assert.deepEqual(c.rate, { perSecond: 2, burst: 3 });
+    const sent = Array.from({ length: 6 }, (_, i) => c.send(`m${i}`));
+    assert.equal(ws.sent.length, 3, "the burst goes at once");
+    mock.timers.tick(500); // 2 a second, kept to 90 %: not yet
+    assert.equal(ws.sent.length, 3);
+    mock.timers.tick(100);
+    assert.equal(ws.sent.length, 4);
+    mock.timers.tick(1200);
+    assert.deepEqual(ws.sent.map((f) => f.message), ["m0", "m1", "m2", "m3", "m4", "m5"]);
+    assert.ok(sent.every((m) => m.state === "sending"), "none failed");
+    c.close();
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test("a rate-limit refusal with a known rate is sent again, not failed; without one it fails", () => {
+  mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  try {
+    const { c, of } = newClient();
+    c.connect();
+    const ws = FakeSocket.last();
+    ws.open();
+    ws.recv(members(1024, ["ann"], { perSecond: 10, burst: 2 }));
+    const m = c.send("hi");
+    ws.recv(refusal(1024, m.ref, "rate limit exceeded", 1008));
+    assert.equal(m.state, "sending");
+    assert.deepEqual(of("limited").map((e) => e.message.ref), [m.ref]);
+    mock.timers.tick(200);
+    assert.deepEqual(ws.sent.map((f) => f.ref), [m.ref, m.ref], "sent again with its ref");
+    ws.recv(ack(2048, m.ref));
+    assert.equal(m.state, "sent");
+    c.close();
+
+    const plain = newClient();
+    plain.c.connect();
+    const ws2 = FakeSocket.last();
+    ws2.open();
+    ws2.recv(members(1024, ["ann"]));
+    assert.equal(plain.c.rate, null);
+    const n = plain.c.send("hi");
+    ws2.recv(refusal(1024, n.ref, "rate limit exceeded", 1008));
+    assert.equal(n.state, "failed");
+    plain.c.close();
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test("frames sent before the rate is known count against it; a scrollback request too", async () => {
+  mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  try {
+    const { c } = newClient();
+    c.send("a");
+    c.send("b");
+    c.connect();
+    const ws = FakeSocket.last();
+    ws.open();
+    assert.equal(ws.sent.length, 2, "unknown rate: sent at once");
+    ws.recv(msg(1024, "bob", "old"));
+    ws.recv(members(2048, ["ann", "bob"], { perSecond: 1, burst: 4 }));
+    const older = c.loadOlder(10);
+    c.send("c");
+    c.send("d");
+    assert.deepEqual(ws.sent.map((f) => f.message ?? f.type), ["a", "b", "history", "c"]);
+    mock.timers.tick(1200);
+    assert.deepEqual(ws.sent.map((f) => f.message ?? f.type), ["a", "b", "history", "c", "d"]);
+    c.close();
+    await assert.rejects(older, ScrollbackError);
   } finally {
     mock.timers.reset();
   }

@@ -57,8 +57,6 @@ import (
 // Limits of the rooms the page uses.
 const (
 	maxRooms        = 1000 // rooms at once; more are refused with 503
-	ratePerSecond   = 10   // messages per member per second, on average
-	rateBurst       = 20   // and in a burst; beyond, an error frame answers
 	shutdownTimeout = 10 * time.Second
 	openTimeout     = 5 * time.Second // to load a room's history from -db
 )
@@ -81,6 +79,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	addr := fs.String("addr", ":8000", "address to listen on")
 	origins := fs.String("origins", "", "comma-separated origin host patterns allowed to connect, e.g. localhost:3000")
 	history := fs.Int("history", 100, "messages each room keeps for joiners and reconnecting clients (0: none)")
+	perSecond := fs.Float64("rate", 10, "messages each member may send per second, on average (0: no limit)")
+	burst := fs.Int("burst", 20, "and in a burst; beyond, an error frame answers")
+	announce := fs.Bool("announce-rate", true, "tell the page the rate limit (WithAnnouncedRateLimit), so that it paces itself")
 	dbPath := fs.String("db", "chat.db", `SQLite file that keeps the rooms' history across restarts ("": in memory only)`)
 	limits := serve.Defaults()
 	limits.AddFlags(fs)
@@ -92,6 +93,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	if *history < 0 {
 		return fmt.Errorf("-history %d: must not be negative", *history)
+	}
+	if *perSecond < 0 || *burst < 0 {
+		return fmt.Errorf("-rate %v -burst %d: must not be negative", *perSecond, *burst)
+	}
+	if *perSecond == 0 {
+		*burst = 0 // no limit: a burst alone would contradict it
 	}
 	if err := limits.Validate(); err != nil {
 		return err
@@ -130,7 +137,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 				chatroom.WithPresence(),        // member list, join and leave notices
 				chatroom.WithUniqueNicknames(), // one "sei" per room, in any case: 4009 for another
 				chatroom.WithErrorFrames(),     // bad input and rate limit: an error frame, not a close
-				chatroom.WithRateLimit(ratePerSecond, rateBurst),
+				chatroom.WithRateLimit(*perSecond, *burst),
+			}
+			if *announce {
+				opts = append(opts, chatroom.WithAnnouncedRateLimit())
 			}
 			if *history > 0 { // -history 0 keeps none
 				opts = append(opts, chatroom.WithHistory(roomHistory(db, name, *history, log)))

@@ -100,8 +100,10 @@ func want(t *testing.T, c *chatroomtest.Client, frames ...chatroom.Message) []ch
 	return got
 }
 
+// members is the members frame of the page's rooms, which announce their
+// rate limit (the defaults of -rate and -burst).
 func members(names ...string) chatroom.Message {
-	return chatroom.Message{Type: chatroom.TypeMembers, Members: names}
+	return chatroom.Message{Type: chatroom.TypeMembers, Members: names, Rate: &chatroom.RateLimit{PerSecond: 10, Burst: 20}}
 }
 
 func joined(name string) chatroom.Message {

@@ -17,6 +17,9 @@ import { hue } from "./colour.js";
 import { isSendKey, setupComposer } from "./composer.js";
 import { LogWindow } from "./logwindow.js";
 import { NewMessages, atBottom } from "./newmessages.js";
+import { ConnectionNotices, RepeatedNotices, setOffline } from "./connection.js";
+import { memberDrawer } from "./drawer.js";
+import { forget, stayIn, stayed } from "./stay.js";
 
 const GROUP_WINDOW = 5 * 60 * 1000; // messages of one sender this close share a header
 const NICKNAME_KEY = "chatroom.nickname";
@@ -52,14 +55,17 @@ class Session {
       storage: sessionStore(),
       storageKey: `chatroom.outbox ${room} ${nickname}`,
     });
+    this.conn = new ConnectionNotices(addNotice, lastRoomLine);
+    this.repeated = new RepeatedNotices(addNotice);
     const on = (type, f) => this.client.addEventListener(type, (e) => f.call(this, e.detail));
     on("state", this.stateChanged);
     on("message", this.message);
     on("presence", this.presence);
     on("system", (d) => addNotice("system", String(d.frame.message ?? ""), d.frame.time, d.frame.id));
-    on("error", (d) => addNotice("error", `Not sent: ${d.frame.message ?? "refused"}`, d.frame.time));
-    on("truncated", (d) => addNotice("truncated", "Some messages from while you were away are no longer available " +
-      "(the server restarted or the room's history ran out).", d.frame.time));
+    on("error", (d) => this.repeated.show("error", `Not sent: ${d.frame.message ?? "refused"}`));
+    on("truncated", (d) => this.conn.truncated() && addNotice("truncated",
+      "Some messages from while you were away are no longer available (the room's history ran out).", d.frame.time));
+    on("limited", () => this.repeated.show("limited", "Sending more slowly, as the room's rate limit allows"));
     on("outbox", this.outboxChanged);
     for (const m of this.client.outbox) renderPending(this, m); // kept across a reload
     this.client.connect();
@@ -69,6 +75,7 @@ class Session {
     clearInterval(this.ticker);
     this.ticker = 0;
     showRetry(false);
+    setOffline(d.state !== "open" || !this.joined, $("members-panel"), $("send"));
     switch (d.state) {
       case "connecting": {
         const again = this.lost || d.attempt > 0;
@@ -85,8 +92,8 @@ class Session {
         const old = d.code === 4009;
         if (d.wasOpen && !old) {
           this.lost = true;
-          const why = closeText(d);
-          addNotice("status", `Connection lost${why ? ` (${why})` : ""}. Reconnecting…`);
+          this.joined = false; // the member list is from before
+          this.conn.lost(d.code);
         }
         const text = old ? "Waiting for the old connection to expire. Retrying" : "Offline. Reconnecting";
         const show = () => {
@@ -121,10 +128,11 @@ class Session {
     renderMembers(this);
     switch (d.type) {
       case "members":
-        if (d.resumed) addNotice("status", "Reconnected", d.frame.time);
+        if (d.resumed) this.conn.back();
         this.lost = false;
         this.joined = true;
         this.joining();
+        setOffline(false, $("members-panel"), $("send"));
         if ($("older").dataset.state === "none") showOlder("idle");
         this.loadOlder(); // a log too short to scroll is at its top already
         break;
@@ -213,11 +221,6 @@ class Session {
     clearInterval(this.ticker);
     this.client.close(1000, "left");
   }
-}
-
-function closeText(e) {
-  if (e.code === 1006 || e.code === 1005) return "";
-  return e.reason ? `${e.code} ${e.reason}` : String(e.code);
 }
 
 // Rendering. Text from the network goes through textContent only.
@@ -406,7 +409,15 @@ function editPending(s, li, m) {
 // addNotice shows a notice; id is the room frame's it tells of, if any.
 function addNotice(kind, text, time, id) {
   const t = parseTime(time) || new Date();
-  append(noticeLine(kind, text, t, id), t, false);
+  const li = noticeLine(kind, text, t, id);
+  append(li, t, false);
+  return li;
+}
+
+// lastRoomLine is the log's last line before the user's pending messages.
+function lastRoomLine() {
+  const p = firstPending();
+  return p ? p.previousElementSibling : $("messages").lastElementChild;
 }
 
 function noticeLine(kind, text, t, id) {
@@ -602,11 +613,13 @@ function enterRoom(nickname, room) {
   logWindow.reset();
   newMessages.clear();
   session = new Session(nickname, room);
+  stayIn(nickname, room);
   renderMembers(session);
   $("text").focus();
 }
 
 function leaveRoom() {
+  forget();
   if (session) session.leave();
   session = null;
   setStatus("idle", "not connected");
@@ -669,12 +682,11 @@ function init() {
   $("retry").addEventListener("click", () => session && session.reconnectNow());
   window.addEventListener("online", () => session && session.reconnectNow());
 
-  $("members-toggle").addEventListener("click", () => {
-    const open = $("members-panel").classList.toggle("open");
-    $("members-toggle").setAttribute("aria-expanded", String(open));
-  });
+  memberDrawer($("members-toggle"), $("members-panel"), $("members-close"));
 
-  $("nickname").focus();
+  const nickname = location.hash.length > 1 ? stayed(room) : ""; // the address names the room
+  if (nickname) enterRoom(nickname, room); // a reload: back in the room
+  else $("nickname").focus();
 }
 
 init();
