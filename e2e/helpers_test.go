@@ -541,7 +541,9 @@ func clear(id string) chromedp.Action[chromedp.Void] {
 // typeText types ASCII text key by key, and inserts any other text at once,
 // as an input method commits it.
 func (tb *tab) typeText(sel chromedp.ID, text string) chromedp.Action[chromedp.Void] {
-	ascii := true
+	// Long text is inserted at once: a key event per character makes the
+	// growing textarea lay out thousands of times.
+	ascii := len(text) <= 200
 	for _, r := range text {
 		if r < ' ' || r > '~' {
 			ascii = false
