@@ -209,9 +209,11 @@ func WithPresenceDeltas(d PresenceDeltas) Option {
 // at most WithPresenceDeltas' MaxMembers of them with the exact count.
 // rm.mu is held.
 func (rm *Room) membersLocked() Message {
-	m := Message{Type: TypeMembers, Members: rm.nicknamesLocked(0)}
+	m := Message{Type: TypeMembers}
 	if rm.cfg.deltas {
 		m.Members, m.Count = rm.nicknamesLocked(rm.cfg.maxMembers), rm.link.countLocked()
+	} else {
+		m.Members = rm.nicknamesLocked(0)
 	}
 	if rm.cfg.announceRate && rm.cfg.rateLimit > 0 {
 		m.Rate = &RateLimit{PerSecond: float64(rm.cfg.rateLimit), Burst: rm.cfg.rateBurst}
