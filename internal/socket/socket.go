@@ -48,6 +48,13 @@ type Socket struct {
 	// leftover holds what the HTTP server had read past the handshake; it is
 	// read before the network. Only the Conn's reader touches it.
 	leftover []byte
+	// br is the small reader the Conn reads through, which Ready and
+	// TakePong look into between messages; only the member's reader uses
+	// it, as the Conn does.
+	br *bufio.Reader
+	// wait parks the member's reader until the connection is readable, on
+	// a shallow stack (wait_linux.go); nil where it cannot.
+	wait *waiter
 
 	mu      sync.Mutex // serialises writes to Conn; guards the fields below
 	holding bool
@@ -127,7 +134,75 @@ func New(c net.Conn, brw *bufio.ReadWriter, buffers *sync.Pool, opts Options) (*
 			s.leftover = append([]byte(nil), b...)
 		}
 	}
-	return s, bufio.NewReadWriter(bufio.NewReaderSize(s, connReadBuffer), bufio.NewWriterSize(s, connWriteBuffer)), nil
+	s.br = bufio.NewReaderSize(s, connReadBuffer)
+	s.wait = newWaiter(c)
+	return s, bufio.NewReadWriter(s.br, bufio.NewWriterSize(s, connWriteBuffer)), nil
+}
+
+// An idle member must cost little, and what costs most is its reader's
+// goroutine stack: coder/websocket's Reader waits for the next frame deep
+// in its calls, and the stack a read has grown stays with the goroutine
+// while it waits. So the member's reader waits for the next message
+// itself, between messages, on a shallow stack (Ready, Wait), and only
+// then calls Reader. The pongs that answer the room's pings arrive
+// between messages too, and TakePong consumes them there, so that an idle
+// member's pong does not leave the reader waiting inside Reader either.
+
+// Ready reports whether the next message's first bytes can be read
+// without waiting: they are buffered, or the kernel has them (or the
+// connection has failed, which a read will tell). Where the socket cannot
+// tell without reading, it reports true.
+func (s *Socket) Ready() bool {
+	if len(s.leftover) > 0 || s.br.Buffered() > 0 || s.wait == nil {
+		return true
+	}
+	return s.wait.ready()
+}
+
+// Wait blocks until Ready would report true, on a shallow stack. It
+// returns at once where the socket cannot wait that way, and when the
+// connection fails or the close deadline passes: the read that follows
+// reports it.
+func (s *Socket) Wait() {
+	if len(s.leftover) > 0 || s.br.Buffered() > 0 || s.wait == nil {
+		return
+	}
+	s.wait.park()
+}
+
+// TakePong consumes the pong frame the connection's next bytes are, if
+// they are one, whole, and returns its payload, valid until the next
+// read; otherwise it consumes nothing, and the Conn reads what follows.
+// It is called between messages only, where a frame starts. Waiting for
+// the rest of a frame begun, if it must, it waits on a shallow stack too.
+func (s *Socket) TakePong() ([]byte, bool) {
+	h, err := s.br.Peek(2)
+	// FIN and pong; masked, as a client's frames are, with a control
+	// frame's payload (RFC 6455, sections 5.2 and 5.5).
+	if err != nil || h[0] != 0x8a || h[1]&0x80 == 0 || h[1]&0x7f > 125 {
+		return nil, false
+	}
+	n := 6 + int(h[1]&0x7f)
+	f, err := s.br.Peek(n)
+	if err != nil {
+		return nil, false
+	}
+	p := f[6:n]
+	for i := range p {
+		p[i] ^= f[2+i%4] // unmasked in place: the bytes are consumed
+	}
+	_, _ = s.br.Discard(n)
+	return p, true
+}
+
+// WritePing writes a ping frame with payload, at most 125 bytes. While the
+// member's writer holds the socket, the ping joins the batch between two
+// whole frames; otherwise every write is a whole frame, and so is the ping.
+func (s *Socket) WritePing(payload []byte) error {
+	var buf [2 + 125]byte
+	buf[0], buf[1] = 0x89, byte(len(payload)) // FIN, ping; unmasked
+	_, err := s.Write(append(buf[:2], payload...))
+	return err
 }
 
 // setSendBuffer bounds the kernel's send buffer of c's TCP connection, also
