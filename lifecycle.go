@@ -12,7 +12,6 @@ import (
 	"github.com/seed014c2c51/chatroom/internal/socket"
 
 	"github.com/coder/websocket"
-	"golang.org/x/time/rate"
 )
 
 // The member's lifecycle, in the order things happen, with the one verb
@@ -27,7 +26,9 @@ import (
 //	               link.readHistory, and rm.add under the room's lock;
 //	               the join notice is published after it
 //	rm.serve (the member's goroutine, from here on)
-//	  rm.readLoop  read and publish until the member must leave
+//	  rm.readLoop  read and publish until the member must leave; the loop
+//	               may move to a fresh goroutine between messages
+//	               (awaitMessage), which then does what follows
 //	  m.leave      record the first reason and start the close handshake
 //	               (any goroutine may call it: the writer, the keepalive,
 //	               Shutdown, Member.Close)
@@ -74,10 +75,6 @@ func (rm *Room) newMember(conn *websocket.Conn, s *socket.Socket, adm admission)
 	m.writerDone = sync.NewCond(&m.mu)
 	m.startWriter = m.writeLoop
 	m.ctx, m.cancel = context.WithCancel(rm.ctx)
-	if rm.cfg.rateLimit > 0 {
-		m.limiter = rate.NewLimiter(rm.cfg.rateLimit, rm.cfg.rateBurst)
-	}
-	m.pacer = rm.cfg.newPacer()
 	rm.mu.Lock()
 	rm.nextID++
 	m.id = rm.nextID
@@ -89,10 +86,19 @@ func (rm *Room) newMember(conn *websocket.Conn, s *socket.Socket, adm admission)
 }
 
 // serve runs a joined member's life on its own goroutine: read until it
-// leaves, then clean up and run the leave hook.
+// leaves, then clean up, run the leave hook and count the connection out
+// (rm.release). The reader may hand its loop over to a fresh goroutine
+// (awaitMessage), which serve's goroutine starts before it ends: there is
+// always exactly one, and the last one cleans up.
 func (rm *Room) serve(m *Member) {
+	err := rm.readLoop(m)
+	if err == errHandOver {
+		go rm.serve(m)
+		return
+	}
+	defer rm.release(true)
 	defer m.cancel()
-	m.leaveNow(rm.readLoop(m))
+	m.leaveNow(err)
 	if rm.remove(m) {
 		rm.announce(TypeLeave, m.nickname)
 	}

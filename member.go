@@ -43,8 +43,11 @@ type Member struct {
 	deflate bool
 	ctx     context.Context
 	cancel  context.CancelFunc
-	limiter *rate.Limiter // nil without WithRateLimit
-	pacer   *rate.Limiter // nil without pacing (WithPacing)
+	// limiter and pacer are made when the member first sends, since most
+	// members of a big room never do: nil until then, and nil without
+	// WithRateLimit or pacing (WithPacing). Only the reader uses them.
+	limiter *rate.Limiter
+	pacer   *rate.Limiter
 	// unread is the rest of a message over the size limit that tooBig
 	// left for discardReads, limited to what the closing member may still
 	// make the room read. Only the member's reader uses it.
@@ -78,7 +81,11 @@ type Member struct {
 	reason      error      // why the member leaves; nil while it is live
 	reaped      bool       // the member's goroutine is collecting the others: start no more
 	pingTimer   *time.Timer
-	wg          sync.WaitGroup // the writer, closer and ping goroutines
+	// pings counts the pings sent; pingOut is the one awaiting its pong, 0
+	// if none, and nextPing when the next is due (keepalive.go).
+	pings, pingOut uint64
+	nextPing       time.Time
+	wg             sync.WaitGroup // the writer, closer and ping goroutines
 }
 
 // ID returns the member's number, unique within its room and increasing in
