@@ -96,6 +96,14 @@ func (rm *Room) serve(m *Member) {
 		go rm.serve(m)
 		return
 	}
+	rm.finish(m, err)
+}
+
+// finish is the rest of serve once the member leaves for reason err. Its
+// frame is not serve's, which is on the stack while the reader waits.
+//
+//go:noinline
+func (rm *Room) finish(m *Member, err error) {
 	defer rm.release(true)
 	defer m.cancel()
 	m.leaveNow(err)

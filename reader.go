@@ -15,7 +15,9 @@ import (
 
 // readLoop reads, checks and publishes the member's messages until the
 // member must leave, and returns why, or errHandOver to go on on a fresh
-// goroutine (awaitMessage).
+// goroutine (awaitMessage). It waits between messages with little on its
+// stack: the loop's frame and those under it are small, and the work of a
+// message is readOne's, whose frame is gone by the next wait.
 func (rm *Room) readLoop(m *Member) error {
 	var w readerWait
 	for {
@@ -25,38 +27,46 @@ func (rm *Room) readLoop(m *Member) error {
 		if m.awaitMessage(&w) {
 			return errHandOver
 		}
-		if !m.pace() {
-			return errLeaving
-		}
-		in, err := m.read()
-		w.read = true
-		if m.closing.Load() {
-			// The member is leaving, for a reason recorded elsewhere:
-			// what it sent after that is not the room's.
-			return errLeaving
-		}
-		if (err == nil || isBadInput(err)) && !m.allow() {
-			err = cause(ErrRateLimited, websocket.StatusPolicyViolation, reasonRateLimited, nil)
-		}
-		if err != nil {
-			if !rm.cfg.errorFrames || !(isBadInput(err) || errors.Is(err, ErrRateLimited)) {
-				return err
-			}
-			answer := errorFrame(closeFrame(err))
-			rm.refuse(m, nil, in.ref, &answer)
-			continue
-		}
-		if in.history != nil {
-			rm.serveHistory(m, *in.history)
-			continue
-		}
-		if rm.metrics != nil {
-			rm.metrics.Received()
-		}
-		if err := rm.take(m, in); err != nil {
+		if err := rm.readOne(m); err != nil {
 			return err
 		}
+		w.read = true
 	}
+}
+
+// readOne reads, checks and publishes one message, and returns the
+// member's leave reason if it must leave.
+//
+//go:noinline
+func (rm *Room) readOne(m *Member) error {
+	if !m.pace() {
+		return errLeaving
+	}
+	in, err := m.read()
+	if m.closing.Load() {
+		// The member is leaving, for a reason recorded elsewhere: what it
+		// sent after that is not the room's.
+		return errLeaving
+	}
+	if (err == nil || isBadInput(err)) && !m.allow() {
+		err = cause(ErrRateLimited, websocket.StatusPolicyViolation, reasonRateLimited, nil)
+	}
+	if err != nil {
+		if !rm.cfg.errorFrames || !(isBadInput(err) || errors.Is(err, ErrRateLimited)) {
+			return err
+		}
+		answer := errorFrame(closeFrame(err))
+		rm.refuse(m, nil, in.ref, &answer)
+		return nil
+	}
+	if in.history != nil {
+		rm.serveHistory(m, *in.history)
+		return nil
+	}
+	if rm.metrics != nil {
+		rm.metrics.Received()
+	}
+	return rm.take(m, in)
 }
 
 // errHandOver ends a reader goroutine whose loop goes on on a fresh one.
@@ -91,7 +101,7 @@ func (m *Member) awaitMessage(w *readerWait) bool {
 		}
 		start := time.Now()
 		m.sock.Wait()
-		w.quiet = time.Since(start) >= quietPeriod
+		w.quiet = time.Since(start) >= quietPeriod || m.room.cfg.alwaysHandOver
 		p, ok := m.sock.TakePong()
 		if !ok {
 			return false
