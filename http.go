@@ -91,6 +91,7 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 	}
 	// From here on r.Context() must not be used: the connection is hijacked.
 	upgraded = true
+	hw.sock.Accepted()
 	// The room enforces the size limit itself (Member.read), so that it can
 	// go on reading past it, discarding, until the client has seen the
 	// close frame: coder/websocket's own limit leaves the rest unread.

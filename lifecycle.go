@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/seed014c2c51/chatroom/internal/socket"
@@ -72,7 +71,6 @@ func (rm *Room) newMember(conn *websocket.Conn, s *socket.Socket, adm admission)
 	if adm.authErr != nil {
 		m.refusal = cause(ErrUnauthorized, StatusUnauthorized, reasonUnauthorized, adm.authErr)
 	}
-	m.writerDone = sync.NewCond(&m.mu)
 	m.startWriter = m.writeLoop
 	m.ctx, m.cancel = context.WithCancel(rm.ctx)
 	rm.mu.Lock()
@@ -93,6 +91,9 @@ func (rm *Room) newMember(conn *websocket.Conn, s *socket.Socket, adm admission)
 func (rm *Room) serve(m *Member) {
 	err := rm.readLoop(m)
 	if err == errHandOver {
+		if rm.cfg.handedOver != nil {
+			rm.cfg.handedOver()
+		}
 		go rm.serve(m)
 		return
 	}

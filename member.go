@@ -77,10 +77,12 @@ type Member struct {
 	// startWriter is writeLoop as a func value made once: "go m.writeLoop()"
 	// would allocate a closure every time a writer starts.
 	startWriter func()
-	writerDone  *sync.Cond // signalled when writing becomes false
-	reason      error      // why the member leaves; nil while it is live
-	reaped      bool       // the member's goroutine is collecting the others: start no more
-	pingTimer   *time.Timer
+	// writerDone is closed when writing becomes false, for closeConn,
+	// which makes it only to wait: an idle member holds none.
+	writerDone chan struct{}
+	reason     error // why the member leaves; nil while it is live
+	reaped     bool  // the member's goroutine is collecting the others: start no more
+	pingTimer  *time.Timer
 	// pings counts the pings sent; pingOut is the one awaiting its pong, 0
 	// if none, and nextPing when the next is due (keepalive.go).
 	pings, pingOut uint64
@@ -193,7 +195,13 @@ func (m *Member) closeConn(reason error) {
 	m.sock.StartClosing()
 	m.mu.Lock()
 	for m.writing {
-		m.writerDone.Wait()
+		if m.writerDone == nil {
+			m.writerDone = make(chan struct{})
+		}
+		done := m.writerDone
+		m.mu.Unlock()
+		<-done
+		m.mu.Lock()
 	}
 	m.mu.Unlock()
 	if err := m.sock.WriteClose(code, text); err != nil {

@@ -97,17 +97,28 @@ type readerWait struct {
 func (m *Member) awaitMessage(w *readerWait) bool {
 	for {
 		if w.read && w.quiet && !m.sock.Ready() {
+			m.pacer = dropFull(m.pacer)
+			m.limiter = dropFull(m.limiter)
 			return true
 		}
 		start := time.Now()
 		m.sock.Wait()
-		w.quiet = time.Since(start) >= quietPeriod || m.room.cfg.alwaysHandOver
+		w.quiet = time.Since(start) >= quietPeriod || m.room.cfg.handedOver != nil
 		p, ok := m.sock.TakePong()
 		if !ok {
 			return false
 		}
 		m.gotPong(p)
 	}
+}
+
+// dropFull returns nil for a limiter whose bucket is full, which is as a new
+// one would be: a member gone quiet holds none until it sends again.
+func dropFull(l *rate.Limiter) *rate.Limiter {
+	if l != nil && l.Tokens() >= float64(l.Burst()) {
+		return nil
+	}
+	return l
 }
 
 // allow reports whether the rate limit (WithRateLimit) lets the member's

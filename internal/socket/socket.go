@@ -53,8 +53,9 @@ type Socket struct {
 	// it, as the Conn does.
 	br *bufio.Reader
 	// wait parks the member's reader until the connection is readable, on
-	// a shallow stack (wait_linux.go); nil where it cannot.
-	wait *waiter
+	// a shallow stack (wait_linux.go), if canWait.
+	wait    waiter
+	canWait bool
 
 	mu      sync.Mutex // serialises writes to Conn; guards the fields below
 	holding bool
@@ -135,7 +136,7 @@ func New(c net.Conn, brw *bufio.ReadWriter, buffers *sync.Pool, opts Options) (*
 		}
 	}
 	s.br = bufio.NewReaderSize(s, connReadBuffer)
-	s.wait = newWaiter(c)
+	s.canWait = s.wait.init(c)
 	return s, bufio.NewReadWriter(s.br, bufio.NewWriterSize(s, connWriteBuffer)), nil
 }
 
@@ -153,7 +154,7 @@ func New(c net.Conn, brw *bufio.ReadWriter, buffers *sync.Pool, opts Options) (*
 // connection has failed, which a read will tell). Where the socket cannot
 // tell without reading, it reports true.
 func (s *Socket) Ready() bool {
-	if len(s.leftover) > 0 || s.br.Buffered() > 0 || s.wait == nil {
+	if len(s.leftover) > 0 || s.br.Buffered() > 0 || !s.canWait {
 		return true
 	}
 	return s.wait.ready()
@@ -164,10 +165,20 @@ func (s *Socket) Ready() bool {
 // connection fails or the close deadline passes: the read that follows
 // reports it.
 func (s *Socket) Wait() {
-	if len(s.leftover) > 0 || s.br.Buffered() > 0 || s.wait == nil {
+	if len(s.leftover) > 0 || s.br.Buffered() > 0 || !s.canWait {
 		return
 	}
 	s.wait.park()
+}
+
+// Accepted is called once websocket.Accept has returned, before any read.
+// Accept wraps what the reader it was given reads in an io.MultiReader
+// with what that reader had buffered, nothing here (golang/go#32314):
+// reading the socket directly again saves every member the wrapper.
+func (s *Socket) Accepted() {
+	if s.br.Buffered() == 0 {
+		s.br.Reset(s)
+	}
 }
 
 // TakePong consumes the pong frame the connection's next bytes are, if

@@ -20,20 +20,20 @@ type waiter struct {
 	readable bool // what the last peek found
 }
 
-// newWaiter returns the waiter of c, or nil if c is not a connection whose
-// descriptor can be peeked (TLS, a test's pipe).
-func newWaiter(c net.Conn) *waiter {
+// init makes w the waiter of c, and reports false if c is not a
+// connection whose descriptor can be peeked (TLS, a test's pipe).
+func (w *waiter) init(c net.Conn) bool {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return nil
+		return false
 	}
 	raw, err := tc.SyscallConn()
 	if err != nil {
-		return nil
+		return false
 	}
-	w := &waiter{raw: raw}
+	w.raw = raw
 	w.peek = w.recv
-	return w
+	return true
 }
 
 // ready reports whether a read would not wait.

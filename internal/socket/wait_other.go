@@ -8,7 +8,7 @@ import "net"
 // goes on waiting inside coder/websocket's Reader.
 type waiter struct{}
 
-func newWaiter(net.Conn) *waiter { return nil }
+func (*waiter) init(net.Conn) bool { return false }
 
 func (*waiter) ready() bool { return true }
 
