@@ -196,3 +196,42 @@ func TestKeepalive(t *testing.T) {
 		tr.expectLeave("silent", ErrPingTimeout)
 	})
 }
+
+// The room's pings are answered however a client's pongs arrive: alone
+// between messages (the reader takes them before coder/websocket's
+// Reader), or between the fragments of a message (Reader meets them).
+func TestKeepalivePongsAnywhere(t *testing.T) {
+	tr := newTestRoom(t, WithKeepalive(10*time.Millisecond, time.Second), WithNotices())
+	c := tr.dialRawClient("nickname=raw")
+	tr.waitJoin()
+	pings := 0
+	for pings < 6 {
+		op, payload, err := c.readFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op != 0x9 {
+			continue // the client's own join notice
+		}
+		pings++
+		if pings%2 == 0 {
+			if err := c.writeFrame(true, 0xa, payload); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		// The pong between a message's two fragments.
+		if err := c.writeFrame(false, 0x1, []byte(`{"message":`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.writeFrame(true, 0xa, payload); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.writeFrame(true, 0x0, []byte(`"hi"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := tr.room.Len(); got != 1 {
+		t.Fatalf("Len = %d after %d pings answered", got, pings)
+	}
+}
