@@ -235,3 +235,31 @@ func TestKeepalivePongsAnywhere(t *testing.T) {
 		t.Fatalf("Len = %d after %d pings answered", got, pings)
 	}
 }
+
+// A client's ping, between messages, is answered with its payload, and
+// the member goes on: the reader answers it itself rather than through
+// coder/websocket's Reader (internal/socket's TakeControl).
+func TestClientPingAnswered(t *testing.T) {
+	tr := newTestRoom(t, WithKeepalive(Off, 0))
+	c := tr.dialRawClient("nickname=pinger")
+	tr.waitJoin()
+	for _, payload := range []string{"one", "two"} {
+		if err := c.writeFrame(true, 0x9, []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+		op, got, err := c.readFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op != 0xa || string(got) != payload {
+			t.Fatalf("answer to ping %q: opcode %#x, payload %q; want a pong with it", payload, op, got)
+		}
+	}
+	text := `{"message":"still here"}`
+	if err := c.writeFrame(true, 0x1, []byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	if op, got, err := c.readFrame(); err != nil || op != 0x1 || !strings.Contains(string(got), "still here") {
+		t.Fatalf("echo: opcode %#x, %q, %v", op, got, err)
+	}
+}

@@ -84,7 +84,8 @@ type readerWait struct {
 }
 
 // awaitMessage waits, on a shallow stack, until the member's next message
-// can be read (socket.Socket.Wait), taking the pongs that come first. It
+// can be read (socket.Socket.Wait), taking the pongs and answering the
+// pings that come first (socket.Socket.TakeControl). It
 // reports true instead of waiting when the goroutine should hand over:
 // a read and its publication grow the stack, the stack stays grown with
 // the goroutine (the collector shrinks it only when it runs, by halves),
@@ -104,11 +105,12 @@ func (m *Member) awaitMessage(w *readerWait) bool {
 		start := time.Now()
 		m.sock.Wait()
 		w.quiet = time.Since(start) >= quietPeriod || m.room.cfg.handedOver != nil
-		p, ok := m.sock.TakePong()
-		if !ok {
+		switch c, p := m.sock.TakeControl(); c {
+		case socket.Pong:
+			m.gotPong(p)
+		case socket.NoControl:
 			return false
 		}
-		m.gotPong(p)
 	}
 }
 

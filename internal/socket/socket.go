@@ -49,7 +49,7 @@ type Socket struct {
 	// read before the network. Only the Conn's reader touches it.
 	leftover []byte
 	// br is the small reader the Conn reads through, which Ready and
-	// TakePong look into between messages; only the member's reader uses
+	// TakeControl look into between messages; only the member's reader uses
 	// it, as the Conn does.
 	br *bufio.Reader
 	// wait parks the member's reader until the connection is readable, on
@@ -146,8 +146,9 @@ func New(c net.Conn, brw *bufio.ReadWriter, buffers *sync.Pool, opts Options) (*
 // while it waits. So the member's reader waits for the next message
 // itself, between messages, on a shallow stack (Ready, Wait), and only
 // then calls Reader. The pongs that answer the room's pings arrive
-// between messages too, and TakePong consumes them there, so that an idle
-// member's pong does not leave the reader waiting inside Reader either.
+// between messages too, and TakeControl consumes them there, and answers a
+// client's pings, so that neither leaves an idle member's reader waiting
+// inside Reader either.
 
 // Ready reports whether the next message's first bytes can be read
 // without waiting: they are buffered, or the kernel has them (or the
@@ -181,37 +182,59 @@ func (s *Socket) Accepted() {
 	}
 }
 
-// TakePong consumes the pong frame the connection's next bytes are, if
-// they are one, whole, and returns its payload, valid until the next
-// read; otherwise it consumes nothing, and the Conn reads what follows.
-// It is called between messages only, where a frame starts. Waiting for
-// the rest of a frame begun, if it must, it waits on a shallow stack too.
-func (s *Socket) TakePong() ([]byte, bool) {
+// A Control is what TakeControl found at the start of the next frame.
+type Control int
+
+// What TakeControl found.
+const (
+	NoControl Control = iota // not a whole ping or pong: the Conn reads it
+	Ping                     // a ping, answered with a pong
+	Pong                     // a pong, whose payload TakeControl returns
+)
+
+// TakeControl consumes the ping or pong frame the connection's next bytes
+// are, if they are one, whole; otherwise it consumes nothing, and the Conn
+// reads what follows. It answers a ping with a pong of the same payload,
+// as the Conn would (RFC 6455, section 5.5.2), and returns a pong's
+// payload, valid until the next read. It is called between messages only,
+// where a frame starts, so that a ping is answered after everything the
+// client sent before it has been handled. Waiting for the rest of a frame
+// begun, if it must, it waits on a shallow stack too.
+func (s *Socket) TakeControl() (Control, []byte) {
 	h, err := s.br.Peek(2)
-	// FIN and pong; masked, as a client's frames are, with a control
-	// frame's payload (RFC 6455, sections 5.2 and 5.5).
-	if err != nil || h[0] != 0x8a || h[1]&0x80 == 0 || h[1]&0x7f > 125 {
-		return nil, false
+	// FIN and ping or pong; masked, as a client's frames are, with a
+	// control frame's payload (RFC 6455, sections 5.2 and 5.5).
+	if err != nil || (h[0] != 0x89 && h[0] != 0x8a) || h[1]&0x80 == 0 || h[1]&0x7f > 125 {
+		return NoControl, nil
 	}
 	n := 6 + int(h[1]&0x7f)
 	f, err := s.br.Peek(n)
 	if err != nil {
-		return nil, false
+		return NoControl, nil
 	}
 	p := f[6:n]
 	for i := range p {
 		p[i] ^= f[2+i%4] // unmasked in place: the bytes are consumed
 	}
 	_, _ = s.br.Discard(n)
-	return p, true
+	if f[0] == 0x8a {
+		return Pong, p
+	}
+	// A failed write is the writer's to report, and the next read's.
+	_ = s.writeControl(0x8a, p)
+	return Ping, nil
 }
 
 // WritePing writes a ping frame with payload, at most 125 bytes. While the
 // member's writer holds the socket, the ping joins the batch between two
 // whole frames; otherwise every write is a whole frame, and so is the ping.
-func (s *Socket) WritePing(payload []byte) error {
+func (s *Socket) WritePing(payload []byte) error { return s.writeControl(0x89, payload) } // FIN, ping
+
+// writeControl writes the control frame whose first byte is b0, unmasked,
+// in one Write.
+func (s *Socket) writeControl(b0 byte, payload []byte) error {
 	var buf [2 + 125]byte
-	buf[0], buf[1] = 0x89, byte(len(payload)) // FIN, ping; unmasked
+	buf[0], buf[1] = b0, byte(len(payload))
 	_, err := s.Write(append(buf[:2], payload...))
 	return err
 }

@@ -221,24 +221,30 @@ func maskedFrame(opcode byte, payload string, key [4]byte) string {
 	return string(f)
 }
 
-// TakePong consumes a whole pong frame and nothing else: what follows is
-// read as it came.
-func TestTakePongConsumesOnlyAPong(t *testing.T) {
+// TakeControl consumes whole pings and pongs and nothing else: a ping is
+// answered, a pong returned, and what follows is read as it came.
+func TestTakeControlConsumesOnlyPingsAndPongs(t *testing.T) {
 	text := maskedFrame(0x1, "hi", [4]byte{9, 8, 7, 6})
-	in := maskedFrame(0xa, "42", [4]byte{1, 2, 3, 4}) + text
-	s, brw, err := New(newRecordingConn(strings.NewReader(in)), nil, new(sync.Pool), Options{CloseTimeout: time.Second})
+	in := maskedFrame(0xa, "42", [4]byte{1, 2, 3, 4}) + maskedFrame(0x9, "ab", [4]byte{5, 6, 7, 8}) + text
+	rc := newRecordingConn(strings.NewReader(in))
+	s, brw, err := New(rc, nil, new(sync.Pool), Options{CloseTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !s.Ready() {
 		t.Fatal("not ready with bytes to read")
 	}
-	p, ok := s.TakePong()
-	if !ok || string(p) != "42" {
-		t.Fatalf("TakePong = %q, %v; want 42, true", p, ok)
+	if c, p := s.TakeControl(); c != Pong || string(p) != "42" {
+		t.Fatalf("TakeControl = %v, %q; want Pong, 42", c, p)
 	}
-	if p, ok := s.TakePong(); ok {
-		t.Fatalf("TakePong took the text frame: %q", p)
+	if c, _ := s.TakeControl(); c != Ping {
+		t.Fatalf("TakeControl = %v; want Ping", c)
+	}
+	if diff := cmp.Diff([]string{"\x8a\x02ab"}, rc.recorded()); diff != "" {
+		t.Errorf("the answer to the ping (-want +got):\n%s", diff)
+	}
+	if c, p := s.TakeControl(); c != NoControl {
+		t.Fatalf("TakeControl took the text frame: %v, %q", c, p)
 	}
 	rest, err := io.ReadAll(brw.Reader)
 	if err != nil {
