@@ -32,9 +32,9 @@ var sizingText = strings.Repeat("chat-sized message text ", 4)[:96]
 
 // BenchmarkRoomMemory measures the live heap, after a full collection, of
 // one room with presence and the default history (History{}: 100
-// messages), averaged over many rooms: empty, with its history full, and
-// on a cluster (an in-process broker that keeps 1 publication per room,
-// which counts here too) after 300 messages. The cluster's room is
+// messages), averaged over many rooms: empty, with its history just full,
+// after 300 messages, and on a cluster (an in-process broker that keeps 1
+// publication per room, which counts here too) after 300 messages. The cluster's room is
 // subscribed as for its first member, without one, so that no member's
 // cost enters; its heartbeat goroutine's stack is reported apart
 // (stack-B/room), as it is not heap.
@@ -49,6 +49,9 @@ func BenchmarkRoomMemory(b *testing.B) {
 	}{
 		{"empty", 0, false},
 		{"history-full", DefaultHistoryLen, false},
+		// As it stays once turned over: its queue of frames slides over up
+		// to twice its length (keptFrames) before moving back.
+		{"history-300-messages", 300, false},
 		{"cluster-300-messages", 300, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
