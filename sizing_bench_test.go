@@ -34,7 +34,8 @@ var sizingText = strings.Repeat("chat-sized message text ", 4)[:96]
 // one room with presence and the default history (History{}: 100
 // messages), averaged over many rooms: empty, with its history just full,
 // after 300 messages, and on a cluster (an in-process broker that keeps 1
-// publication per room, which counts here too) after 300 messages. The cluster's room is
+// publication per room, which counts here too) after 300 messages, with
+// and without history. The cluster's room is
 // subscribed as for its first member, without one, so that no member's
 // cost enters; its heartbeat goroutine's stack is reported apart
 // (stack-B/room), as it is not heap.
@@ -46,13 +47,15 @@ func BenchmarkRoomMemory(b *testing.B) {
 		name     string
 		msgs     int
 		clusters bool
+		history  bool
 	}{
-		{"empty", 0, false},
-		{"history-full", DefaultHistoryLen, false},
+		{"empty", 0, false, true},
+		{"history-full", DefaultHistoryLen, false, true},
 		// As it stays once turned over: its queue of frames slides over up
 		// to twice its length (keptFrames) before moving back.
-		{"history-300-messages", 300, false},
-		{"cluster-300-messages", 300, true},
+		{"history-300-messages", 300, false, true},
+		{"cluster-300-messages", 300, true, true},
+		{"cluster-no-history-300-messages", 300, true, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var heap, stack int64
@@ -64,7 +67,10 @@ func BenchmarkRoomMemory(b *testing.B) {
 				h0, s0 := heapAfterGC(), stackInUse()
 				rooms := make([]*Room, sizingRooms)
 				for i := range rooms {
-					opts := []Option{WithPresence(), WithHistory(History{}), WithName("room-" + strconv.Itoa(i))}
+					opts := []Option{WithPresence(), WithName("room-" + strconv.Itoa(i))}
+					if bc.history {
+						opts = append(opts, WithHistory(History{}))
+					}
 					if bc.clusters {
 						opts = append(opts, WithBroker(br))
 					}
