@@ -21,20 +21,9 @@ func BenchmarkHeartbeatReconcile(b *testing.B) {
 		rm.byNick[n] = []*Member{{id: uint64(i + 1)}}
 		rm.nickSum.add(n)
 	}
-	var digests, fulls []broker.Publication
-	for node := range 9 {
-		var sum digest
-		var nicks []string
-		for i := range 10 {
-			n := "n" + strconv.Itoa(node) + "-" + strconv.Itoa(i)
-			nicks = append(nicks, n)
-			sum.add(n)
-		}
-		full := wire{Node: "node" + strconv.Itoa(node), Snapshot: true, Count: sum.Count, Hash: sum.Hash, Full: true, Nicks: nicks}
-		fulls = append(fulls, broker.Publication{Data: full.encode()})
-		beat := wire{Node: full.Node, Snapshot: true, Count: sum.Count, Hash: sum.Hash}
-		digests = append(digests, broker.Publication{Data: beat.encode()})
-		c.deliver(fulls[node])
+	fulls, digests := peerHeartbeats(9, 10)
+	for _, full := range fulls {
+		c.deliver(full)
 	}
 	for _, bc := range []struct {
 		name string
@@ -50,6 +39,26 @@ func BenchmarkHeartbeatReconcile(b *testing.B) {
 			}
 		})
 	}
+}
+
+// peerHeartbeats returns the heartbeats of nodes other nodes, each with
+// each nicknames of its own in the room: the full list each sends, and the
+// digest of it.
+func peerHeartbeats(nodes, each int) (fulls, digests []broker.Publication) {
+	for node := range nodes {
+		var sum digest
+		var nicks []string
+		for i := range each {
+			n := "n" + strconv.Itoa(node) + "-" + strconv.Itoa(i)
+			nicks = append(nicks, n)
+			sum.add(n)
+		}
+		full := wire{Node: "node" + strconv.Itoa(node), Snapshot: true, Count: sum.Count, Hash: sum.Hash, Full: true, Nicks: nicks}
+		fulls = append(fulls, broker.Publication{Data: full.encode()})
+		beat := wire{Node: full.Node, Snapshot: true, Count: sum.Count, Hash: sum.Hash}
+		digests = append(digests, broker.Publication{Data: beat.encode()})
+	}
+	return fulls, digests
 }
 
 // BenchmarkMembersFrame measures the members frame one joiner receives in

@@ -35,7 +35,9 @@ var sizingText = strings.Repeat("chat-sized message text ", 4)[:96]
 // messages), averaged over many rooms: empty, with its history just full,
 // after 300 messages, and on a cluster (an in-process broker that keeps 1
 // publication per room, which counts here too) after 300 messages, with
-// and without history. The cluster's room is
+// and without history, and holding the member lists of 9 other nodes of
+// 10 members each (the heartbeats they sent, taken in as in
+// BenchmarkHeartbeatReconcile). The cluster's room is
 // subscribed as for its first member, without one, so that no member's
 // cost enters; its heartbeat goroutine's stack is reported apart
 // (stack-B/room), as it is not heap.
@@ -48,17 +50,22 @@ func BenchmarkRoomMemory(b *testing.B) {
 		msgs     int
 		clusters bool
 		history  bool
+		peers    int // other nodes with 10 members each in the room
 	}{
-		{"empty", 0, false, true},
-		{"history-full", DefaultHistoryLen, false, true},
+		{"empty", 0, false, true, 0},
+		{"history-full", DefaultHistoryLen, false, true, 0},
 		// As it stays once turned over: its queue of frames slides over up
 		// to twice its length (keptFrames) before moving back.
-		{"history-300-messages", 300, false, true},
-		{"cluster-300-messages", 300, true, true},
-		{"cluster-no-history-300-messages", 300, true, false},
+		{"history-300-messages", 300, false, true, 0},
+		{"cluster-300-messages", 300, true, true, 0},
+		{"cluster-no-history-300-messages", 300, true, false, 0},
+		// The 1M example's room as one node sees it: 90 of its 100
+		// members on 9 other nodes.
+		{"cluster-90-peer-members", 0, true, true, 9},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var heap, stack int64
+			fulls, _ := peerHeartbeats(bc.peers, 10)
 			for b.Loop() {
 				var br broker.Broker
 				if bc.clusters {
@@ -76,7 +83,11 @@ func BenchmarkRoomMemory(b *testing.B) {
 					}
 					rooms[i] = New(opts...)
 					if bc.clusters {
-						rooms[i].link.(*cluster).attach()
+						c := rooms[i].link.(*cluster)
+						c.attach()
+						for _, full := range fulls {
+							c.deliver(full)
+						}
 					}
 					for j := range bc.msgs {
 						// Each text its own, as one read from a member is.
