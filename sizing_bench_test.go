@@ -31,8 +31,8 @@ const sizingRooms = 300
 var sizingText = strings.Repeat("chat-sized message text ", 4)[:96]
 
 // BenchmarkRoomMemory measures the live heap, after a full collection, of
-// one room with presence and the default history (History{}: 100
-// messages), averaged over many rooms: empty, with its history just full,
+// one room with presence and, but in one case, the default history
+// (History{}: 100 messages), averaged over many rooms: empty, with its history just full,
 // after 300 messages, and on a cluster (an in-process broker that keeps 1
 // publication per room, which counts here too) after 300 messages, with
 // and without history, and holding the member lists of 9 other nodes of
