@@ -2,6 +2,7 @@ package natsbroker_test
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -19,7 +20,8 @@ import (
 // (its CPU is not counted). The sender's own CPU is measured in a round to
 // 1,000 rooms nobody subscribes, the two rounds alternating, and
 // subtracted: receive-µs/pub is the subscriber's, send-µs/pub the
-// sender's. In bursts, the subscriber reads many publications per system
+// sender's; sub-heap-B/room and sub-stack-B/room are what subscribing
+// cost per room. In bursts, the subscriber reads many publications per system
 // call; paced at 20,000/s, what a node of the 1M example in docs/cluster.md
 // receives in heartbeats, they arrive a few at a time, as heartbeats do.
 //
@@ -51,6 +53,7 @@ func benchmarkReceive(b *testing.B, rate int) {
 	var got, target atomic.Int64
 	target.Store(-1)
 	done := make(chan struct{}, 1)
+	heap0, stack0 := memory()
 	for i := range rooms {
 		s, err := sub.Subscribe(ctx, "room"+strconv.Itoa(i), func(broker.Publication) {
 			if got.Add(1) == target.Load() {
@@ -62,6 +65,7 @@ func benchmarkReceive(b *testing.B, rate int) {
 		}
 		defer func() { _ = s.Unsubscribe() }()
 	}
+	heap1, stack1 := memory()
 	// About a digest heartbeat's size (cluster_wire.go): a node's ID, a
 	// count and a hash.
 	beat := []broker.Publication{{Data: []byte(`{"node":"8f3a0c9e1b2d4f67","snapshot":true,"count":10,"hash":"5f1d3a9c0b7e2a44"}`)}}
@@ -102,4 +106,18 @@ func benchmarkReceive(b *testing.B, rate int) {
 	pubs := float64(b.N * perRound)
 	b.ReportMetric(float64((both-sending).Nanoseconds())/1e3/pubs, "receive-µs/pub")
 	b.ReportMetric(float64(sending.Nanoseconds())/1e3/pubs, "send-µs/pub")
+	// What a subscribed room costs the node's broker client: nats.go gives
+	// each subscription a goroutine of its own.
+	b.ReportMetric(float64(heap1-heap0)/rooms, "sub-heap-B/room")
+	b.ReportMetric(float64(stack1-stack0)/rooms, "sub-stack-B/room")
+}
+
+// memory returns the live heap, after a full collection, and the
+// goroutines' stacks, in bytes.
+func memory() (heap, stack int64) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc), int64(ms.StackInuse)
 }
