@@ -277,3 +277,18 @@ func TestKeepaliveClients(t *testing.T) {
 	}
 	readers.Wait()
 }
+
+// BenchmarkMemoryStoreAppend measures a frame's way into a full history
+// of the default 100: what keeping its queue's slice short costs each
+// message (BenchmarkRoomMemory measures the memory).
+//
+//	go test -run '^$' -bench MemoryStoreAppend -count 5
+func BenchmarkMemoryStoreAppend(b *testing.B) {
+	s := NewMemoryStore(DefaultHistoryLen, DefaultHistoryBytes)
+	msg := Message{Nickname: "member-42", Text: sizingText}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		msg.ID = uint64(i+1) * idStride
+		s.Append(msg)
+	}
+}
