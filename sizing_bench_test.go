@@ -54,8 +54,8 @@ func BenchmarkRoomMemory(b *testing.B) {
 	}{
 		{"empty", 0, false, true, 0},
 		{"history-full", DefaultHistoryLen, false, true, 0},
-		// As it stays once turned over: its queue of frames slides over up
-		// to twice its length (keptFrames) before moving back.
+		// As it stays once turned over: its queue of frames (keptFrames)
+		// slides over a quarter more than its length before moving back.
 		{"history-300-messages", 300, false, true, 0},
 		{"cluster-300-messages", 300, true, true, 0},
 		{"cluster-no-history-300-messages", 300, true, false, 0},
