@@ -142,7 +142,7 @@ func newCluster(rm *Room) *cluster {
 	c.presence, _ = c.b.(broker.PresenceBroker)
 	c.out.init(c)
 	c.peers.init(c)
-	c.recent.init()
+	c.recent.init(rm.cfg.historyLen)
 	c.health.c = c
 	return c
 }

@@ -9,15 +9,20 @@ import (
 	"github.com/seed014c2c51/chatroom/broker"
 )
 
-// recentKept is how many of the latest kept frames a node remembers, to
-// bridge a joiner's history, read from the broker, and the live frames.
-const recentKept = 256
-
 // recentFrames is what a node on a HistoryBroker keeps to replay a joiner's
 // history: the latest room frames it delivered, and the history read for
 // each member about to join.
 type recentFrames struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// keep is how many frames it remembers: the room's History.Len (0
+	// without history, whose joiners are replayed nothing). They bridge a
+	// joiner's history, read from the broker, and the live frames, and
+	// need only span the broker's answer; a joiner is owed no more than
+	// the last History.Len, and a resuming client that missed more than
+	// the bridge holds is told so (replayLocked). Not a fixed count: 256
+	// frames held about 160 KiB per room on every node, whatever the
+	// room's history.
+	keep    int
 	frames  keptFrames         // the latest room frames, oldest first
 	joiners map[*Member]replay // history read for members about to join
 }
@@ -28,24 +33,25 @@ type replay struct {
 	truncated bool // the joiner resumes and the broker does not have all it missed
 }
 
-func (r *recentFrames) init() {
+func (r *recentFrames) init(keep int) {
+	r.keep = keep
 	r.joiners = make(map[*Member]replay)
-	r.frames = keptFrames{maxCount: recentKept, maxBytes: math.MaxInt}
+	r.frames = keptFrames{maxCount: keep, maxBytes: math.MaxInt}
 }
 
 func (r *recentFrames) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.frames = keptFrames{maxCount: recentKept, maxBytes: math.MaxInt}
+	r.frames = keptFrames{maxCount: r.keep, maxBytes: math.MaxInt}
 }
 
 // deliveredLocked implements link for the cluster: it remembers the room
 // frames the broker numbered. rm.mu is held.
 func (c *cluster) deliveredLocked(msg Message) {
-	if !c.numbered() || msg.ID%idStride != 0 {
-		return // not numbered by the broker: not in its history either
-	}
 	r := &c.recent
+	if !c.numbered() || msg.ID%idStride != 0 || r.keep == 0 {
+		return // not numbered by the broker (not in its history either), or no history
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.frames.push(msg)
@@ -188,6 +194,9 @@ func (c *cluster) replayLocked(m *Member) {
 		if len(rp.msgs) > 0 {
 			last = rp.msgs[len(rp.msgs)-1].ID
 		}
+		// The bridge let go of frames after what the broker answered:
+		// more arrived meanwhile than it holds.
+		rp.truncated = rp.truncated || (m.resume && r.frames.dropped > last)
 		// Clipped, so that the recent frames are copied, not shared with
 		// a queue that goes on changing.
 		msgs = append(slices.Clip(rp.msgs), r.frames.since(last)...)
@@ -198,6 +207,10 @@ func (c *cluster) replayLocked(m *Member) {
 	}
 	if m.resume {
 		c.rm.resumedLocked(m, rp.truncated)
+	} else {
+		// The last History.Len, as a node without a broker replays:
+		// neither the bridge's on top of the broker's, nor a gap between.
+		msgs = newest(msgs, c.rm.cfg.historyLen, c.rm.cfg.historyBytes)
 	}
 	if len(msgs) > 0 {
 		m.replayed = msgs[len(msgs)-1].ID

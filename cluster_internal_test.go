@@ -411,3 +411,82 @@ func TestClusterDigestHealsDriftedView(t *testing.T) {
 		t.Errorf("bob's node's nicknames (-want +got):\n%s", diff)
 	}
 }
+
+// heldHistory is a broker.Memory whose History, once armed, holds its
+// answer until released: the room's frames delivered meanwhile cross the
+// node's bridge between a joiner's history and the live frames.
+type heldHistory struct {
+	*broker.Memory
+	armed   atomic.Bool
+	read    chan struct{} // an armed History has read
+	release chan struct{} // lets it answer
+}
+
+func (b *heldHistory) History(ctx context.Context, room string, after uint64) ([]broker.Publication, bool, error) {
+	pubs, complete, err := b.Memory.History(ctx, room, after)
+	if b.armed.CompareAndSwap(true, false) {
+		b.read <- struct{}{}
+		<-b.release
+	}
+	return pubs, complete, err
+}
+
+// A node keeps History.Len frames to bridge a joiner's history, read from
+// the broker, and the live frames, not a fixed count whatever the room's
+// history (it cost about 160 KiB per room): when more arrive during the
+// read, a plain joiner receives the last History.Len, as from one node,
+// and a resuming client is told it missed some (a truncated notice), never
+// a silent gap.
+func TestClusterBridgeHoldsHistoryLen(t *testing.T) {
+	b := &heldHistory{Memory: broker.NewMemory(100), read: make(chan struct{}), release: make(chan struct{})}
+	tr := newTestRoom(t, WithBroker(b), WithEnvelope(), WithHistory(History{Len: 3}), WithName("lobby"))
+	tr.join("ann") // subscribes the node
+	ctx := context.Background()
+	broadcast := func(text string) uint64 {
+		t.Helper()
+		id, err := tr.room.Broadcast(ctx, Message{Nickname: "host", Text: text})
+		if err != nil {
+			t.Fatalf("Broadcast: %v", err)
+		}
+		return id
+	}
+	// joinDuring joins with query while texts are broadcast between the
+	// broker's answer and the join, and returns what the joiner receives.
+	joinDuring := func(query string, texts []string, frames int) []string {
+		t.Helper()
+		b.armed.Store(true)
+		dialed := make(chan *websocket.Conn, 1)
+		go func() {
+			conn, _, err := tr.dialRaw(query, nil)
+			if err != nil {
+				t.Errorf("dial %q: %v", query, err)
+			}
+			dialed <- conn
+		}()
+		<-b.read
+		for _, text := range texts {
+			broadcast(text)
+		}
+		b.release <- struct{}{}
+		c := &client{t: t, conn: <-dialed, member: tr.waitJoin()}
+		if c.conn == nil {
+			t.FailNow()
+		}
+		t.Cleanup(func() { _ = c.conn.CloseNow() })
+		var got []string
+		for range frames {
+			m := c.readMsg()
+			got = append(got, string(m.Type)+" "+m.Text)
+		}
+		return got
+	}
+	since := broadcast("0")
+	got := joinDuring("nickname=bob&since="+strconv.FormatUint(since, 10), []string{"1", "2", "3", "4", "5"}, 4)
+	if diff := cmp.Diff([]string{"truncated ", "message 3", "message 4", "message 5"}, got); diff != "" {
+		t.Errorf("resuming client (-want +got):\n%s", diff)
+	}
+	got = joinDuring("nickname=carol", []string{"6", "7", "8", "9"}, 3)
+	if diff := cmp.Diff([]string{"message 7", "message 8", "message 9"}, got); diff != "" {
+		t.Errorf("joiner (-want +got):\n%s", diff)
+	}
+}

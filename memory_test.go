@@ -3,6 +3,7 @@ package chatroom
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"runtime"
@@ -263,5 +264,39 @@ func TestMemoryStoreKeepsNoticesApart(t *testing.T) {
 	msgs, complete = st.Since(0)
 	if msgs[0].ID != 3 || complete {
 		t.Errorf("after m1 was dropped: first %d, complete %v; want 3, false", msgs[0].ID, complete)
+	}
+}
+
+// A queue of kept frames holds the last ones in order, and its slice stays
+// near its count: a full history of 100 once held 256 slots of 224-byte
+// Messages, twice what it keeps and more.
+func TestKeptFramesStayShort(t *testing.T) {
+	for _, bc := range []struct{ count, bytes, kept int }{
+		{1, math.MaxInt, 1},
+		{10, math.MaxInt, 10},
+		{100, math.MaxInt, 100},
+		{1000, math.MaxInt, 1000},
+		{100, 30, 3}, // 10 bytes a frame: the byte bound keeps 3
+	} {
+		q := keptFrames{maxCount: bc.count, maxBytes: bc.bytes}
+		n := 5*bc.count + 7
+		for i := 1; i <= n; i++ {
+			q.push(Message{ID: uint64(i), Text: fmt.Sprintf("%010d", i)})
+		}
+		var got, want []uint64
+		for _, m := range q.since(0) {
+			got = append(got, m.ID)
+		}
+		for i := n - bc.kept + 1; i <= n; i++ {
+			want = append(want, uint64(i))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("count %d, bytes %d: kept (-want +got):\n%s", bc.count, bc.bytes, diff)
+		}
+		// At most a quarter more than kept (16 at least) before the move
+		// back to the front, and append's growth beyond that.
+		if limit := bc.kept + max(16, bc.kept/4) + bc.kept/2 + 16; cap(q.frames) > limit {
+			t.Errorf("count %d, bytes %d: %d slots for %d frames kept, want at most %d", bc.count, bc.bytes, cap(q.frames), bc.kept, limit)
+		}
 	}
 }

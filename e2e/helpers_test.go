@@ -502,10 +502,18 @@ func eval[T any](tb *tab, expr string) T {
 // polls it; the test does not sleep.
 func (tb *tab) waitFor(what, predicate string) {
 	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout+actionSlack)
+	tb.waitForWithin(waitTimeout, what, predicate)
+}
+
+// waitForWithin is waitFor with a longer wait, for what takes time in
+// proportion to its size (thousands of messages), so that a loaded machine
+// does not fail it.
+func (tb *tab) waitForWithin(wait time.Duration, what, predicate string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, wait+actionSlack)
 	defer cancel()
 	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate,
-		chromedp.WithPollingInterval(pollInterval), chromedp.WithPollingTimeout(waitTimeout)))
+		chromedp.WithPollingInterval(pollInterval), chromedp.WithPollingTimeout(wait)))
 	if err != nil {
 		tb.t.Fatalf("%s: waiting for %s: %v\n%s", tb.name, what, err, tb.describe())
 	}

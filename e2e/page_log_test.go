@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
@@ -343,7 +344,9 @@ func TestBrowserLongLog(t *testing.T) {
 	tb.do("time the frames", chromedp.Evaluate[chromedp.Void](timeFramesJS))
 	tb.join("reader", room)
 	want := fill(t, srv, room, "m", total)
-	tb.waitMessage("", want[total-1])
+	// The page takes a few milliseconds per message; under a CI machine's
+	// load, many more: the wait grows with the count.
+	tb.waitForWithin(waitTimeout+total*20*time.Millisecond, "the last message", hasMessageJS("", want[total-1], false))
 	if n := eval[int](tb, `document.querySelectorAll("#messages li").length`); n > maxLines {
 		t.Errorf("after %d messages the log has %d lines in the DOM, want %d at most", total, n, maxLines)
 	}

@@ -15,7 +15,7 @@ import (
 // module cache into a temporary directory, and returns its path: tests that
 // stop a server's process (SIGSTOP) need one, which an in-process server is
 // not.
-func buildServer(t *testing.T) string {
+func buildServer(t testing.TB) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -32,7 +32,7 @@ func buildServer(t *testing.T) string {
 // serverProcess is a nats-server process with JetStream, on a loopback
 // port and a store directory that it keeps across restarts.
 type serverProcess struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	dir  string
 	port int
@@ -45,7 +45,7 @@ type serverProcess struct {
 const readyLine = "Server is ready"
 
 // startProcess starts a nats-server from bin, killed when the test ends.
-func startProcess(t *testing.T, bin string) *serverProcess {
+func startProcess(t testing.TB, bin string) *serverProcess {
 	t.Helper()
 	p := &serverProcess{t: t, bin: bin, dir: t.TempDir()}
 	t.Cleanup(p.kill)
