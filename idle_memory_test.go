@@ -14,15 +14,6 @@ import (
 	"time"
 )
 
-// memStats is the stack and heap in use after a collection, in bytes.
-func memStats() (stack, heap int64) {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.StackInuse), int64(ms.HeapAlloc)
-}
-
 // dialIdle opens a WebSocket to tr's room on a bare TCP connection and
 // reads the handshake's answer with the smallest buffer, so that the
 // client costs the process little more than its socket. The caller
@@ -90,7 +81,7 @@ func TestIdleMemberMemory(t *testing.T) {
 	}))
 	handedOver := make(chan struct{}, members)
 	tr.room.cfg.handedOver = func() { handedOver <- struct{}{} }
-	stack0, heap0 := memStats()
+	heap0, stack0 := heapAfterGC(), stackInUse()
 	conns := make([]net.Conn, members)
 	defer func() {
 		for _, c := range conns {
@@ -105,7 +96,7 @@ func TestIdleMemberMemory(t *testing.T) {
 	}
 	report := func(what string, max bounds) {
 		t.Helper()
-		stack, heap := memStats()
+		heap, stack := heapAfterGC(), stackInUse()
 		stackEach, heapEach := (stack-stack0)/members, (heap-heap0)/members
 		t.Logf("%s: per member, stack %d B, heap %d B", what, stackEach, heapEach)
 		if stackEach > max.stack {
