@@ -25,7 +25,6 @@ type Member struct {
 	clientIP string
 	identity Identity
 	since    uint64 // where the member's history resumes, if resume
-	resume   bool
 	// replayed is the ID of the newest frame of a joiner's history read
 	// from a broker, which live frames up to it must not repeat, until the
 	// first live frame past it; 0 otherwise. Guarded by room.mu.
@@ -37,6 +36,9 @@ type Member struct {
 	refusal error // why the member may not join, decided before the upgrade
 	conn    *websocket.Conn
 	sock    *socket.Socket // the hijacked connection under conn
+	// The flags side by side: each alone between wider fields would cost
+	// 8 bytes, and a member is in the next size class at 464.
+	resume bool
 	// deadlines: sock takes deadlines, so flushes need no timer.
 	deadlines bool
 	// deflate: the client negotiated permessage-deflate (compress.go).
@@ -74,6 +76,7 @@ type Member struct {
 	// is deep (waitForOwnQueue); nil while it is not.
 	readsPaused chan struct{}
 	writing     bool // a writer goroutine is running
+	reaped      bool // the member's goroutine is collecting the others: start no more
 	// startWriter is writeLoop as a func value made once: "go m.writeLoop()"
 	// would allocate a closure every time a writer starts.
 	startWriter func()
@@ -81,7 +84,6 @@ type Member struct {
 	// which makes it only to wait: an idle member holds none.
 	writerDone chan struct{}
 	reason     error // why the member leaves; nil while it is live
-	reaped     bool  // the member's goroutine is collecting the others: start no more
 	pingTimer  *time.Timer
 	// pings counts the pings sent; pingOut is the one awaiting its pong, 0
 	// if none, and nextPing when the next is due (keepalive.go).
