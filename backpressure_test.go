@@ -196,3 +196,70 @@ func TestKeepalive(t *testing.T) {
 		tr.expectLeave("silent", ErrPingTimeout)
 	})
 }
+
+// The room's pings are answered however a client's pongs arrive: alone
+// between messages (the reader takes them before coder/websocket's
+// Reader), or between the fragments of a message (Reader meets them).
+func TestKeepalivePongsAnywhere(t *testing.T) {
+	tr := newTestRoom(t, WithKeepalive(10*time.Millisecond, time.Second), WithNotices())
+	c := tr.dialRawClient("nickname=raw")
+	tr.waitJoin()
+	pings := 0
+	for pings < 6 {
+		op, payload, err := c.readFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op != 0x9 {
+			continue // the client's own join notice
+		}
+		pings++
+		if pings%2 == 0 {
+			if err := c.writeFrame(true, 0xa, payload); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		// The pong between a message's two fragments.
+		if err := c.writeFrame(false, 0x1, []byte(`{"message":`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.writeFrame(true, 0xa, payload); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.writeFrame(true, 0x0, []byte(`"hi"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := tr.room.Len(); got != 1 {
+		t.Fatalf("Len = %d after %d pings answered", got, pings)
+	}
+}
+
+// A client's ping, between messages, is answered with its payload, and
+// the member goes on: the reader answers it itself rather than through
+// coder/websocket's Reader (internal/socket's TakeControl).
+func TestClientPingAnswered(t *testing.T) {
+	tr := newTestRoom(t, WithKeepalive(Off, 0))
+	c := tr.dialRawClient("nickname=pinger")
+	tr.waitJoin()
+	for _, payload := range []string{"one", "two"} {
+		if err := c.writeFrame(true, 0x9, []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+		op, got, err := c.readFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op != 0xa || string(got) != payload {
+			t.Fatalf("answer to ping %q: opcode %#x, payload %q; want a pong with it", payload, op, got)
+		}
+	}
+	text := `{"message":"still here"}`
+	if err := c.writeFrame(true, 0x1, []byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	if op, got, err := c.readFrame(); err != nil || op != 0x1 || !strings.Contains(string(got), "still here") {
+		t.Fatalf("echo: opcode %#x, %q, %v", op, got, err)
+	}
+}

@@ -2,6 +2,7 @@ package chatroom
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -74,9 +75,14 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 	if !canHijack(w) {
 		aw = w // let Accept answer 501 before it writes anything
 	}
+	// The member, set before its reader starts, which is where the Conn
+	// calls OnPongReceived: with a pong it meets inside a message
+	// (keepalive.go).
+	var m *Member
 	conn, err := websocket.Accept(aw, r, &websocket.AcceptOptions{
 		OriginPatterns:  rm.cfg.originPatterns,
 		CompressionMode: rm.deflater.acceptMode(),
+		OnPongReceived:  func(_ context.Context, p []byte) { m.gotPong(p) },
 	})
 	if err != nil {
 		// Accept has written the HTTP error.
@@ -85,6 +91,7 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 	}
 	// From here on r.Context() must not be used: the connection is hijacked.
 	upgraded = true
+	hw.sock.Accepted()
 	// The room enforces the size limit itself (Member.read), so that it can
 	// go on reading past it, discarding, until the client has seen the
 	// close frame: coder/websocket's own limit leaves the rest unread.
@@ -92,7 +99,7 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 	// Accept answers the client's offer of permessage-deflate, if it
 	// takes it, with the one extension the room knows.
 	adm.deflate = w.Header().Get("Sec-WebSocket-Extensions") != ""
-	m := rm.newMember(conn, hw.sock, adm)
+	m = rm.newMember(conn, hw.sock, adm)
 	// Joining runs here, on the HTTP server's goroutine, whose stack has
 	// already grown. The member's own goroutine only reads, so an idle
 	// member's stack stays at its smallest.
@@ -100,10 +107,7 @@ func (rm *Room) serveAcquired(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	handedOff = true
-	go func() {
-		defer rm.release(true)
-		rm.serve(m)
-	}()
+	go rm.serve(m)
 }
 
 // admission is what the handler decides about a request before upgrading it.

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/seed014c2c51/chatroom/internal/socket"
 
 	"github.com/coder/websocket"
-	"golang.org/x/time/rate"
 )
 
 // The member's lifecycle, in the order things happen, with the one verb
@@ -27,7 +25,9 @@ import (
 //	               link.readHistory, and rm.add under the room's lock;
 //	               the join notice is published after it
 //	rm.serve (the member's goroutine, from here on)
-//	  rm.readLoop  read and publish until the member must leave
+//	  rm.readLoop  read and publish until the member must leave; the loop
+//	               may move to a fresh goroutine between messages
+//	               (awaitMessage), which then does what follows
 //	  m.leave      record the first reason and start the close handshake
 //	               (any goroutine may call it: the writer, the keepalive,
 //	               Shutdown, Member.Close)
@@ -71,13 +71,8 @@ func (rm *Room) newMember(conn *websocket.Conn, s *socket.Socket, adm admission)
 	if adm.authErr != nil {
 		m.refusal = cause(ErrUnauthorized, StatusUnauthorized, reasonUnauthorized, adm.authErr)
 	}
-	m.writerDone = sync.NewCond(&m.mu)
 	m.startWriter = m.writeLoop
 	m.ctx, m.cancel = context.WithCancel(rm.ctx)
-	if rm.cfg.rateLimit > 0 {
-		m.limiter = rate.NewLimiter(rm.cfg.rateLimit, rm.cfg.rateBurst)
-	}
-	m.pacer = rm.cfg.newPacer()
 	rm.mu.Lock()
 	rm.nextID++
 	m.id = rm.nextID
@@ -89,10 +84,30 @@ func (rm *Room) newMember(conn *websocket.Conn, s *socket.Socket, adm admission)
 }
 
 // serve runs a joined member's life on its own goroutine: read until it
-// leaves, then clean up and run the leave hook.
+// leaves, then clean up, run the leave hook and count the connection out
+// (rm.release). The reader may hand its loop over to a fresh goroutine
+// (awaitMessage), which serve's goroutine starts before it ends: there is
+// always exactly one, and the last one cleans up.
 func (rm *Room) serve(m *Member) {
+	err := rm.readLoop(m)
+	if err == errHandOver {
+		if rm.cfg.handedOver != nil {
+			rm.cfg.handedOver()
+		}
+		go rm.serve(m)
+		return
+	}
+	rm.finish(m, err)
+}
+
+// finish is the rest of serve once the member leaves for reason err. Its
+// frame is not serve's, which is on the stack while the reader waits.
+//
+//go:noinline
+func (rm *Room) finish(m *Member, err error) {
+	defer rm.release(true)
 	defer m.cancel()
-	m.leaveNow(rm.readLoop(m))
+	m.leaveNow(err)
 	if rm.remove(m) {
 		rm.announce(TypeLeave, m.nickname)
 	}

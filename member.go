@@ -25,7 +25,6 @@ type Member struct {
 	clientIP string
 	identity Identity
 	since    uint64 // where the member's history resumes, if resume
-	resume   bool
 	// replayed is the ID of the newest frame of a joiner's history read
 	// from a broker, which live frames up to it must not repeat, until the
 	// first live frame past it; 0 otherwise. Guarded by room.mu.
@@ -37,14 +36,20 @@ type Member struct {
 	refusal error // why the member may not join, decided before the upgrade
 	conn    *websocket.Conn
 	sock    *socket.Socket // the hijacked connection under conn
+	// The flags side by side: each alone between wider fields would cost
+	// 8 bytes, and a member is in the next size class at 464.
+	resume bool
 	// deadlines: sock takes deadlines, so flushes need no timer.
 	deadlines bool
 	// deflate: the client negotiated permessage-deflate (compress.go).
 	deflate bool
 	ctx     context.Context
 	cancel  context.CancelFunc
-	limiter *rate.Limiter // nil without WithRateLimit
-	pacer   *rate.Limiter // nil without pacing (WithPacing)
+	// limiter and pacer are made when the member first sends, since most
+	// members of a big room never do: nil until then, and nil without
+	// WithRateLimit or pacing (WithPacing). Only the reader uses them.
+	limiter *rate.Limiter
+	pacer   *rate.Limiter
 	// unread is the rest of a message over the size limit that tooBig
 	// left for discardReads, limited to what the closing member may still
 	// make the room read. Only the member's reader uses it.
@@ -71,14 +76,20 @@ type Member struct {
 	// is deep (waitForOwnQueue); nil while it is not.
 	readsPaused chan struct{}
 	writing     bool // a writer goroutine is running
+	reaped      bool // the member's goroutine is collecting the others: start no more
 	// startWriter is writeLoop as a func value made once: "go m.writeLoop()"
 	// would allocate a closure every time a writer starts.
 	startWriter func()
-	writerDone  *sync.Cond // signalled when writing becomes false
-	reason      error      // why the member leaves; nil while it is live
-	reaped      bool       // the member's goroutine is collecting the others: start no more
-	pingTimer   *time.Timer
-	wg          sync.WaitGroup // the writer, closer and ping goroutines
+	// writerDone is closed when writing becomes false, for closeConn,
+	// which makes it only to wait: an idle member holds none.
+	writerDone chan struct{}
+	reason     error // why the member leaves; nil while it is live
+	pingTimer  *time.Timer
+	// pings counts the pings sent; pingOut is the one awaiting its pong, 0
+	// if none, and nextPing when the next is due (keepalive.go).
+	pings, pingOut uint64
+	nextPing       time.Time
+	wg             sync.WaitGroup // the writer, closer and ping goroutines
 }
 
 // ID returns the member's number, unique within its room and increasing in
@@ -186,7 +197,13 @@ func (m *Member) closeConn(reason error) {
 	m.sock.StartClosing()
 	m.mu.Lock()
 	for m.writing {
-		m.writerDone.Wait()
+		if m.writerDone == nil {
+			m.writerDone = make(chan struct{})
+		}
+		done := m.writerDone
+		m.mu.Unlock()
+		<-done
+		m.mu.Lock()
 	}
 	m.mu.Unlock()
 	if err := m.sock.WriteClose(code, text); err != nil {

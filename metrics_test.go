@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,7 +53,6 @@ func fakeMembers(rm *Room, n int) []*Member {
 	defer rm.mu.Unlock()
 	for i := range ms {
 		m := &Member{room: rm, id: uint64(i + 1), nickname: "m", index: i, writing: true}
-		m.writerDone = sync.NewCond(&m.mu)
 		ms[i] = m
 		rm.members = append(rm.members, m)
 	}

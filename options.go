@@ -149,6 +149,10 @@ type config struct {
 	// has been added to the room, so tests can wait for membership without
 	// polling.
 	joined func(*Member)
+	// handedOver is a test seam: if set, every wait counts as quiet, so
+	// that a member's reader hands over after each message (awaitMessage),
+	// and it is called as the reader does.
+	handedOver func()
 	// finished is a test seam: called when an upgraded connection's
 	// goroutine ends, after the room has counted it out and told a
 	// registry that it is empty.

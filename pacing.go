@@ -64,7 +64,13 @@ func (m *Member) pace() bool {
 	if !m.waitForOwnQueue() {
 		return false
 	}
-	if m.pacer == nil || m.pacer.Allow() { // Allow allocates nothing
+	if m.pacer == nil {
+		// Made on the member's first message: most members send few.
+		if m.pacer = m.room.cfg.newPacer(); m.pacer == nil {
+			return true
+		}
+	}
+	if m.pacer.Allow() { // Allow allocates nothing
 		return true
 	}
 	r := m.pacer.Reserve()

@@ -10,43 +10,129 @@ import (
 	"github.com/seed014c2c51/chatroom/internal/socket"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 )
 
 // readLoop reads, checks and publishes the member's messages until the
-// member must leave, and returns why.
+// member must leave, and returns why, or errHandOver to go on on a fresh
+// goroutine (awaitMessage). It waits between messages with little on its
+// stack: the loop's frame and those under it are small, and the work of a
+// message is readOne's, whose frame is gone by the next wait.
 func (rm *Room) readLoop(m *Member) error {
+	var w readerWait
 	for {
-		if !m.pace() {
-			return errLeaving
-		}
-		in, err := m.read()
 		if m.closing.Load() {
-			// The member is leaving, for a reason recorded elsewhere:
-			// what it sent after that is not the room's.
 			return errLeaving
 		}
-		if (err == nil || isBadInput(err)) && m.limiter != nil && !m.limiter.Allow() {
-			err = cause(ErrRateLimited, websocket.StatusPolicyViolation, reasonRateLimited, nil)
+		if m.awaitMessage(&w) {
+			return errHandOver
 		}
-		if err != nil {
-			if !rm.cfg.errorFrames || !(isBadInput(err) || errors.Is(err, ErrRateLimited)) {
-				return err
-			}
-			answer := errorFrame(closeFrame(err))
-			rm.refuse(m, nil, in.ref, &answer)
-			continue
-		}
-		if in.history != nil {
-			rm.serveHistory(m, *in.history)
-			continue
-		}
-		if rm.metrics != nil {
-			rm.metrics.Received()
-		}
-		if err := rm.take(m, in); err != nil {
+		if err := rm.readOne(m); err != nil {
 			return err
 		}
+		w.read = true
 	}
+}
+
+// readOne reads, checks and publishes one message, and returns the
+// member's leave reason if it must leave.
+//
+//go:noinline
+func (rm *Room) readOne(m *Member) error {
+	if !m.pace() {
+		return errLeaving
+	}
+	in, err := m.read()
+	if m.closing.Load() {
+		// The member is leaving, for a reason recorded elsewhere: what it
+		// sent after that is not the room's.
+		return errLeaving
+	}
+	if (err == nil || isBadInput(err)) && !m.allow() {
+		err = cause(ErrRateLimited, websocket.StatusPolicyViolation, reasonRateLimited, nil)
+	}
+	if err != nil {
+		if !rm.cfg.errorFrames || !(isBadInput(err) || errors.Is(err, ErrRateLimited)) {
+			return err
+		}
+		answer := errorFrame(closeFrame(err))
+		rm.refuse(m, nil, in.ref, &answer)
+		return nil
+	}
+	if in.history != nil {
+		rm.serveHistory(m, *in.history)
+		return nil
+	}
+	if rm.metrics != nil {
+		rm.metrics.Received()
+	}
+	return rm.take(m, in)
+}
+
+// errHandOver ends a reader goroutine whose loop goes on on a fresh one.
+var errHandOver = errors.New("chatroom: reader handed over")
+
+// quietPeriod is how long a member must have sent nothing for its next
+// message to count as one of few: after it, the reader hands its loop
+// over to a fresh goroutine before it waits again.
+const quietPeriod = time.Second
+
+// readerWait is what one reader goroutine knows of how its member sends.
+type readerWait struct {
+	read  bool // this goroutine has read a message: its stack has grown
+	quiet bool // its last wait lasted quietPeriod or more
+}
+
+// awaitMessage waits, on a shallow stack, until the member's next message
+// can be read (socket.Socket.Wait), taking the pongs and answering the
+// pings that come first (socket.Socket.TakeControl). It
+// reports true instead of waiting when the goroutine should hand over:
+// a read and its publication grow the stack, the stack stays grown with
+// the goroutine (the collector shrinks it only when it runs, by halves),
+// and a fresh goroutine starts small. It does so only when the message just
+// read came after a quiet period, so that a member that is sending keeps
+// its goroutine, and the cost of a new one (a few microseconds, and the
+// stack grown again by the next read) falls on few messages. A member that
+// goes quiet after a busy spell hands over after the pong of its next
+// ping.
+func (m *Member) awaitMessage(w *readerWait) bool {
+	for {
+		if w.read && w.quiet && !m.sock.Ready() {
+			m.pacer = dropFull(m.pacer)
+			m.limiter = dropFull(m.limiter)
+			return true
+		}
+		start := time.Now()
+		m.sock.Wait()
+		w.quiet = time.Since(start) >= quietPeriod || m.room.cfg.handedOver != nil
+		switch c, p := m.sock.TakeControl(); c {
+		case socket.Pong:
+			m.gotPong(p)
+		case socket.NoControl:
+			return false
+		}
+	}
+}
+
+// dropFull returns nil for a limiter whose bucket is full, which is as a new
+// one would be: a member gone quiet holds none until it sends again.
+func dropFull(l *rate.Limiter) *rate.Limiter {
+	if l != nil && l.Tokens() >= float64(l.Burst()) {
+		return nil
+	}
+	return l
+}
+
+// allow reports whether the rate limit (WithRateLimit) lets the member's
+// message through. The limiter is made on the member's first message.
+func (m *Member) allow() bool {
+	if m.limiter == nil {
+		if m.room.cfg.rateLimit <= 0 {
+			return true
+		}
+		m.limiter = rate.NewLimiter(m.room.cfg.rateLimit, m.room.cfg.rateBurst)
+	}
+	return m.limiter.Allow()
 }
 
 // take runs the message hook on m's message in, and publishes it unless

@@ -149,7 +149,10 @@ func (m *Member) stopWritingLocked() {
 	m.beforeReplay.Release(&m.room.chunks)
 	m.replay = nil
 	m.sock.ReleaseBatch()
-	m.writerDone.Broadcast()
+	if m.writerDone != nil {
+		close(m.writerDone)
+		m.writerDone = nil
+	}
 }
 
 // writeBatch writes the frames of batch in order.

@@ -48,6 +48,14 @@ type Socket struct {
 	// leftover holds what the HTTP server had read past the handshake; it is
 	// read before the network. Only the Conn's reader touches it.
 	leftover []byte
+	// br is the small reader the Conn reads through, which Ready and
+	// TakeControl look into between messages; only the member's reader uses
+	// it, as the Conn does.
+	br *bufio.Reader
+	// wait parks the member's reader until the connection is readable, on
+	// a shallow stack (wait_linux.go), if canWait.
+	wait    waiter
+	canWait bool
 
 	mu      sync.Mutex // serialises writes to Conn; guards the fields below
 	holding bool
@@ -127,7 +135,108 @@ func New(c net.Conn, brw *bufio.ReadWriter, buffers *sync.Pool, opts Options) (*
 			s.leftover = append([]byte(nil), b...)
 		}
 	}
-	return s, bufio.NewReadWriter(bufio.NewReaderSize(s, connReadBuffer), bufio.NewWriterSize(s, connWriteBuffer)), nil
+	s.br = bufio.NewReaderSize(s, connReadBuffer)
+	s.canWait = s.wait.init(c)
+	return s, bufio.NewReadWriter(s.br, bufio.NewWriterSize(s, connWriteBuffer)), nil
+}
+
+// An idle member must cost little, and what costs most is its reader's
+// goroutine stack: coder/websocket's Reader waits for the next frame deep
+// in its calls, and the stack a read has grown stays with the goroutine
+// while it waits. So the member's reader waits for the next message
+// itself, between messages, on a shallow stack (Ready, Wait), and only
+// then calls Reader. The pongs that answer the room's pings arrive
+// between messages too, and TakeControl consumes them there, and answers a
+// client's pings, so that neither leaves an idle member's reader waiting
+// inside Reader either.
+
+// Ready reports whether the next message's first bytes can be read
+// without waiting: they are buffered, or the kernel has them (or the
+// connection has failed, which a read will tell). Where the socket cannot
+// tell without reading, it reports true.
+func (s *Socket) Ready() bool {
+	if len(s.leftover) > 0 || s.br.Buffered() > 0 || !s.canWait {
+		return true
+	}
+	return s.wait.ready()
+}
+
+// Wait blocks until Ready would report true, on a shallow stack. It
+// returns at once where the socket cannot wait that way, and when the
+// connection fails or the close deadline passes: the read that follows
+// reports it.
+func (s *Socket) Wait() {
+	if len(s.leftover) > 0 || s.br.Buffered() > 0 || !s.canWait {
+		return
+	}
+	s.wait.park()
+}
+
+// Accepted is called once websocket.Accept has returned, before any read.
+// Accept wraps what the reader it was given reads in an io.MultiReader
+// with what that reader had buffered, nothing here (golang/go#32314):
+// reading the socket directly again saves every member the wrapper.
+func (s *Socket) Accepted() {
+	if s.br.Buffered() == 0 {
+		s.br.Reset(s)
+	}
+}
+
+// A Control is what TakeControl found at the start of the next frame.
+type Control int
+
+// What TakeControl found.
+const (
+	NoControl Control = iota // not a whole ping or pong: the Conn reads it
+	Ping                     // a ping, answered with a pong
+	Pong                     // a pong, whose payload TakeControl returns
+)
+
+// TakeControl consumes the ping or pong frame the connection's next bytes
+// are, if they are one, whole; otherwise it consumes nothing, and the Conn
+// reads what follows. It answers a ping with a pong of the same payload,
+// as the Conn would (RFC 6455, section 5.5.2), and returns a pong's
+// payload, valid until the next read. It is called between messages only,
+// where a frame starts, so that a ping is answered after everything the
+// client sent before it has been handled. Waiting for the rest of a frame
+// begun, if it must, it waits on a shallow stack too.
+func (s *Socket) TakeControl() (Control, []byte) {
+	h, err := s.br.Peek(2)
+	// FIN and ping or pong; masked, as a client's frames are, with a
+	// control frame's payload (RFC 6455, sections 5.2 and 5.5).
+	if err != nil || (h[0] != 0x89 && h[0] != 0x8a) || h[1]&0x80 == 0 || h[1]&0x7f > 125 {
+		return NoControl, nil
+	}
+	n := 6 + int(h[1]&0x7f)
+	f, err := s.br.Peek(n)
+	if err != nil {
+		return NoControl, nil
+	}
+	p := f[6:n]
+	for i := range p {
+		p[i] ^= f[2+i%4] // unmasked in place: the bytes are consumed
+	}
+	_, _ = s.br.Discard(n)
+	if f[0] == 0x8a {
+		return Pong, p
+	}
+	// A failed write is the writer's to report, and the next read's.
+	_ = s.writeControl(0x8a, p)
+	return Ping, nil
+}
+
+// WritePing writes a ping frame with payload, at most 125 bytes. While the
+// member's writer holds the socket, the ping joins the batch between two
+// whole frames; otherwise every write is a whole frame, and so is the ping.
+func (s *Socket) WritePing(payload []byte) error { return s.writeControl(0x89, payload) } // FIN, ping
+
+// writeControl writes the control frame whose first byte is b0, unmasked,
+// in one Write.
+func (s *Socket) writeControl(b0 byte, payload []byte) error {
+	var buf [2 + 125]byte
+	buf[0], buf[1] = b0, byte(len(payload))
+	_, err := s.Write(append(buf[:2], payload...))
+	return err
 }
 
 // setSendBuffer bounds the kernel's send buffer of c's TCP connection, also

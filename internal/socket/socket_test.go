@@ -211,3 +211,69 @@ func TestNoDataFrameAfterTheCloseFrame(t *testing.T) {
 		t.Errorf("network writes (-want +got):\n%s", diff)
 	}
 }
+
+// maskedFrame is a client's frame: FIN, opcode, masked with key.
+func maskedFrame(opcode byte, payload string, key [4]byte) string {
+	f := []byte{0x80 | opcode, 0x80 | byte(len(payload)), key[0], key[1], key[2], key[3]}
+	for i := range len(payload) {
+		f = append(f, payload[i]^key[i%4])
+	}
+	return string(f)
+}
+
+// TakeControl consumes whole pings and pongs and nothing else: a ping is
+// answered, a pong returned, and what follows is read as it came.
+func TestTakeControlConsumesOnlyPingsAndPongs(t *testing.T) {
+	text := maskedFrame(0x1, "hi", [4]byte{9, 8, 7, 6})
+	in := maskedFrame(0xa, "42", [4]byte{1, 2, 3, 4}) + maskedFrame(0x9, "ab", [4]byte{5, 6, 7, 8}) + text
+	rc := newRecordingConn(strings.NewReader(in))
+	s, brw, err := New(rc, nil, new(sync.Pool), Options{CloseTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Ready() {
+		t.Fatal("not ready with bytes to read")
+	}
+	if c, p := s.TakeControl(); c != Pong || string(p) != "42" {
+		t.Fatalf("TakeControl = %v, %q; want Pong, 42", c, p)
+	}
+	if c, _ := s.TakeControl(); c != Ping {
+		t.Fatalf("TakeControl = %v; want Ping", c)
+	}
+	if diff := cmp.Diff([]string{"\x8a\x02ab"}, rc.recorded()); diff != "" {
+		t.Errorf("the answer to the ping (-want +got):\n%s", diff)
+	}
+	if c, p := s.TakeControl(); c != NoControl {
+		t.Fatalf("TakeControl took the text frame: %v, %q", c, p)
+	}
+	rest, err := io.ReadAll(brw.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(text, string(rest)); diff != "" {
+		t.Errorf("read after the pong (-want +got):\n%s", diff)
+	}
+}
+
+// WritePing writes one whole ping frame, into the batch while the writer
+// holds the socket.
+func TestWritePingJoinsTheBatch(t *testing.T) {
+	rc := newRecordingConn(strings.NewReader(""))
+	s := newTestSocket(t, rc, nil)
+	if err := s.WritePing([]byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	s.Hold()
+	if _, err := s.AppendFrame([]byte("frame")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WritePing([]byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"\x89\x011", "frame\x89\x012"}, rc.recorded()); diff != "" {
+		t.Errorf("network writes (-want +got):\n%s", diff)
+	}
+}
