@@ -402,6 +402,9 @@ func (c *pipeConn) read(rd *bufio.Reader) {
 		case r.load || r.ans == nil:
 		case isNoScript(reply) && r.tries+1 < maxScriptTries:
 			c.resendLocked(r)
+		case isNoScript(reply):
+			// It did not run.
+			r.ans.finish(fmt.Errorf("%w (%w)", reply, broker.ErrUnavailable))
 		default:
 			r.ans.finish(reply)
 		}
