@@ -25,10 +25,13 @@ import (
 // one connection in the order they arrive, so the batches' scripts run in
 // the order they were written; but go-redis spreads commands over a pool of
 // connections, where two in flight could run in either order, and its
-// autopipelining (v9.23) is no better here: it runs a command that fails
-// with a retryable error again later, off the ordered stream, and
-// redis.Script falls back from EVALSHA to EVAL as a second command, after
-// the batches written behind the first. So the broker has a connection of
+// autopipelining (v9.23, experimental) does not fit either: its ordered
+// half-duplex mode sends one batch of commands per round trip, which is
+// the wait this is meant to avoid, and its full-duplex mode runs a command
+// whose reply is a retryable error (LOADING, READONLY) again through the
+// ordinary path, off the ordered stream; and redis.Script falls back from
+// EVALSHA to EVAL as a second command, after the batches written behind
+// the first. So the broker has a connection of
 // its own for the publish script (a pipe), which it dials with the client's
 // options: SendBatch queues a batch's EVALSHA, one goroutine writes what is
 // queued, in order, and another reads the replies, which come in the same
