@@ -56,7 +56,7 @@ import (
 // drops the NOSCRIPT replies still to come for them. Every connection
 // begins with SCRIPT LOAD, so that this happens only when a SCRIPT FLUSH
 // comes while the connection is open. Each Broker adds its script (about
-// 5 KB) to Redis's cache, where it stays until a SCRIPT FLUSH.
+// 3.5 KB) to Redis's cache, where it stays until a SCRIPT FLUSH.
 //
 // Failures. A connection that breaks, or on which a batch is not answered
 // within its context (the broker's timeout, WithTimeout), is closed, and
