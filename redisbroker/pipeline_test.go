@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
@@ -218,4 +219,35 @@ func TestSendBatchRedisGone(t *testing.T) {
 	}
 	sendBatches(t, pub, "room", 5, 1, nil)
 	expectInOrder(t, 5, rec)
+}
+
+// TestSendBatchRedisHangs: a batch that Redis does not answer within the
+// broker's timeout fails, its outcome open (Redis may run it when it
+// resumes); the connection is dropped, and once Redis answers again the
+// next batches go through on a new one.
+func TestSendBatchRedisHangs(t *testing.T) {
+	r := newLocalRedis(t)
+	pub, other := r.broker(t, WithTimeout(300*time.Millisecond)), r.broker(t)
+	rec := newRecorder()
+	subscribe(t, other, "room", rec)
+	sendBatches(t, pub, "room", 3, 1, nil)
+	expectInOrder(t, 3, rec)
+
+	r.local.pause()
+	wait, err := pub.SendBatch(t.Context(), "room", []broker.Publication{{Keep: true, Data: []byte("during")}})
+	if err != nil {
+		r.local.resume()
+		t.Fatalf("SendBatch to a Redis that hangs: %v, want an error from wait", err)
+	}
+	err = wait()
+	r.local.resume()
+	if err == nil || errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("the answer from a Redis that hangs: %v, want an error without broker.ErrUnavailable", err)
+	}
+	// Redis runs the batch it had received when it resumes.
+	if got := rec.nextData(t); got != "during" {
+		t.Fatalf("after the resume: got %q, want the batch Redis received before it hung", got)
+	}
+	sendBatches(t, pub, "room", 3, 1, nil)
+	expectInOrder(t, 3, rec)
 }
