@@ -39,12 +39,29 @@ type fullBroker interface {
 	broker.PresenceBroker
 }
 
-// meter returns b measured by m, or b itself if it is not a fullBroker.
+// meter returns b measured by m, or b itself if it is not a fullBroker. A
+// broker.PipelineBroker stays one: the room would otherwise have one batch
+// in flight instead of several, and measure another path.
 func meter(b broker.Broker, m *HeartbeatMeter) broker.Broker {
-	if fb, ok := b.(fullBroker); ok {
-		return meteredBroker{fb, m}
+	fb, ok := b.(fullBroker)
+	if !ok {
+		return b
 	}
-	return b
+	if pb, ok := b.(broker.PipelineBroker); ok {
+		return meteredPipeline{meteredBroker{fb, m}, pb}
+	}
+	return meteredBroker{fb, m}
+}
+
+// meteredPipeline is a meteredBroker of a broker.PipelineBroker. Heartbeats
+// are published one by one, never through SendBatch, so it needs no meter.
+type meteredPipeline struct {
+	meteredBroker
+	pb broker.PipelineBroker
+}
+
+func (b meteredPipeline) SendBatch(ctx context.Context, room string, ps []broker.Publication) (func() error, error) {
+	return b.pb.SendBatch(ctx, room, ps)
 }
 
 type meteredBroker struct {
