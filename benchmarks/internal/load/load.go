@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/sysutil"
 )
@@ -146,6 +147,10 @@ type Result struct {
 	RSSBeforeKiB  int64   `json:"rss_before_kib,omitempty"`
 	RSSAfterKiB   int64   `json:"rss_after_kib,omitempty"`
 	RSSPerConnKiB float64 `json:"rss_per_conn_kib,omitempty"`
+
+	// Conns holds what RunConns measured besides the connection and RSS
+	// fields above.
+	Conns *ConnsResult `json:"conns,omitempty"`
 
 	// MissingSample names up to 10 lost deliveries as "member<-sender#seq".
 	MissingSample []string     `json:"missing_sample,omitempty"`
@@ -424,14 +429,48 @@ func (r *run) connect(ctx context.Context) error {
 }
 
 func dial(ctx context.Context, rawURL string, id int, slow bool, rcvbuf int) (*member, error) {
+	o := dialOptions{bufSize: 8192}
+	if slow {
+		o = dialOptions{rcvbuf: rcvbuf, bufSize: 4096}
+	}
+	m, err := dialWith(ctx, rawURL+"?nickname=m"+strconv.Itoa(id), o)
+	if err != nil {
+		return nil, err
+	}
+	m.id, m.slow = id, slow
+	return m, nil
+}
+
+// dialOptions shape one client connection.
+type dialOptions struct {
+	rcvbuf  int          // SO_RCVBUF if > 0
+	local   *net.TCPAddr // source address to bind, if set
+	bufSize int          // of the member's bufio.Reader
+	// wrap, if set, stands between the connection and the member's reader.
+	wrap func(net.Conn) io.Reader
+}
+
+// dialWith connects to u and returns a member with its reader set up.
+func dialWith(ctx context.Context, u string, o dialOptions) (*member, error) {
 	d := ws.Dialer{
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nd := net.Dialer{}
-			if slow {
+			if o.local != nil {
+				nd.LocalAddr = o.local
+			}
+			if o.rcvbuf > 0 || o.local != nil {
 				nd.Control = func(_, _ string, c syscall.RawConn) error {
 					var serr error
 					err := c.Control(func(fd uintptr) {
-						serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+						if o.rcvbuf > 0 {
+							serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, o.rcvbuf)
+						}
+						if o.local != nil && serr == nil {
+							// Pick the source port at connect, from the whole
+							// 4-tuple, rather than at bind, where each source
+							// address would keep its ports for itself.
+							serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+						}
 					})
 					if err != nil {
 						return err
@@ -442,21 +481,19 @@ func dial(ctx context.Context, rawURL string, id int, slow bool, rcvbuf int) (*m
 			return nd.DialContext(ctx, network, addr)
 		},
 	}
-	u := rawURL + "?nickname=m" + strconv.Itoa(id)
 	conn, br, _, err := d.Dial(ctx, u)
 	if err != nil {
 		return nil, err
 	}
 	var src io.Reader = conn
+	if o.wrap != nil {
+		src = o.wrap(conn)
+	}
 	if br != nil {
-		src = io.MultiReader(br, conn)
+		src = io.MultiReader(br, src)
 	}
-	m := &member{id: id, slow: slow, conn: conn}
-	if !slow {
-		m.br = bufio.NewReaderSize(src, 8192)
-	} else {
-		m.br = bufio.NewReaderSize(src, 4096)
-	}
+	m := &member{conn: conn}
+	m.br = bufio.NewReaderSize(src, o.bufSize)
 	return m, nil
 }
 
