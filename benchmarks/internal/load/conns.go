@@ -130,8 +130,8 @@ func (c *ConnsConfig) defaults() error {
 	if c.Conns < 2 {
 		return errors.New("conns must be at least 2: a sender and a receiver")
 	}
-	if c.Rounds > maxRounds {
-		return fmt.Errorf("rounds must be at most %d", maxRounds)
+	if c.Rounds > maxRounds-firstRound {
+		return fmt.Errorf("rounds must be at most %d", maxRounds-firstRound)
 	}
 	if c.WorkerExe == "" {
 		exe, err := os.Executable()
@@ -153,9 +153,15 @@ func (c *ConnsConfig) defaults() error {
 	return nil
 }
 
-// maxRounds bounds the rounds a worker keeps counters for; round 0 is the
-// unread message.
-const maxRounds = 16
+// Rounds of messages: the barrier's probes, the unread message, then the
+// timed rounds from firstRound on. maxRounds bounds the rounds a worker
+// keeps counters for.
+const (
+	probeRound  = 0
+	unreadRound = 1
+	firstRound  = 2
+	maxRounds   = 16
+)
 
 // connsMarker starts the text of every message RunConns sends: "conns K
 // UNIXNANO", K the round.
@@ -210,10 +216,13 @@ func RunConns(ctx context.Context, cfg ConnsConfig) (*Result, error) {
 		return res, err
 	}
 	c.measureIdle(ctx)
+	if err := c.barrier(ctx, sender); err != nil {
+		return res, err
+	}
 	if err := c.busy(ctx, sender); err != nil {
 		return res, err
 	}
-	for k := 1; k <= cfg.Rounds; k++ {
+	for k := firstRound; k < firstRound+cfg.Rounds; k++ {
 		ms, err := c.deliver(ctx, sender, k)
 		if err != nil {
 			return res, err
@@ -317,7 +326,7 @@ func (c *connsRun) busy(ctx context.Context, sender *member) error {
 	if err := c.command("pause"); err != nil {
 		return err
 	}
-	if err := sender.writeFrame(ws.OpText, connsMessage(0)); err != nil {
+	if err := sender.writeFrame(ws.OpText, connsMessage(unreadRound)); err != nil {
 		return fmt.Errorf("sending the unread message: %w", err)
 	}
 	want := c.res.Connected - 1
@@ -359,8 +368,38 @@ func (c *connsRun) busy(ctx context.Context, sender *member) error {
 	if err := c.command("resume"); err != nil {
 		return err
 	}
-	_, err := c.wait(ctx, 0)
+	_, err := c.wait(ctx, unreadRound)
 	return err
+}
+
+// barrier makes sure the server has registered every client before the
+// unread message and the timed rounds: a server may answer the upgrade
+// before it adds the connection to its room. The sender sends a probe
+// every 100 ms until every client has received one, for at most
+// WaitTimeout. It comes after the idle snapshot, so that idle means a
+// connection that has received nothing.
+func (c *connsRun) barrier(ctx context.Context, sender *member) error {
+	deadline := time.Now().Add(c.cfg.WaitTimeout)
+	for ctx.Err() == nil {
+		if err := sender.writeFrame(ws.OpText, connsMessage(probeRound)); err != nil {
+			return fmt.Errorf("barrier: %w", err)
+		}
+		missed := 0
+		for _, w := range c.workers {
+			rep, err := w.round(probeRound, 100*time.Millisecond)
+			if err != nil {
+				return fmt.Errorf("barrier: worker %d: %w", w.index, err)
+			}
+			missed += rep.Of - rep.Got
+		}
+		if missed == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("barrier: %d clients never received a probe", missed)
+		}
+	}
+	return ctx.Err()
 }
 
 // deliver sends round k's message and returns the milliseconds until the
@@ -390,11 +429,7 @@ func (c *connsRun) wait(ctx context.Context, k int) (int64, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			line, err := w.ask(fmt.Sprintf("wait %d %d", k, c.cfg.WaitTimeout.Milliseconds()), c.cfg.WaitTimeout+10*time.Second)
-			var rep roundReport
-			if err == nil {
-				err = json.Unmarshal([]byte(line), &rep)
-			}
+			rep, err := w.round(k, c.cfg.WaitTimeout)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -473,6 +508,16 @@ func (w *workerProc) ask(cmd string, timeout time.Duration) (string, error) {
 	case <-time.After(timeout):
 		return "", fmt.Errorf("no answer within %s", timeout)
 	}
+}
+
+// round asks the worker to wait up to d for round k at every client.
+func (w *workerProc) round(k int, d time.Duration) (roundReport, error) {
+	var rep roundReport
+	line, err := w.ask(fmt.Sprintf("wait %d %d", k, d.Milliseconds()), d+10*time.Second)
+	if err == nil {
+		err = json.Unmarshal([]byte(line), &rep)
+	}
+	return rep, err
 }
 
 // workerHello is a worker's first line: how many it connected, and when
@@ -660,6 +705,7 @@ type worker struct {
 	got     [maxRounds]atomic.Int64 // clients that received round K
 	last    [maxRounds]atomic.Int64 // UnixNano of the latest receipt of round K
 	dropped atomic.Int64
+	parked  atomic.Int64 // readers waiting in pausable for unpause
 	readers sync.WaitGroup
 
 	mu     sync.Mutex
@@ -776,7 +822,10 @@ func (w *worker) wait(k int, d time.Duration) roundReport {
 }
 
 // pause makes every reader stop at its next read: a read deadline in the
-// past ends the read in progress, and pausable waits for unpause.
+// past ends the read in progress, and pausable waits for unpause. It
+// returns once every reader waits there, or after 10 s: a reader woken by
+// the deadline but not yet run would still read data that arrives before
+// it runs.
 func (w *worker) pause() {
 	w.mu.Lock()
 	if w.resume == nil {
@@ -785,6 +834,10 @@ func (w *worker) pause() {
 	w.mu.Unlock()
 	for _, m := range w.members {
 		_ = m.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w.parked.Load() < int64(len(w.members))-w.dropped.Load() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -832,7 +885,9 @@ func (p pausable) Read(b []byte) (int, error) {
 		// Only pause sets deadlines, so this one is pause's, even if
 		// unpause has run since.
 		if ch := p.w.resumed(); ch != nil {
+			p.w.parked.Add(1)
 			<-ch
+			p.w.parked.Add(-1)
 		}
 	}
 }

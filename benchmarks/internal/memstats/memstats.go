@@ -44,6 +44,8 @@ func Fetch(ctx context.Context, url string) (Stats, error) {
 	if err != nil {
 		return s, err
 	}
+	// No connection kept open: it would count among the server's sockets.
+	req.Close = true
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return s, fmt.Errorf("memstats: %w", err)
