@@ -260,11 +260,15 @@ func markdown(rep *Report) string {
 	return b.String()
 }
 
-// ordinary reports whether rep has scenarios run over the designs, rather
-// than over cluster variants.
+// ordinary reports whether rep has a scenario of the main table, run over
+// the designs (rather than over cluster variants, or the connections
+// scenario with its own table).
 func (rep *Report) ordinary() bool {
-	return slices.ContainsFunc(rep.Scenarios, func(s Scenario) bool { return len(s.Variants) == 0 })
+	return slices.ContainsFunc(rep.Scenarios, func(s Scenario) bool { return slices.Contains(mainScenarios, s.Name) })
 }
+
+// mainScenarios are the scenarios of the main table.
+var mainScenarios = []string{"fanout", "idle", "many", "slow", "steady"}
 
 // storeTable renders chatroom with its history in each store beside
 // chatroom without history, under the fanout and steady scenarios, if
