@@ -527,6 +527,16 @@ func connectionsTable(b *strings.Builder, rep *Report, sc Scenario) {
 			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.SlabPerConnKiB })),
 			spread("%.0f", c(func(c *load.ConnsResult) float64 { return median(c.DeliveryMs) })))
 	}
+	b.WriteString("\nSlab caches that grew, bytes per loopback connection (both ends; median run; /proc/slabinfo, host-wide):\n\n")
+	for _, im := range rep.Impls {
+		if r := rep.find(im, sc.Name); r != nil && r.OK && r.Result.Conns != nil && len(r.Result.Conns.SlabCaches) > 0 {
+			var parts []string
+			for _, c := range r.Result.Conns.SlabCaches {
+				parts = append(parts, fmt.Sprintf("%s %.0f", c.Name, c.BytesPerConn))
+			}
+			fmt.Fprintf(b, "- %s: %s\n", im, strings.Join(parts, ", "))
+		}
+	}
 	b.WriteString("\nTo all, every round of every run:\n\n")
 	for _, im := range rep.Impls {
 		ok, _ := rep.runs(im, sc.Name)

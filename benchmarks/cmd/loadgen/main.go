@@ -182,6 +182,9 @@ func printConns(r *load.Result, c *load.ConnsResult) {
 	fmt.Printf("kernel socket memory KiB/conn, idle / busy: server end %.2f / %.2f, client end %.2f / %.2f, sockstat (both ends) %.2f / %.2f; busy: %d clients holding the unread message\n",
 		c.ServerSockIdleKiB, c.ServerSockBusyKiB, c.ClientSockIdleKiB, c.ClientSockBusyKiB, c.SockstatIdleKiB, c.SockstatBusyKiB, c.BusyQueued)
 	fmt.Printf("slab: %.2f KiB per loopback connection (both ends)\n", c.SlabPerConnKiB)
+	for _, sc := range c.SlabCaches {
+		fmt.Printf("  %-24s %6.0f bytes/conn\n", sc.Name, sc.BytesPerConn)
+	}
 	fmt.Printf("one message to all: %v ms; clients dropped by the server %d\n", c.DeliveryMs, c.Dropped)
 	for _, e := range r.Errors {
 		fmt.Println("error:", e)

@@ -3,6 +3,7 @@ package load
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,10 +72,18 @@ type Snapshot struct {
 	Heap     *memstats.Stats  `json:"heap,omitempty"`
 	Sockstat sysutil.Sockstat `json:"sockstat"`
 	SlabKiB  int64            `json:"slab_kib"`
+	// slabs are /proc/slabinfo's caches, bytes each; nil if unreadable.
+	slabs map[string]int64
 	// The server's ends of the connections to its port, and the clients'
 	// ends, from ss -m; nil if ss failed.
 	Server *sysutil.SockMem `json:"server_sockets,omitempty"`
 	Client *sysutil.SockMem `json:"client_sockets,omitempty"`
+}
+
+// SlabCache is one slab cache's growth per connection, both ends.
+type SlabCache struct {
+	Name         string  `json:"name"`
+	BytesPerConn float64 `json:"bytes_per_conn"`
 }
 
 // ConnsResult is what RunConns measured beyond Result's connection and
@@ -96,16 +106,20 @@ type ConnsResult struct {
 	// Kernel socket memory per connection: the server's end alone (ss),
 	// and the whole of TCP's accounting (sockstat mem, both ends of each
 	// loopback connection and anything else on the host), idle and busy.
-	ServerSockIdleKiB float64   `json:"server_sock_idle_kib"`
-	ServerSockBusyKiB float64   `json:"server_sock_busy_kib"`
-	ClientSockIdleKiB float64   `json:"client_sock_idle_kib"`
-	ClientSockBusyKiB float64   `json:"client_sock_busy_kib"`
-	SockstatIdleKiB   float64   `json:"sockstat_idle_kib"`
-	SockstatBusyKiB   float64   `json:"sockstat_busy_kib"`
-	SlabPerConnKiB    float64   `json:"slab_per_conn_kib"` // idle − before: both ends of a loopback connection
-	BusyQueued        int       `json:"busy_queued"`       // worker clients holding the unread message
-	DeliveryMs        []float64 `json:"delivery_ms"`       // per round: send to the last client's receipt
-	Dropped           int       `json:"dropped"`           // worker clients the server disconnected
+	ServerSockIdleKiB float64 `json:"server_sock_idle_kib"`
+	ServerSockBusyKiB float64 `json:"server_sock_busy_kib"`
+	ClientSockIdleKiB float64 `json:"client_sock_idle_kib"`
+	ClientSockBusyKiB float64 `json:"client_sock_busy_kib"`
+	SockstatIdleKiB   float64 `json:"sockstat_idle_kib"`
+	SockstatBusyKiB   float64 `json:"sockstat_busy_kib"`
+	SlabPerConnKiB    float64 `json:"slab_per_conn_kib"` // idle − before: both ends of a loopback connection
+	// SlabCaches: the slab caches that grew (or shrank) by more than 16
+	// bytes per connection, idle − before, largest first; empty if
+	// /proc/slabinfo is unreadable.
+	SlabCaches []SlabCache `json:"slab_caches,omitempty"`
+	BusyQueued int         `json:"busy_queued"` // worker clients holding the unread message
+	DeliveryMs []float64   `json:"delivery_ms"` // per round: send to the last client's receipt
+	Dropped    int         `json:"dropped"`     // worker clients the server disconnected
 }
 
 func (c *ConnsConfig) defaults() error {
@@ -271,6 +285,7 @@ func (c *connsRun) snapshot(ctx context.Context) Snapshot {
 	if s.SlabKiB, err = sysutil.SlabKiB(); err != nil {
 		c.errorf("slab: %v", err)
 	}
+	s.slabs, _ = sysutil.SlabCaches() // unreadable without root: skipped
 	for _, local := range []bool{true, false} {
 		m, err := sysutil.PortSockMem(ctx, c.port, local)
 		if err != nil {
@@ -305,6 +320,14 @@ func (c *connsRun) measureIdle(ctx context.Context) {
 		cr.GoroutinesPerConn = float64(i.Heap.Goroutines-b.Heap.Goroutines) / n
 	}
 	cr.SlabPerConnKiB = float64(i.SlabKiB-b.SlabKiB) / n
+	if b.slabs != nil && i.slabs != nil {
+		for name, v := range i.slabs {
+			if d := float64(v-b.slabs[name]) / n; d > 16 || d < -16 {
+				cr.SlabCaches = append(cr.SlabCaches, SlabCache{name, d})
+			}
+		}
+		slices.SortFunc(cr.SlabCaches, func(x, y SlabCache) int { return cmp.Compare(y.BytesPerConn, x.BytesPerConn) })
+	}
 	cr.SockstatIdleKiB = float64(i.Sockstat.TCPMemPages-b.Sockstat.TCPMemPages) * 4 / n
 	cr.ServerSockIdleKiB, cr.ClientSockIdleKiB = perSocketKiB(i.Server), perSocketKiB(i.Client)
 }

@@ -37,3 +37,17 @@ func TestReadSockstatAndSlab(t *testing.T) {
 		t.Errorf("SlabKiB() = %d, %v", kib, err)
 	}
 }
+
+func TestParseSlabinfo(t *testing.T) {
+	data := "slabinfo - version: 2.1\n" +
+		"# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n" +
+		"TCP                   28     28   2368   13    8 : tunables    0    0    0 : slabdata      2      2      0\n" +
+		"filp                 100    128    256   16    1 : tunables    0    0    0 : slabdata      8      8      0\n"
+	got, err := parseSlabinfo(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]int64{"TCP": 28 * 2368, "filp": 128 * 256}, got); diff != "" {
+		t.Errorf("parseSlabinfo (-want +got):\n%s", diff)
+	}
+}
