@@ -651,8 +651,8 @@ func summary(r Run) string {
 	case r.Scenario == "idle":
 		return fmt.Sprintf("%.1f KiB/conn (%.1fs)", res.RSSPerConnKiB, r.Seconds)
 	case res.Conns != nil:
-		return fmt.Sprintf("%d connected at %.0f/s, RSS %.2f KiB/conn, heap %.2f KiB/conn, to all %s ms (%.1fs)",
-			res.Connected, res.Conns.ConnectPerSec, res.RSSPerConnKiB, res.Conns.HeapPerConnKiB, msList(res.Conns.DeliveryMs), r.Seconds)
+		return fmt.Sprintf("%d connected at %.0f/s, RSS %.2f KiB/conn, heap live %.2f + stacks %.2f KiB/conn, to all %s ms (%.1fs)",
+			res.Connected, res.Conns.ConnectPerSec, res.RSSPerConnKiB, res.Conns.HeapLivePerConnKiB, res.Conns.StackPerConnKiB, msList(res.Conns.DeliveryMs), r.Seconds)
 	default:
 		s := fmt.Sprintf("%.0f deliveries/s, p50 %.2fms p99 %.2fms, lost %d (%.1fs)",
 			res.DeliveriesPerSec, res.Latency.P50, res.Latency.P99, res.Lost, r.Seconds)

@@ -474,7 +474,8 @@ func thousands(v float64) string {
 // figure.
 func connectionsTable(b *strings.Builder, rep *Report, sc Scenario) {
 	fmt.Fprintf(b, "\n## Idle connections\n\n%s. "+
-		"RSS and Go heap (heap in use plus goroutine stacks, after a collection) are the server's, after connecting less before, per connection. "+
+		"RSS is the server's, after connecting (idle) and with one unread message each (busy), less before, per connection; "+
+		"Go heap is chatserver -memstats' after a collection: live objects, heap in use (live plus the free room in their spans), goroutine stacks. "+
 		"Kernel socket memory is what TCP charges (ss -m: received and queued data plus the reserve), per socket, of the server's ends and of the clients'; "+
 		"busy is with one message each that the clients do not read (on loopback it sits in the client's receive queue at once). sockstat is TCP's page count (/proc/net/sockstat) over the host, "+
 		"so both ends of every loopback connection and anything else running; slab is /proc/meminfo's, over the host, per loopback connection (both ends). "+
@@ -482,13 +483,13 @@ func connectionsTable(b *strings.Builder, rep *Report, sc Scenario) {
 	if rep.Repeat > 1 {
 		fmt.Fprintf(b, "Each cell: the median run by RSS per connection, and the range over %d runs.\n\n", rep.Repeat)
 	}
-	b.WriteString("| design | connected | connect/s | RSS KiB/conn | heap KiB/conn | goroutines/conn | socket KiB/conn idle / busy: server end | client end | sockstat KiB/conn idle / busy | slab KiB/conn | to all ms |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| design | connected | connect/s | RSS KiB/conn idle / busy | heap KiB/conn live / in use | stacks KiB/conn | goroutines/conn | socket KiB/conn idle / busy: server end | client end | sockstat KiB/conn idle / busy | slab KiB/conn | to all ms |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, im := range rep.Impls {
 		ok, failed := rep.runs(im, sc.Name)
 		if len(ok) == 0 {
 			if failed != nil {
-				fmt.Fprintf(b, "| %s | FAILED | | | | | | | | | |\n", im)
+				fmt.Fprintf(b, "| %s | FAILED | | | | | | | | | | |\n", im)
 			}
 			continue
 		}
@@ -513,10 +514,13 @@ func connectionsTable(b *strings.Builder, rep *Report, sc Scenario) {
 				return f(r.Conns)
 			}
 		}
-		fmt.Fprintf(b, "| %s | %d/%d | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s | %s | %s |\n", im, med.Connected, med.Members,
+		fmt.Fprintf(b, "| %s | %d/%d | %s | %s / %s | %s / %s | %s | %s | %s / %s | %s / %s | %s / %s | %s | %s |\n", im, med.Connected, med.Members,
 			spread("%.0f", c(func(c *load.ConnsResult) float64 { return c.ConnectPerSec })),
 			spread("%.2f", func(r *load.Result) float64 { return r.RSSPerConnKiB }),
-			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.HeapPerConnKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.BusyRSSPerConnKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.HeapLivePerConnKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.HeapPerConnKiB - c.StackPerConnKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.StackPerConnKiB })),
 			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.GoroutinesPerConn })),
 			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.ServerSockIdleKiB })),
 			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.ServerSockBusyKiB })),

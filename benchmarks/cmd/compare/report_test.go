@@ -115,7 +115,8 @@ func TestStoreTable(t *testing.T) {
 func TestConnectionsTable(t *testing.T) {
 	conns := func(rss, perSec float64, ms ...float64) *load.Result {
 		return &load.Result{Members: 100, Connected: 100, RSSPerConnKiB: rss, Conns: &load.ConnsResult{
-			ConnectPerSec: perSec, HeapPerConnKiB: 8, GoroutinesPerConn: 1, ClientSockBusyKiB: 4,
+			ConnectPerSec: perSec, HeapPerConnKiB: 8, HeapLivePerConnKiB: 4, StackPerConnKiB: 2, BusyRSSPerConnKiB: rss + 1,
+			GoroutinesPerConn: 1, ClientSockBusyKiB: 4,
 			SockstatBusyKiB: 3.9, SlabPerConnKiB: 9.5, DeliveryMs: ms,
 		}}
 	}
@@ -133,8 +134,8 @@ func TestConnectionsTable(t *testing.T) {
 	md := markdown(rep)
 	for _, want := range []string{
 		"## Idle connections",
-		"| chatroom | 100/100 | 3000 (2000–4000) | 12.00 (11.00–13.00) | 8.00 (8.00–8.00) | 1.00 (1.00–1.00) | 0.00 (0.00–0.00) / 0.00 (0.00–0.00) | 0.00 (0.00–0.00) / 4.00 (4.00–4.00) | 0.00 (0.00–0.00) / 3.90 (3.90–3.90) | 9.50 (9.50–9.50) | 60 (31–60) |",
-		"| gws | 100/100 | 5000 | 9.00 | 8.00 | 1.00 | 0.00 / 0.00 | 0.00 / 4.00 | 0.00 / 3.90 | 9.50 | 20 |",
+		"| chatroom | 100/100 | 3000 (2000–4000) | 12.00 (11.00–13.00) / 13.00 (12.00–14.00) | 4.00 (4.00–4.00) / 6.00 (6.00–6.00) | 2.00 (2.00–2.00) | 1.00 (1.00–1.00) | 0.00 (0.00–0.00) / 0.00 (0.00–0.00) | 0.00 (0.00–0.00) / 4.00 (4.00–4.00) | 0.00 (0.00–0.00) / 3.90 (3.90–3.90) | 9.50 (9.50–9.50) | 60 (31–60) |",
+		"| gws | 100/100 | 5000 | 9.00 / 10.00 | 4.00 / 6.00 | 2.00 | 1.00 | 0.00 / 0.00 | 0.00 / 4.00 | 0.00 / 3.90 | 9.50 | 20 |",
 		"| naive | FAILED |",
 		"- chatroom: 40, 41, 42; 50, 60, 70; 30, 31, 32 ms",
 	} {

@@ -177,7 +177,8 @@ func printConns(r *load.Result, c *load.ConnsResult) {
 		fmt.Printf("server RSS %d KiB -> %d KiB: %.2f KiB/conn\n", r.RSSBeforeKiB, r.RSSAfterKiB, r.RSSPerConnKiB)
 	}
 	if c.Idle.Heap != nil {
-		fmt.Printf("server Go heap+stacks after GC: %.2f KiB/conn, %.2f goroutines/conn\n", c.HeapPerConnKiB, c.GoroutinesPerConn)
+		fmt.Printf("server Go heap after GC: live %.2f, in use %.2f, stacks %.2f KiB/conn; %.2f goroutines/conn; RSS busy %.2f KiB/conn\n",
+			c.HeapLivePerConnKiB, c.HeapPerConnKiB-c.StackPerConnKiB, c.StackPerConnKiB, c.GoroutinesPerConn, c.BusyRSSPerConnKiB)
 	}
 	fmt.Printf("kernel socket memory KiB/conn, idle / busy: server end %.2f / %.2f, client end %.2f / %.2f, sockstat (both ends) %.2f / %.2f; busy: %d clients holding the unread message\n",
 		c.ServerSockIdleKiB, c.ServerSockBusyKiB, c.ClientSockIdleKiB, c.ClientSockBusyKiB, c.SockstatIdleKiB, c.SockstatBusyKiB, c.BusyQueued)

@@ -101,7 +101,12 @@ type ConnsResult struct {
 	// worker client's receive queue holds it (or WaitTimeout).
 	Busy Snapshot `json:"busy"`
 
-	HeapPerConnKiB    float64 `json:"heap_per_conn_kib,omitempty"`   // HeapInuse+StackInuse, idle − before
+	HeapPerConnKiB     float64 `json:"heap_per_conn_kib,omitempty"`      // HeapInuse+StackInuse, idle − before
+	HeapLivePerConnKiB float64 `json:"heap_live_per_conn_kib,omitempty"` // HeapAlloc after the collection, idle − before
+	StackPerConnKiB    float64 `json:"stack_per_conn_kib,omitempty"`     // StackInuse, idle − before
+	// BusyRSSPerConnKiB is the server's RSS with the unread message
+	// sent, less before, per connection.
+	BusyRSSPerConnKiB float64 `json:"busy_rss_per_conn_kib,omitempty"`
 	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"` // idle − before
 	// Kernel socket memory per connection: the server's end alone (ss),
 	// and the whole of TCP's accounting (sockstat mem, both ends of each
@@ -318,6 +323,8 @@ func (c *connsRun) measureIdle(ctx context.Context) {
 		used := func(h *memstats.Stats) float64 { return float64(h.HeapInuse + h.StackInuse) }
 		cr.HeapPerConnKiB = (used(i.Heap) - used(b.Heap)) / 1024 / n
 		cr.GoroutinesPerConn = float64(i.Heap.Goroutines-b.Heap.Goroutines) / n
+		cr.HeapLivePerConnKiB = (float64(i.Heap.HeapAlloc) - float64(b.Heap.HeapAlloc)) / 1024 / n
+		cr.StackPerConnKiB = (float64(i.Heap.StackInuse) - float64(b.Heap.StackInuse)) / 1024 / n
 	}
 	cr.SlabPerConnKiB = float64(i.SlabKiB-b.SlabKiB) / n
 	if b.slabs != nil && i.slabs != nil {
@@ -386,6 +393,9 @@ func (c *connsRun) busy(ctx context.Context, sender *member) error {
 		c.errorf("busy: %d of %d clients held the unread message after %s", cr.BusyQueued, want, c.cfg.WaitTimeout)
 	}
 	n := float64(c.res.Connected)
+	if c.cfg.ServerPID > 0 {
+		cr.BusyRSSPerConnKiB = float64(cr.Busy.RSSKiB-cr.Before.RSSKiB) / n
+	}
 	cr.SockstatBusyKiB = float64(cr.Busy.Sockstat.TCPMemPages-cr.Before.Sockstat.TCPMemPages) * 4 / n
 	cr.ServerSockBusyKiB, cr.ClientSockBusyKiB = perSocketKiB(cr.Busy.Server), perSocketKiB(cr.Busy.Client)
 	if err := c.command("resume"); err != nil {
