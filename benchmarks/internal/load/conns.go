@@ -751,50 +751,23 @@ func (w *worker) connect(rawURL string, n, first int, srcs []*net.TCPAddr, concu
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	hello := workerHello{StartNs: time.Now().UnixNano()}
-	members := make([]*member, n)
-	sem := make(chan struct{}, concurrency)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for j := range members {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+	members, err := dialAll(ctx, n, concurrency, func(ctx context.Context, j int) (*member, error) {
+		id := first + j
+		m, err := dialWith(ctx, rawURL+"?nickname=c"+strconv.Itoa(id), dialOptions{
+			local: srcs[id%len(srcs)], bufSize: 1024,
+			wrap: func(c net.Conn) io.Reader { return pausable{c, w} },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("client %d: %w", id, err)
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			id := first + j
-			m, err := dialWith(ctx, rawURL+"?nickname=c"+strconv.Itoa(id), dialOptions{
-				local: srcs[id%len(srcs)], bufSize: 1024,
-				wrap: func(c net.Conn) io.Reader { return pausable{c, w} },
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if hello.Error == "" {
-					hello.Error = fmt.Sprintf("client %d: %v", id, err)
-				}
-				cancel()
-				return
-			}
-			m.id = id
-			members[j] = m
-		}()
-	}
-	wg.Wait()
+		m.id = id
+		return m, nil
+	})
 	hello.EndNs = time.Now().UnixNano()
-	if hello.Error == "" && ctx.Err() != nil {
-		hello.Error = fmt.Sprintf("connecting: %v", ctx.Err())
+	if err != nil {
+		hello.Error = err.Error()
 	}
-	for _, m := range members {
-		if m != nil {
-			w.members = append(w.members, m)
-		}
-	}
+	w.members = members
 	hello.Connected = len(w.members)
 	for _, m := range w.members {
 		w.readers.Add(1)

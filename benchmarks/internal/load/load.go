@@ -371,49 +371,18 @@ func (r *run) connect(ctx context.Context) error {
 	cfg := r.cfg
 	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	members := make([]*member, cfg.Members)
-	sem := make(chan struct{}, cfg.ConnectConcurrency)
-	var wg sync.WaitGroup
-	var firstErr error
-	var mu sync.Mutex
-	for i := range members {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+	members, err := dialAll(ctx, cfg.Members, cfg.ConnectConcurrency, func(ctx context.Context, i int) (*member, error) {
+		slow := i >= cfg.Members-cfg.Slow
+		m, err := dial(ctx, cfg.URLs[cfg.NodeOf(i)], i, slow, cfg.SlowReadBuffer)
+		if err != nil {
+			return nil, fmt.Errorf("member %d: %w", i, err)
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			slow := i >= cfg.Members-cfg.Slow
-			m, err := dial(ctx, cfg.URLs[cfg.NodeOf(i)], i, slow, cfg.SlowReadBuffer)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("member %d: %w", i, err)
-				}
-				cancel()
-				return
-			}
-			m.node = cfg.NodeOf(i)
-			members[i] = m
-		}(i)
-	}
-	wg.Wait()
-	for _, m := range members {
-		if m != nil {
-			r.members = append(r.members, m)
-		}
-	}
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = fmt.Errorf("connecting: %w", ctx.Err())
-	}
-	if firstErr != nil {
-		return firstErr
+		m.node = cfg.NodeOf(i)
+		return m, nil
+	})
+	r.members = members
+	if err != nil {
+		return err
 	}
 	for _, m := range r.members {
 		m.init(cfg)
@@ -426,6 +395,55 @@ func (r *run) connect(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// dialAll runs dialOne for 0..n-1, concurrency at a time, until the first
+// error or the end of ctx, and returns the members it connected, in order,
+// and that error.
+func dialAll(ctx context.Context, n, concurrency int, dialOne func(context.Context, int) (*member, error)) ([]*member, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	members := make([]*member, n)
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	var firstErr error
+	var mu sync.Mutex
+	for i := range members {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			m, err := dialOne(ctx, i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				cancel()
+				return
+			}
+			members[i] = m
+		}()
+	}
+	wg.Wait()
+	var out []*member
+	for _, m := range members {
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = fmt.Errorf("connecting: %w", ctx.Err())
+	}
+	return out, firstErr
 }
 
 func dial(ctx context.Context, rawURL string, id int, slow bool, rcvbuf int) (*member, error) {
