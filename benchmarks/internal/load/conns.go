@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -159,17 +158,8 @@ func (c *ConnsConfig) defaults() error {
 		}
 		c.WorkerExe = exe
 	}
-	u, err := url.Parse(c.URL)
-	if err != nil {
-		return err
-	}
-	if u.Scheme != "ws" {
-		return fmt.Errorf("url %q: want ws://", c.URL)
-	}
-	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("url %q: host must be a loopback IP", c.URL)
-	}
-	return nil
+	_, err := checkURL(c.URL)
+	return err
 }
 
 // Rounds of messages: the barrier's probes, the unread message, then the
@@ -196,7 +186,7 @@ func RunConns(ctx context.Context, cfg ConnsConfig) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(cfg.URL)
+	u, _ := checkURL(cfg.URL) // checked by defaults
 	port, _ := strconv.Atoi(u.Port())
 	cr := &ConnsResult{}
 	res := &Result{Members: cfg.Conns, Conns: cr}

@@ -197,18 +197,26 @@ func (c *Config) defaults() error {
 		return errors.New("no server URL")
 	}
 	for _, raw := range c.URLs {
-		u, err := url.Parse(raw)
-		if err != nil {
+		if _, err := checkURL(raw); err != nil {
 			return err
-		}
-		if u.Scheme != "ws" {
-			return fmt.Errorf("url %q: want ws://", raw)
-		}
-		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
-			return fmt.Errorf("url %q: host must be a loopback IP", raw)
 		}
 	}
 	return nil
+}
+
+// checkURL parses raw and makes sure it is a ws:// URL on a loopback IP.
+func checkURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "ws" {
+		return nil, fmt.Errorf("url %q: want ws://", raw)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("url %q: host must be a loopback IP", raw)
+	}
+	return u, nil
 }
 
 // SplitURLs splits a comma-separated list of URLs, dropping empty entries.
