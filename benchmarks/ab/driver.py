@@ -51,8 +51,15 @@ SCENARIOS = {
                             "compare's crossnode, 2 nodes, JetStream"),
     "crossnode-redis": ("chatserver", ["-impl", "chatroom", "-nodes", "2", "-broker", "redis"], CROSS + ["-senders-first"], 90,
                         "compare's crossnode, 2 nodes, Redis"),
+    # Both trees' chatserver and the loadgen need -memstats (benchmarks
+    # from the connections scenario on).
+    "connections-5000": ("chatserver", ["-impl", "chatroom", "-memstats"], ["-conns", "5000", "-memstats"], 120,
+                         "compare's connections at 5,000: idle connections, RSS and heap per connection, one message to all"),
+    "connections-19000": ("chatserver", ["-impl", "chatroom", "-memstats"], ["-conns", "19000", "-memstats"], 300,
+                          "compare's connections at 19,000 (the most one process holds under RLIMIT_NOFILE 20,000)"),
 }
-DEFAULT = list(SCENARIOS)
+# Not by default: they need -memstats on both sides.
+DEFAULT = [s for s in SCENARIOS if not s.startswith("connections")]
 
 # Figures kept per run: key -> (label, which direction is better)
 FIGS = [
@@ -61,6 +68,10 @@ FIGS = [
     ("p99", "p99 ms", "lower"),
     ("xp99", "cross-node p99 ms", "lower"),
     ("cpu_us", "server+broker CPU us/delivery", "lower"),
+    # loadgen -conns only:
+    ("rss", "RSS KiB/conn", "lower"),
+    ("heap", "Go heap live + stacks KiB/conn", "lower"),
+    ("toall", "one message to all ms (median of 3)", "lower"),
 ]
 
 
@@ -234,6 +245,13 @@ def run_one(binary, kind, sargs, largs, timeout, loadgen, outdir, tag):
             "dup": res.get("duplicates"), "reord": res.get("reordered"), "dropped": res.get("dropped"),
             "timed_out": res.get("timed_out"),
         })
+        conns = res.get("conns")
+        if conns:
+            rec.update({
+                "rss": res.get("rss_per_conn_kib"),
+                "heap": (conns.get("heap_live_per_conn_kib") or 0) + (conns.get("stack_per_conn_kib") or 0),
+                "toall": statistics.median(conns["delivery_ms"]) if conns.get("delivery_ms") else None,
+            })
         if rec["ok"] and (res.get("lost") or res.get("duplicates") or res.get("reordered")):
             rec["note"] = "lost %s dup %s reordered %s" % (res.get("lost"), res.get("duplicates"), res.get("reordered"))
         return rec
@@ -418,7 +436,10 @@ def main():
                     recs.append(r)
                     out.write(json.dumps(r) + "\n")
                     out.flush()
-                    if r["ok"]:
+                    if r["ok"] and r.get("rss") is not None:
+                        log("%-34s RSS %6.2f KiB/conn heap+stacks %5.2f to all %s ms other %.2f cores (%.1fs)" % (
+                            tag, r["rss"], r["heap"], fmt(r["toall"], "toall"), r.get("other_cores") or 0, r["wall"]), progress)
+                    elif r["ok"]:
                         log("%-34s %14s/s p50 %6.2f p99 %7.2f cpu %.2fus other %.2f cores%s (%.1fs)" % (
                             tag, fmt(r["dps"], "dps"), r["p50"], r["p99"], r["cpu_us"] or 0,
                             r.get("other_cores") or 0, " " + r["note"] if r.get("note") else "", r["wall"]), progress)

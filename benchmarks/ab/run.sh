@@ -19,7 +19,8 @@
 #
 # Environment:
 #   ROUNDS=9                 rounds (each about 75-80 s with every scenario: ~12 min)
-#   SCENARIOS=a,b,...        default: all of driver.py's SCENARIOS
+#   SCENARIOS=a,b,...        default: driver.py's DEFAULT, every scenario but connections-5000 and
+#                            connections-19000 (loadgen -conns; both trees need chatserver -memstats)
 #   MAX_MINUTES=15           no new round starts after this
 #   QUIET_WAIT=15            before each pair, wait up to this many s for other work < QUIET_CORES
 #   QUIET_CORES=0.25         (a shared machine: other sessions' builds and tests show as "other cores";
@@ -32,7 +33,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(git -C "$here" rev-parse --show-toplevel)
 work=${AB_DIR:-${TMPDIR:-/tmp}/chatroom-ab}
-[[ $# -eq 2 ]] || { sed -n '2,27p' "$0"; exit 2; }
+[[ $# -eq 2 ]] || { sed -n '2,28p' "$0"; exit 2; }
 
 resolve() { # ARG -> absolute tree path
 	local arg=$1

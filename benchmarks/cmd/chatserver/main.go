@@ -7,6 +7,12 @@
 // when its standard input is closed (unless -exit-on-stdin=false). With
 // -cpuprofile it writes a CPU profile on exit.
 //
+// With -memstats it also serves GET /debug/memstats on every port: it runs
+// a garbage collection and answers the Go runtime's memory figures as JSON
+// (memstats.Stats), so that a load generator can tell the heap a connection
+// keeps from what RSS shows. It is off by default: a collection on demand
+// has no place in a served benchmark.
+//
 // With -nodes N it serves a cluster instead: N chatroom nodes, each a Room
 // named "lobby" on its own loopback port, joined by a broker (package
 // internal/cluster):
@@ -55,6 +61,7 @@ import (
 
 	"github.com/seed014c2c51/chatroom"
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/cluster"
+	"github.com/seed014c2c51/chatroom/benchmarks/internal/memstats"
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/servers"
 	chatroomsrv "github.com/seed014c2c51/chatroom/benchmarks/internal/servers/chatroom"
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/stores"
@@ -64,7 +71,7 @@ import (
 type options struct {
 	impl, addr, cpuprofile string
 	store                  string
-	stdinExit              bool
+	stdinExit, memstats    bool
 	cluster                cluster.Config
 }
 
@@ -74,6 +81,7 @@ func main() {
 	flag.StringVar(&o.addr, "addr", "127.0.0.1:0", "listen address (loopback only); with -nodes, port P gives P, P+1, ... and 0 free ports")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to this file on exit")
 	flag.BoolVar(&o.stdinExit, "exit-on-stdin", true, "exit when standard input is closed")
+	flag.BoolVar(&o.memstats, "memstats", false, "also serve "+memstats.Path+": a GC, then the Go runtime's memory figures as JSON")
 	flag.IntVar(&o.cluster.Nodes, "nodes", 0, "serve a cluster of this many chatroom nodes joined by -broker (0: one server, no broker)")
 	flag.StringVar(&o.cluster.Broker, "broker", "memory", fmt.Sprintf("with -nodes: the broker, one of %v", cluster.Brokers))
 	flag.StringVar(&o.cluster.NATSURL, "nats-url", "", "with -broker nats: connect to this server (nats://127.0.0.1:PORT) instead of embedding one")
@@ -157,6 +165,15 @@ func run(o options) error {
 			return err
 		}
 		handlers, stop = []http.Handler{h}, s
+	}
+
+	if o.memstats {
+		for i, h := range handlers {
+			mux := http.NewServeMux()
+			mux.Handle(memstats.Path, memstats.Handler())
+			mux.Handle("/", h)
+			handlers[i] = mux
+		}
 	}
 
 	var lns []net.Listener

@@ -31,6 +31,15 @@
 //
 //	go run ./cmd/compare -impls chatroom -scenarios presence
 //
+// The connections scenario holds 19,000 idle connections (300 with
+// -quick; -conns sets another number) to each design, from loadgen's
+// worker processes over several source addresses, and reports the connect
+// rate, the server's RSS and Go heap per connection (chatserver -memstats),
+// the kernel's socket memory per idle and per busy connection, and the time
+// one message takes to reach them all:
+//
+//	go run ./cmd/compare -impls chatroom,gws -scenarios connections -repeat 3 -conns 5000
+//
 // The fanout and steady scenarios also run chatroom keeping the room's
 // history in each store of -stores (chatserver -store: memory, sqlite,
 // sqlite-durable, pg, pg-durable; PostgreSQL a server of its own that
@@ -65,11 +74,13 @@ import (
 // Scenario is one load shape, run against every design, or, if it has
 // Variants, against chatroom in each variant.
 type Scenario struct {
-	Name     string        `json:"name"`
-	Title    string        `json:"title"`
-	Args     []string      `json:"loadgen_args"` // besides -url, -json, -server-pid and -broker-pid
-	Timeout  time.Duration `json:"timeout_ns"`   // for loadgen, connection phase included
-	Variants []Variant     `json:"variants,omitempty"`
+	Name    string        `json:"name"`
+	Title   string        `json:"title"`
+	Args    []string      `json:"loadgen_args"` // besides -url, -json, -server-pid and -broker-pid
+	Timeout time.Duration `json:"timeout_ns"`   // for loadgen, connection phase included
+	// ServerArgs are added to chatserver's, such as -memstats.
+	ServerArgs []string  `json:"server_args,omitempty"`
+	Variants   []Variant `json:"variants,omitempty"`
 	// Stores are chatroom on one node with a history store, run besides
 	// the designs (fanout and steady).
 	Stores []Variant `json:"stores,omitempty"`
@@ -180,8 +191,8 @@ func scenarios(quick bool) []Scenario {
 		return []Scenario{
 			{Name: "fanout", Title: "fan-out: 50 members, 1 sender, 100 messages, window 16",
 				Args: []string{"-members", "50", "-senders", "1", "-messages", "100", "-window", "16", "-duration", "20s"}, Timeout: 45 * time.Second},
-			{Name: "idle", Title: "idle memory: 50 members",
-				Args: []string{"-members", "50", "-senders", "0", "-messages", "0"}, Timeout: 30 * time.Second},
+			{Name: "idle", Title: "idle memory: 50 connections",
+				Args: []string{"-conns", "50"}, Timeout: 30 * time.Second},
 			{Name: "many", Title: "many senders: 50 members, 5 senders x 50 msg/s x 50 messages",
 				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-duration", "15s"}, Timeout: 40 * time.Second},
 			{Name: "slow", Title: "slow member: 50 members, 5 senders x 50 msg/s x 50 messages of 1 KiB, 1 never reads",
@@ -192,6 +203,7 @@ func scenarios(quick bool) []Scenario {
 				Args: []string{"-members", "50", "-senders", "5", "-rate", "50", "-messages", "50", "-duration", "15s", "-drain-timeout", "3s"}, Timeout: 30 * time.Second},
 			{Name: "presence", Title: "presence: 300 members with WithPresenceDeltas over 3 nodes, 10 senders x 10 msg/s x 20 messages",
 				Args: []string{"-members", "300", "-senders", "10", "-rate", "10", "-messages", "20", "-duration", "20s", "-drain-timeout", "3s"}, Timeout: 45 * time.Second},
+			connectionsScenario(300, 30*time.Second),
 		}
 	}
 	// The slow member's messages carry 1 KiB of padding: 12 s at 1000 msg/s
@@ -202,8 +214,8 @@ func scenarios(quick bool) []Scenario {
 	return []Scenario{
 		{Name: "fanout", Title: "fan-out: 1000 members, 1 sender, 2000 messages as fast as a window of 16 allows",
 			Args: []string{"-members", "1000", "-senders", "1", "-messages", "2000", "-window", "16", "-duration", "60s"}, Timeout: 150 * time.Second},
-		{Name: "idle", Title: "idle memory: 1000 members connected, nothing sent",
-			Args: []string{"-members", "1000", "-senders", "0", "-messages", "0"}, Timeout: 90 * time.Second},
+		{Name: "idle", Title: "idle memory: 1000 connections, nothing sent",
+			Args: []string{"-conns", "1000"}, Timeout: 90 * time.Second},
 		{Name: "many", Title: "many senders: 200 members, 20 senders x 50 msg/s for 5 s",
 			Args: []string{"-members", "200", "-senders", "20", "-rate", "50", "-messages", "250", "-duration", "20s"}, Timeout: 90 * time.Second},
 		{Name: "slow", Title: "slow member: 200 members, 20 senders x 50 msg/s for " + itoa(slowSeconds) + " s, messages padded to 1 KiB, 1 member never reads (SO_RCVBUF 4 KiB)",
@@ -219,12 +231,29 @@ func scenarios(quick bool) []Scenario {
 		{Name: "presence", Title: "presence: 10,000 members with WithPresenceDeltas over 3 nodes, 10 senders x 10 msg/s for 10 s",
 			Args: []string{"-members", "10000", "-senders", "10", "-rate", "10", "-messages", "100", "-duration", "90s", "-drain-timeout", "20s",
 				"-connect-timeout", "180s"}, Timeout: 300 * time.Second},
+		connectionsScenario(defaultConns, 300*time.Second),
 	}
+}
+
+// defaultConns is the connections scenario's size without -quick: as many
+// as one server process holds here, under RLIMIT_NOFILE's hard limit of
+// 20,000. -conns sets another (100,000 needs that limit raised for the
+// server).
+const defaultConns = 19000
+
+// connectionsScenario is n idle connections (loadgen -conns) against a
+// chatserver -memstats.
+func connectionsScenario(n int, timeout time.Duration) Scenario {
+	return Scenario{Name: "connections",
+		Title:      fmt.Sprintf("idle connections: %d from worker processes over %d source address(es); then one unread message each; then one message to all, 3 times", n, (n+19999)/20000),
+		Args:       []string{"-conns", strconv.Itoa(n), "-memstats"},
+		ServerArgs: []string{"-memstats"}, Timeout: timeout}
 }
 
 func main() {
 	implsFlag := flag.String("impls", strings.Join(servers.Names(), ","), "comma-separated designs to run")
-	scenFlag := flag.String("scenarios", "fanout,idle,many,slow,steady,crossnode,presence", "comma-separated scenarios to run")
+	scenFlag := flag.String("scenarios", "fanout,idle,many,slow,steady,crossnode,presence,connections", "comma-separated scenarios to run")
+	conns := flag.Int("conns", 0, fmt.Sprintf("connections: idle connections per run (default %d, 300 with -quick)", defaultConns))
 	brokersFlag := flag.String("brokers", defaultBrokers, fmt.Sprintf("crossnode: comma-separated variants, of %v; none is chatroom on one node without a broker", brokerNames))
 	nodes := flag.Int("nodes", 2, "crossnode: nodes per cluster")
 	storesFlag := flag.String("stores", strings.Join(stores.Names, ","), fmt.Sprintf("fanout and steady: also run chatroom with its history in each of these stores, of %v (\"\": none; with -quick, unless set, the durable ones under fanout only)", stores.Names))
@@ -285,6 +314,9 @@ func main() {
 				continue
 			}
 			s.Variants = presenceVariants
+		}
+		if s.Name == "connections" && *conns > 0 {
+			s = connectionsScenario(*conns, s.Timeout+time.Duration(*conns)*time.Second/100)
 		}
 		if slices.Contains(storeScens, s.Name) && slices.Contains(impls, "chatroom") {
 			s.Stores = storeVariants(storeNames)
@@ -421,7 +453,7 @@ type server struct {
 	tailDone   chan struct{}
 }
 
-func startServer(ctx context.Context, bin string, v Variant, profile string) (*server, error) {
+func startServer(ctx context.Context, bin string, v Variant, extra []string, profile string) (*server, error) {
 	args := []string{"-impl", v.Name, "-addr", "127.0.0.1:0"}
 	if v.Nodes > 0 {
 		args = []string{"-impl", "chatroom", "-nodes", strconv.Itoa(v.Nodes), "-broker", v.Broker, "-addr", "127.0.0.1:0"}
@@ -432,6 +464,7 @@ func startServer(ctx context.Context, bin string, v Variant, profile string) (*s
 	if v.Store != "" {
 		args = []string{"-impl", "chatroom", "-store", v.Store, "-addr", "127.0.0.1:0"}
 	}
+	args = append(args, extra...)
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
 	}
@@ -527,7 +560,7 @@ func runOne(ctx context.Context, bin string, v Variant, sc Scenario, profile str
 	start := time.Now()
 	r = Run{Impl: v.Name, Nodes: v.Nodes, Broker: v.Broker, Store: v.Store, Scenario: sc.Name}
 	defer func() { r.Seconds = time.Since(start).Seconds() }()
-	srv, err := startServer(ctx, bin, v, profile)
+	srv, err := startServer(ctx, bin, v, sc.ServerArgs, profile)
 	if err != nil {
 		r.Error = err.Error()
 		return r
@@ -617,6 +650,9 @@ func summary(r Run) string {
 	switch {
 	case r.Scenario == "idle":
 		return fmt.Sprintf("%.1f KiB/conn (%.1fs)", res.RSSPerConnKiB, r.Seconds)
+	case res.Conns != nil:
+		return fmt.Sprintf("%d connected at %.0f/s, RSS %.2f KiB/conn, heap live %.2f + stacks %.2f KiB/conn, to all %s ms (%.1fs)",
+			res.Connected, res.Conns.ConnectPerSec, res.RSSPerConnKiB, res.Conns.HeapLivePerConnKiB, res.Conns.StackPerConnKiB, msList(res.Conns.DeliveryMs), r.Seconds)
 	default:
 		s := fmt.Sprintf("%.0f deliveries/s, p50 %.2fms p99 %.2fms, lost %d (%.1fs)",
 			res.DeliveriesPerSec, res.Latency.P50, res.Latency.P99, res.Lost, r.Seconds)

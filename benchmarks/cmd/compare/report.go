@@ -50,7 +50,7 @@ func metric(scenario string, r *load.Result) float64 {
 	switch scenario {
 	case "fanout":
 		return r.DeliveriesPerSec
-	case "idle":
+	case "idle", "connections":
 		return r.RSSPerConnKiB
 	default:
 		return r.Latency.P99
@@ -247,6 +247,9 @@ func markdown(rep *Report) string {
 	}
 	storeTable(&b, rep)
 	for _, sc := range rep.Scenarios {
+		if sc.Name == "connections" {
+			connectionsTable(&b, rep, sc)
+		}
 		if len(sc.Variants) > 0 {
 			clusterTable(&b, rep, sc)
 		}
@@ -257,11 +260,15 @@ func markdown(rep *Report) string {
 	return b.String()
 }
 
-// ordinary reports whether rep has scenarios run over the designs, rather
-// than over cluster variants.
+// ordinary reports whether rep has a scenario of the main table, run over
+// the designs (rather than over cluster variants, or the connections
+// scenario with its own table).
 func (rep *Report) ordinary() bool {
-	return slices.ContainsFunc(rep.Scenarios, func(s Scenario) bool { return len(s.Variants) == 0 })
+	return slices.ContainsFunc(rep.Scenarios, func(s Scenario) bool { return slices.Contains(mainScenarios, s.Name) })
 }
+
+// mainScenarios are the scenarios of the main table.
+var mainScenarios = []string{"fanout", "idle", "many", "slow", "steady"}
 
 // storeTable renders chatroom with its history in each store beside
 // chatroom without history, under the fanout and steady scenarios, if
@@ -460,4 +467,110 @@ func thousands(v float64) string {
 		out = append(out, s[i])
 	}
 	return string(out)
+}
+
+// connectionsTable renders the connections scenario: per design the median
+// run (by RSS per connection) and, over several runs, the range of each
+// figure.
+func connectionsTable(b *strings.Builder, rep *Report, sc Scenario) {
+	fmt.Fprintf(b, "\n## Idle connections\n\n%s. "+
+		"RSS is the server's, after connecting (idle) and with one unread message each (busy), less before, per connection; "+
+		"Go heap is chatserver -memstats' after a collection: live objects, heap in use (live plus the free room in their spans), goroutine stacks. "+
+		"Kernel socket memory is what TCP charges (ss -m: received and queued data plus the reserve), per socket, of the server's ends and of the clients'; "+
+		"busy is with one message each that the clients do not read (on loopback it sits in the client's receive queue at once). sockstat is TCP's page count (/proc/net/sockstat) over the host, "+
+		"so both ends of every loopback connection and anything else running; slab is /proc/meminfo's, over the host, per loopback connection (both ends). "+
+		"To all: from sending one message until every client has it, per round.\n\n", sc.Title)
+	if rep.Repeat > 1 {
+		fmt.Fprintf(b, "Each cell: the median run by RSS per connection, and the range over %d runs.\n\n", rep.Repeat)
+	}
+	b.WriteString("| design | connected | connect/s | RSS KiB/conn idle / busy | heap KiB/conn live / in use | stacks KiB/conn | goroutines/conn | socket KiB/conn idle / busy: server end | client end | sockstat KiB/conn idle / busy | slab KiB/conn | to all ms |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, im := range rep.Impls {
+		ok, failed := rep.runs(im, sc.Name)
+		if len(ok) == 0 {
+			if failed != nil {
+				fmt.Fprintf(b, "| %s | FAILED | | | | | | | | | | |\n", im)
+			}
+			continue
+		}
+		med := ok[(len(ok)-1)/2].Result
+		// spread formats f of the median run, and the range over all runs.
+		spread := func(format string, f func(*load.Result) float64) string {
+			s := fmt.Sprintf(format, f(med))
+			if len(ok) > 1 {
+				lo, hi := f(ok[0].Result), f(ok[0].Result)
+				for _, r := range ok[1:] {
+					lo, hi = min(lo, f(r.Result)), max(hi, f(r.Result))
+				}
+				s += " (" + fmt.Sprintf(format, lo) + "–" + fmt.Sprintf(format, hi) + ")"
+			}
+			return s
+		}
+		c := func(f func(*load.ConnsResult) float64) func(*load.Result) float64 {
+			return func(r *load.Result) float64 {
+				if r.Conns == nil {
+					return 0
+				}
+				return f(r.Conns)
+			}
+		}
+		fmt.Fprintf(b, "| %s | %d/%d | %s | %s / %s | %s / %s | %s | %s | %s / %s | %s / %s | %s / %s | %s | %s |\n", im, med.Connected, med.Members,
+			spread("%.0f", c(func(c *load.ConnsResult) float64 { return c.ConnectPerSec })),
+			spread("%.2f", func(r *load.Result) float64 { return r.RSSPerConnKiB }),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.BusyRSSPerConnKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.HeapLivePerConnKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.HeapPerConnKiB - c.StackPerConnKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.StackPerConnKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.GoroutinesPerConn })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.ServerSockIdleKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.ServerSockBusyKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.ClientSockIdleKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.ClientSockBusyKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.SockstatIdleKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.SockstatBusyKiB })),
+			spread("%.2f", c(func(c *load.ConnsResult) float64 { return c.SlabPerConnKiB })),
+			spread("%.0f", c(func(c *load.ConnsResult) float64 { return median(c.DeliveryMs) })))
+	}
+	b.WriteString("\nSlab caches that grew, bytes per loopback connection (both ends; median run; /proc/slabinfo, host-wide):\n\n")
+	for _, im := range rep.Impls {
+		if r := rep.find(im, sc.Name); r != nil && r.OK && r.Result.Conns != nil && len(r.Result.Conns.SlabCaches) > 0 {
+			var parts []string
+			for _, c := range r.Result.Conns.SlabCaches {
+				parts = append(parts, fmt.Sprintf("%s %.0f", c.Name, c.BytesPerConn))
+			}
+			fmt.Fprintf(b, "- %s: %s\n", im, strings.Join(parts, ", "))
+		}
+	}
+	b.WriteString("\nTo all, every round of every run:\n\n")
+	for _, im := range rep.Impls {
+		ok, _ := rep.runs(im, sc.Name)
+		var all []string
+		for _, r := range ok {
+			if r.Result.Conns != nil {
+				all = append(all, msList(r.Result.Conns.DeliveryMs))
+			}
+		}
+		if len(all) > 0 {
+			fmt.Fprintf(b, "- %s: %s ms\n", im, strings.Join(all, "; "))
+		}
+	}
+}
+
+// msList formats milliseconds as "12, 10, 11".
+func msList(ms []float64) string {
+	var parts []string
+	for _, v := range ms {
+		parts = append(parts, fmt.Sprintf("%.0f", v))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// median returns the median of vs, 0 if there are none.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
 }

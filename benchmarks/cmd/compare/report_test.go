@@ -111,3 +111,39 @@ func TestStoreTable(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectionsTable(t *testing.T) {
+	conns := func(rss, perSec float64, ms ...float64) *load.Result {
+		return &load.Result{Members: 100, Connected: 100, RSSPerConnKiB: rss, Conns: &load.ConnsResult{
+			ConnectPerSec: perSec, HeapPerConnKiB: 8, HeapLivePerConnKiB: 4, StackPerConnKiB: 2, BusyRSSPerConnKiB: rss + 1,
+			GoroutinesPerConn: 1, ClientSockBusyKiB: 4,
+			SockstatBusyKiB: 3.9, SlabPerConnKiB: 9.5, DeliveryMs: ms,
+		}}
+	}
+	rep := &Report{
+		Started: time.Unix(0, 0), Impls: []string{"chatroom", "gws", "naive"}, Repeat: 3,
+		Scenarios: []Scenario{connectionsScenario(100, time.Minute)},
+		Runs: []Run{
+			{Impl: "chatroom", Scenario: "connections", Rep: 1, OK: true, Result: conns(12, 3000, 50, 60, 70)},
+			{Impl: "chatroom", Scenario: "connections", Rep: 2, OK: true, Result: conns(11, 2000, 40, 41, 42)},
+			{Impl: "chatroom", Scenario: "connections", Rep: 3, OK: true, Result: conns(13, 4000, 30, 31, 32)},
+			{Impl: "gws", Scenario: "connections", Rep: 1, OK: true, Result: conns(9, 5000, 20)},
+			{Impl: "naive", Scenario: "connections", Rep: 1, Error: "boom"},
+		},
+	}
+	md := markdown(rep)
+	for _, want := range []string{
+		"## Idle connections",
+		"| chatroom | 100/100 | 3000 (2000–4000) | 12.00 (11.00–13.00) / 13.00 (12.00–14.00) | 4.00 (4.00–4.00) / 6.00 (6.00–6.00) | 2.00 (2.00–2.00) | 1.00 (1.00–1.00) | 0.00 (0.00–0.00) / 0.00 (0.00–0.00) | 0.00 (0.00–0.00) / 4.00 (4.00–4.00) | 0.00 (0.00–0.00) / 3.90 (3.90–3.90) | 9.50 (9.50–9.50) | 60 (31–60) |",
+		"| gws | 100/100 | 5000 | 9.00 / 10.00 | 4.00 / 6.00 | 2.00 | 1.00 | 0.00 / 0.00 | 0.00 / 4.00 | 0.00 / 3.90 | 9.50 | 20 |",
+		"| naive | FAILED |",
+		"- chatroom: 40, 41, 42; 50, 60, 70; 30, 31, 32 ms",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "| design | fan-out") {
+		t.Errorf("markdown has the designs' table without their scenarios:\n%s", md)
+	}
+}

@@ -17,6 +17,18 @@
 // (redis-server):
 //
 //	loadgen -url ws://127.0.0.1:P1/chat,ws://127.0.0.1:P2/chat -senders-first -members 200 -senders 10 -rate 100 -messages 500
+//
+// With -conns N it measures idle connections instead (load.RunConns): N
+// clients connect from worker processes (this program again, at most
+// -conns-per-worker each, under the file descriptor limit) and from source
+// addresses 127.0.0.1, 127.0.0.2, ... (at most -conns-per-source each,
+// inside the ephemeral port range), and stay idle; it reports the connect
+// rate, the server's RSS (-server-pid) and Go heap (-memstats, against
+// chatserver -memstats) per connection, the kernel's socket memory per idle
+// connection and per busy one (holding one unread message), and the time
+// one message takes to reach all of them:
+//
+//	loadgen -url ws://127.0.0.1:PORT/chat -conns 19000 -server-pid PID -memstats
 package main
 
 import (
@@ -55,17 +67,45 @@ func main() {
 	flag.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 60*time.Second, "cap on the connection phase")
 	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", 10*time.Second, "wait for deliveries after the last send")
 	flag.DurationVar(&cfg.SlowWait, "slow-wait", 15*time.Second, "after sending, wait this long for the server to cut slow members before reading from them")
+	var cc load.ConnsConfig
+	flag.IntVar(&cc.Conns, "conns", 0, "measure this many idle connections instead (load.RunConns); -members and the sending flags do not apply")
+	flag.IntVar(&cc.PerWorker, "conns-per-worker", 15000, "with -conns: connections per worker process, under its file descriptor limit")
+	flag.IntVar(&cc.PerSource, "conns-per-source", 20000, "with -conns: connections per source address 127.0.0.X, inside the ephemeral port range")
+	flag.IntVar(&cc.Rounds, "rounds", 3, "with -conns: messages timed to all")
+	flag.BoolVar(&cc.MemStats, "memstats", false, "with -conns: read the server's Go heap from /debug/memstats (chatserver -memstats)")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
-	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("loadgen: ")
+	if len(os.Args) > 1 && os.Args[1] == load.WorkerFlag {
+		if err := load.WorkerMain(os.Args[2:]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	flag.Parse()
 
 	if _, err := sysutil.RaiseFileLimit(); err != nil {
 		log.Printf("raising RLIMIT_NOFILE: %v", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	res, err := load.Run(ctx, cfg)
+	var res *load.Result
+	var err error
+	if cc.Conns > 0 {
+		if len(cfg.URLs) != 1 {
+			log.Fatal("-conns takes one -url")
+		}
+		cc.URL, cc.ServerPID, cc.ConnectConcurrency = cfg.URLs[0], cfg.ServerPID, cfg.ConnectConcurrency
+		cc.WaitTimeout = cfg.DrainTimeout
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "connect-timeout" { // else RunConns' own default, sized for 100,000
+				cc.ConnectTimeout = cfg.ConnectTimeout
+			}
+		})
+		res, err = load.RunConns(ctx, cc)
+	} else {
+		res, err = load.Run(ctx, cfg)
+	}
 	if err != nil && res == nil {
 		log.Fatal(err)
 	}
@@ -91,6 +131,10 @@ func main() {
 }
 
 func printText(r *load.Result) {
+	if c := r.Conns; c != nil {
+		printConns(r, c)
+		return
+	}
 	fmt.Printf("members %d (senders %d, slow %d), connected %d in %.2fs\n",
 		r.Members, r.Senders, r.Slow, r.Connected, r.ConnectSeconds)
 	if r.Nodes > 1 {
@@ -121,6 +165,28 @@ func printText(r *load.Result) {
 		fmt.Printf("slow member %d: cut %v code %d %q, received %d afterwards; %s\n",
 			i, s.Cut, s.CloseCode, s.CloseReason, s.Received, s.Note)
 	}
+	for _, e := range r.Errors {
+		fmt.Println("error:", e)
+	}
+}
+
+func printConns(r *load.Result, c *load.ConnsResult) {
+	fmt.Printf("connections %d of %d from %d workers over %d source addresses in %.2fs: %.0f/s\n",
+		r.Connected, r.Members, c.Workers, c.Sources, r.ConnectSeconds, c.ConnectPerSec)
+	if r.RSSAfterKiB > 0 {
+		fmt.Printf("server RSS %d KiB -> %d KiB: %.2f KiB/conn\n", r.RSSBeforeKiB, r.RSSAfterKiB, r.RSSPerConnKiB)
+	}
+	if c.Idle.Heap != nil {
+		fmt.Printf("server Go heap after GC: live %.2f, in use %.2f, stacks %.2f KiB/conn; %.2f goroutines/conn; RSS busy %.2f KiB/conn\n",
+			c.HeapLivePerConnKiB, c.HeapPerConnKiB-c.StackPerConnKiB, c.StackPerConnKiB, c.GoroutinesPerConn, c.BusyRSSPerConnKiB)
+	}
+	fmt.Printf("kernel socket memory KiB/conn, idle / busy: server end %.2f / %.2f, client end %.2f / %.2f, sockstat (both ends) %.2f / %.2f; busy: %d clients holding the unread message\n",
+		c.ServerSockIdleKiB, c.ServerSockBusyKiB, c.ClientSockIdleKiB, c.ClientSockBusyKiB, c.SockstatIdleKiB, c.SockstatBusyKiB, c.BusyQueued)
+	fmt.Printf("slab: %.2f KiB per loopback connection (both ends)\n", c.SlabPerConnKiB)
+	for _, sc := range c.SlabCaches {
+		fmt.Printf("  %-24s %6.0f bytes/conn\n", sc.Name, sc.BytesPerConn)
+	}
+	fmt.Printf("one message to all: %v ms; clients dropped by the server %d\n", c.DeliveryMs, c.Dropped)
 	for _, e := range r.Errors {
 		fmt.Println("error:", e)
 	}

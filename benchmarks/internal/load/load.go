@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 
 	"github.com/seed014c2c51/chatroom/benchmarks/internal/sysutil"
 )
@@ -147,6 +148,10 @@ type Result struct {
 	RSSAfterKiB   int64   `json:"rss_after_kib,omitempty"`
 	RSSPerConnKiB float64 `json:"rss_per_conn_kib,omitempty"`
 
+	// Conns holds what RunConns measured besides the connection and RSS
+	// fields above.
+	Conns *ConnsResult `json:"conns,omitempty"`
+
 	// MissingSample names up to 10 lost deliveries as "member<-sender#seq".
 	MissingSample []string     `json:"missing_sample,omitempty"`
 	SlowMembers   []SlowReport `json:"slow_members,omitempty"`
@@ -192,18 +197,26 @@ func (c *Config) defaults() error {
 		return errors.New("no server URL")
 	}
 	for _, raw := range c.URLs {
-		u, err := url.Parse(raw)
-		if err != nil {
+		if _, err := checkURL(raw); err != nil {
 			return err
-		}
-		if u.Scheme != "ws" {
-			return fmt.Errorf("url %q: want ws://", raw)
-		}
-		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
-			return fmt.Errorf("url %q: host must be a loopback IP", raw)
 		}
 	}
 	return nil
+}
+
+// checkURL parses raw and makes sure it is a ws:// URL on a loopback IP.
+func checkURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "ws" {
+		return nil, fmt.Errorf("url %q: want ws://", raw)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("url %q: host must be a loopback IP", raw)
+	}
+	return u, nil
 }
 
 // SplitURLs splits a comma-separated list of URLs, dropping empty entries.
@@ -366,49 +379,18 @@ func (r *run) connect(ctx context.Context) error {
 	cfg := r.cfg
 	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	members := make([]*member, cfg.Members)
-	sem := make(chan struct{}, cfg.ConnectConcurrency)
-	var wg sync.WaitGroup
-	var firstErr error
-	var mu sync.Mutex
-	for i := range members {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+	members, err := dialAll(ctx, cfg.Members, cfg.ConnectConcurrency, func(ctx context.Context, i int) (*member, error) {
+		slow := i >= cfg.Members-cfg.Slow
+		m, err := dial(ctx, cfg.URLs[cfg.NodeOf(i)], i, slow, cfg.SlowReadBuffer)
+		if err != nil {
+			return nil, fmt.Errorf("member %d: %w", i, err)
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			slow := i >= cfg.Members-cfg.Slow
-			m, err := dial(ctx, cfg.URLs[cfg.NodeOf(i)], i, slow, cfg.SlowReadBuffer)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("member %d: %w", i, err)
-				}
-				cancel()
-				return
-			}
-			m.node = cfg.NodeOf(i)
-			members[i] = m
-		}(i)
-	}
-	wg.Wait()
-	for _, m := range members {
-		if m != nil {
-			r.members = append(r.members, m)
-		}
-	}
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = fmt.Errorf("connecting: %w", ctx.Err())
-	}
-	if firstErr != nil {
-		return firstErr
+		m.node = cfg.NodeOf(i)
+		return m, nil
+	})
+	r.members = members
+	if err != nil {
+		return err
 	}
 	for _, m := range r.members {
 		m.init(cfg)
@@ -423,15 +405,98 @@ func (r *run) connect(ctx context.Context) error {
 	return nil
 }
 
+// dialAll runs dialOne for 0..n-1, concurrency at a time, until the first
+// error or the end of ctx, and returns the members it connected, in order,
+// and that error.
+func dialAll(ctx context.Context, n, concurrency int, dialOne func(context.Context, int) (*member, error)) ([]*member, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	members := make([]*member, n)
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	var firstErr error
+	var mu sync.Mutex
+	for i := range members {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			m, err := dialOne(ctx, i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				cancel()
+				return
+			}
+			members[i] = m
+		}()
+	}
+	wg.Wait()
+	var out []*member
+	for _, m := range members {
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = fmt.Errorf("connecting: %w", ctx.Err())
+	}
+	return out, firstErr
+}
+
 func dial(ctx context.Context, rawURL string, id int, slow bool, rcvbuf int) (*member, error) {
+	o := dialOptions{bufSize: 8192}
+	if slow {
+		o = dialOptions{rcvbuf: rcvbuf, bufSize: 4096}
+	}
+	m, err := dialWith(ctx, rawURL+"?nickname=m"+strconv.Itoa(id), o)
+	if err != nil {
+		return nil, err
+	}
+	m.id, m.slow = id, slow
+	return m, nil
+}
+
+// dialOptions shape one client connection.
+type dialOptions struct {
+	rcvbuf  int          // SO_RCVBUF if > 0
+	local   *net.TCPAddr // source address to bind, if set
+	bufSize int          // of the member's bufio.Reader
+	// wrap, if set, stands between the connection and the member's reader.
+	wrap func(net.Conn) io.Reader
+}
+
+// dialWith connects to u and returns a member with its reader set up.
+func dialWith(ctx context.Context, u string, o dialOptions) (*member, error) {
 	d := ws.Dialer{
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nd := net.Dialer{}
-			if slow {
+			if o.local != nil {
+				nd.LocalAddr = o.local
+			}
+			if o.rcvbuf > 0 || o.local != nil {
 				nd.Control = func(_, _ string, c syscall.RawConn) error {
 					var serr error
 					err := c.Control(func(fd uintptr) {
-						serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+						if o.rcvbuf > 0 {
+							serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, o.rcvbuf)
+						}
+						if o.local != nil && serr == nil {
+							// Pick the source port at connect, from the whole
+							// 4-tuple, rather than at bind, where each source
+							// address would keep its ports for itself.
+							serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+						}
 					})
 					if err != nil {
 						return err
@@ -442,21 +507,19 @@ func dial(ctx context.Context, rawURL string, id int, slow bool, rcvbuf int) (*m
 			return nd.DialContext(ctx, network, addr)
 		},
 	}
-	u := rawURL + "?nickname=m" + strconv.Itoa(id)
 	conn, br, _, err := d.Dial(ctx, u)
 	if err != nil {
 		return nil, err
 	}
 	var src io.Reader = conn
+	if o.wrap != nil {
+		src = o.wrap(conn)
+	}
 	if br != nil {
-		src = io.MultiReader(br, conn)
+		src = io.MultiReader(br, src)
 	}
-	m := &member{id: id, slow: slow, conn: conn}
-	if !slow {
-		m.br = bufio.NewReaderSize(src, 8192)
-	} else {
-		m.br = bufio.NewReaderSize(src, 4096)
-	}
+	m := &member{conn: conn}
+	m.br = bufio.NewReaderSize(src, o.bufSize)
 	return m, nil
 }
 
