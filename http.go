@@ -128,6 +128,7 @@ const sinceParam = "since"
 // the HTTP status that refuses the request.
 func (rm *Room) admit(r *http.Request) (admission, int, error) {
 	adm := admission{clientIP: rm.cfg.clientIP(r)}
+	query := r.URL.Query() // parsed once: a handshake's garbage is an idle member's RSS
 	if rm.cfg.authenticate != nil {
 		id, panicked, err := rm.cfg.runAuthenticator(r)
 		switch {
@@ -146,13 +147,13 @@ func (rm *Room) admit(r *http.Request) (admission, int, error) {
 			adm.identity = id
 		}
 	} else {
-		nickname, err := rm.cfg.nickname(r, adm.clientIP)
+		nickname, err := rm.cfg.nickname(query.Get(nicknameParam), adm.clientIP)
 		if err != nil {
 			return adm, http.StatusBadRequest, err
 		}
 		adm.identity = Identity{Nickname: nickname}
 	}
-	if s := r.URL.Query().Get(sinceParam); s != "" && rm.cfg.history != nil {
+	if s := query.Get(sinceParam); s != "" && rm.cfg.history != nil {
 		since, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			return adm, http.StatusBadRequest, fmt.Errorf("chatroom: invalid %s: %q", sinceParam, s)

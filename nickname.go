@@ -101,14 +101,14 @@ func RemoteIP(r *http.Request) string {
 	return host
 }
 
-// nickname decides the nickname of the member that r asks to become,
-// without an authenticator. An absent or empty "nickname" parameter means
+// nickname decides the nickname of the member that asks to become name
+// (its "nickname" query parameter), without an authenticator. An absent
+// or empty "nickname" parameter means
 // "unknown_{client IP}", as in the original protocol; that generated name
 // is not validated. A nickname the client chose is prepared
 // (PrepareNickname) if the profile accepts it, then checked by the
 // validator; one that begins with "unknown_", in any case, is refused.
-func (c *config) nickname(r *http.Request, clientIP string) (string, error) {
-	name := r.URL.Query().Get(nicknameParam)
+func (c *config) nickname(name, clientIP string) (string, error) {
 	if name == "" {
 		return reservedPrefix + clientIP, nil
 	}
