@@ -40,18 +40,15 @@ const (
 	DefaultHealthCheckInterval = 5 * time.Second
 )
 
-// Broker is a broker.HistoryBroker, broker.DedupBroker,
-// broker.PresenceBroker and broker.PipelineBroker on Redis.
+// Broker is a broker.HistoryBroker, broker.DedupBroker and
+// broker.PresenceBroker on Redis.
 // Create it with New; it is safe for concurrent use. Close it when done: from
-// the first Subscribe on, it owns a pub/sub connection and three goroutines,
-// and from the first SendBatch on (with a client that runs each command
-// once) a connection of its own for publishing and two more.
+// the first Subscribe on, it owns a pub/sub connection and three goroutines.
 type Broker struct {
 	client redis.UniversalClient
 	cfg    config
 	prefix string // escaped, with its ':'
 	once   bool   // the client runs each command at most once (see runsOnce)
-	pipe   *pipe  // SendBatch's connection; nil if the client cannot keep order (see newPipe)
 
 	// ctx is cancelled by Close, to abandon the pub/sub connection's dials
 	// and writes in progress.
@@ -77,7 +74,6 @@ var (
 	_ broker.HistoryBroker  = (*Broker)(nil)
 	_ broker.DedupBroker    = (*Broker)(nil)
 	_ broker.PresenceBroker = (*Broker)(nil)
-	_ broker.PipelineBroker = (*Broker)(nil)
 )
 
 type config struct {
@@ -168,7 +164,6 @@ func New(client redis.UniversalClient, opts ...Option) *Broker {
 		cfg:    cfg,
 		prefix: keyPrefix(cfg.prefix),
 		once:   runsOnce(client),
-		pipe:   newPipe(ctx, client),
 		ctx:    ctx,
 		cancel: cancel,
 		chans:  make(map[string]*channelState),
@@ -252,7 +247,20 @@ const maxKeys = 1 << 16
 func (b *Broker) PublishOnce(ctx context.Context, room string, ps []broker.Publication) ([]broker.Duplicate, error) {
 	var dups []broker.Duplicate
 	err := b.publish(ctx, room, func(ctx context.Context, k roomKeys) error {
-		r, err := publishScript.Run(ctx, b.client, k.publishKeys(), b.publishArgs(k, ps)...).StringSlice()
+		ttl := b.cfg.historyTTL.Milliseconds()
+		if b.cfg.historyTTL > 0 {
+			ttl = max(ttl, 1)
+		}
+		args := make([]any, 0, 5+3*len(ps))
+		args = append(args, k.channel, b.cfg.historySize, ttl, broker.DedupWindow.Milliseconds(), maxKeys)
+		for _, p := range ps {
+			keep := "0"
+			if p.Keep {
+				keep = "1"
+			}
+			args = append(args, keep, p.Key, p.Data)
+		}
+		r, err := publishScript.Run(ctx, b.client, []string{k.history, k.log, k.keys, k.keysAt}, args...).StringSlice()
 		if err != nil {
 			return err
 		}
@@ -260,27 +268,6 @@ func (b *Broker) PublishOnce(ctx context.Context, room string, ps []broker.Publi
 		return err
 	})
 	return dups, err
-}
-
-// publishKeys are the KEYS of publishScript.
-func (k roomKeys) publishKeys() []string { return []string{k.history, k.log, k.keys, k.keysAt} }
-
-// publishArgs are the ARGV of publishScript for ps.
-func (b *Broker) publishArgs(k roomKeys, ps []broker.Publication) []any {
-	ttl := b.cfg.historyTTL.Milliseconds()
-	if b.cfg.historyTTL > 0 {
-		ttl = max(ttl, 1)
-	}
-	args := make([]any, 0, 5+3*len(ps))
-	args = append(args, k.channel, b.cfg.historySize, ttl, broker.DedupWindow.Milliseconds(), maxKeys)
-	for _, p := range ps {
-		keep := "0"
-		if p.Keep {
-			keep = "1"
-		}
-		args = append(args, keep, p.Key, p.Data)
-	}
-	return args
 }
 
 // decodeDuplicates reads what publishScript returns after the last ID: the
@@ -306,9 +293,16 @@ func decodeDuplicates(r []string) ([]broker.Duplicate, error) {
 
 // publish checks that the broker may publish to room, then runs send.
 func (b *Broker) publish(ctx context.Context, room string, send func(context.Context, roomKeys) error) error {
-	k, err := b.publishable(room)
-	if err != nil {
-		return err
+	if b.isClosed() {
+		return errClosed("publish")
+	}
+	k := keysFor(b.prefix, room)
+	b.mu.Lock()
+	cs := b.chans[k.channel]
+	unconfirmed := cs != nil && !cs.ready
+	b.mu.Unlock()
+	if unconfirmed {
+		return fmt.Errorf("redisbroker: publish to room %q: %w (%w)", room, ErrNotSubscribed, broker.ErrUnavailable)
 	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
@@ -319,24 +313,6 @@ func (b *Broker) publish(ctx context.Context, room string, send func(context.Con
 		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
 	}
 	return nil
-}
-
-// publishable returns room's keys if the broker may publish to it: it is
-// not closed, and Redis confirmed its subscription to room, if it has one.
-func (b *Broker) publishable(room string) (roomKeys, error) {
-	k := keysFor(b.prefix, room)
-	b.mu.Lock()
-	closed := b.closed
-	cs := b.chans[k.channel]
-	unconfirmed := cs != nil && !cs.ready
-	b.mu.Unlock()
-	if closed {
-		return k, errClosed("publish")
-	}
-	if unconfirmed {
-		return k, fmt.Errorf("redisbroker: publish to room %q: %w (%w)", room, ErrNotSubscribed, broker.ErrUnavailable)
-	}
-	return k, nil
 }
 
 // runsOnce reports whether client runs each command at most once: a
@@ -496,9 +472,6 @@ func (b *Broker) Close() error {
 		}
 	}
 	b.wg.Wait()
-	if b.pipe != nil {
-		b.pipe.close()
-	}
 	for _, s := range subs {
 		s.mu.Lock()
 		s.closed = true

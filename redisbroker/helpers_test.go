@@ -37,7 +37,7 @@ type testRedis struct {
 // and deletes only the keys under the test's prefix afterwards; else it
 // starts a redis-server from PATH, skipping the test if there is none (or
 // failing it, when CI=true).
-func newRedis(t testing.TB) *testRedis {
+func newRedis(t *testing.T) *testRedis {
 	t.Helper()
 	r := &testRedis{prefix: uniquePrefix(t)}
 	if url := os.Getenv("REDIS_URL"); url != "" {
@@ -62,7 +62,7 @@ func newLocalRedis(t *testing.T) *testRedis {
 	return &testRedis{opts: &redis.Options{Addr: local.addr()}, prefix: uniquePrefix(t), local: local}
 }
 
-func uniquePrefix(t testing.TB) string {
+func uniquePrefix(t *testing.T) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := strings.NewReplacer("/", ".", " ", "_").Replace(t.Name())
@@ -71,7 +71,7 @@ func uniquePrefix(t testing.TB) string {
 
 // client returns a client with the options the README recommends, closed
 // when the test ends. addr, if not empty, replaces the server's address.
-func (r *testRedis) client(t testing.TB, addr string) *redis.Client {
+func (r *testRedis) client(t *testing.T, addr string) *redis.Client {
 	t.Helper()
 	o := *r.opts
 	if addr != "" {
@@ -90,12 +90,12 @@ func (r *testRedis) client(t testing.TB, addr string) *redis.Client {
 
 // broker returns a broker on a client of its own (a node), under the
 // test's prefix, closed when the test ends.
-func (r *testRedis) broker(t testing.TB, opts ...Option) *Broker {
+func (r *testRedis) broker(t *testing.T, opts ...Option) *Broker {
 	t.Helper()
 	return r.brokerOn(t, r.client(t, ""), opts...)
 }
 
-func (r *testRedis) brokerOn(t testing.TB, c redis.UniversalClient, opts ...Option) *Broker {
+func (r *testRedis) brokerOn(t *testing.T, c redis.UniversalClient, opts ...Option) *Broker {
 	t.Helper()
 	b := New(c, append([]Option{WithKeyPrefix(r.prefix)}, opts...)...)
 	t.Cleanup(func() { _ = b.Close() })
@@ -104,7 +104,7 @@ func (r *testRedis) brokerOn(t testing.TB, c redis.UniversalClient, opts ...Opti
 
 // flush loses the test's data, as a Redis restart without persistence
 // would: FLUSHDB on a server of the test's own, else the test's keys.
-func (r *testRedis) flush(t testing.TB) {
+func (r *testRedis) flush(t *testing.T) {
 	t.Helper()
 	if r.local != nil {
 		c := r.client(t, "")
@@ -117,7 +117,7 @@ func (r *testRedis) flush(t testing.TB) {
 }
 
 // deletePrefixed deletes the keys under the test's prefix, never others.
-func (r *testRedis) deletePrefixed(t testing.TB) {
+func (r *testRedis) deletePrefixed(t *testing.T) {
 	c := redis.NewClient(r.opts)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -145,11 +145,11 @@ func (r *testRedis) deletePrefixed(t testing.TB) {
 
 // localRedis is a redis-server that a test started, on a loopback port.
 type localRedis struct {
-	t testing.TB
+	t *testing.T
 	*serverproc.Redis
 }
 
-func startLocalRedis(t testing.TB, args ...string) *localRedis {
+func startLocalRedis(t *testing.T, args ...string) *localRedis {
 	t.Helper()
 	r, err := serverproc.StartRedis(waitTimeout, args...)
 	switch {
@@ -249,7 +249,7 @@ func (r *recorder) nextData(t *testing.T) string {
 // empty reports whether nothing is waiting in r.
 func (r *recorder) empty() bool { return len(r.ch) == 0 }
 
-func subscribe(t testing.TB, b *Broker, room string, r *recorder) broker.Subscription {
+func subscribe(t *testing.T, b *Broker, room string, r *recorder) broker.Subscription {
 	t.Helper()
 	s, err := b.Subscribe(context.Background(), room, r.deliver)
 	if err != nil {

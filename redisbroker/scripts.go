@@ -53,11 +53,7 @@ import "github.com/redis/go-redis/v9"
 // It returns the last ID given ("0" if none was kept), then, for each
 // publication not published as its key was taken, its index in the batch
 // (from 0) and the ID its key got.
-var publishScript = redis.NewScript(publishSource)
-
-// publishSource is publishScript's source; the broker's pipeline (see
-// pipeline.go) loads it under a SHA of its own.
-const publishSource = `
+var publishScript = redis.NewScript(`
 local size, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local window, maxkeys = tonumber(ARGV[4]), tonumber(ARGV[5])
 local function publish(id, data)
@@ -170,7 +166,7 @@ else
   redis.call('PERSIST', KEYS[2])
 end
 return {sid, unpack(dups)}
-`
+`)
 
 // historyScript reads a room's history in one step, so that the numbering
 // and the log it returns agree.

@@ -39,29 +39,12 @@ type fullBroker interface {
 	broker.PresenceBroker
 }
 
-// meter returns b measured by m, or b itself if it is not a fullBroker. A
-// broker.PipelineBroker stays one: the room would otherwise have one batch
-// in flight instead of several, and measure another path.
+// meter returns b measured by m, or b itself if it is not a fullBroker.
 func meter(b broker.Broker, m *HeartbeatMeter) broker.Broker {
-	fb, ok := b.(fullBroker)
-	if !ok {
-		return b
+	if fb, ok := b.(fullBroker); ok {
+		return meteredBroker{fb, m}
 	}
-	if pb, ok := b.(broker.PipelineBroker); ok {
-		return meteredPipeline{meteredBroker{fb, m}, pb}
-	}
-	return meteredBroker{fb, m}
-}
-
-// meteredPipeline is a meteredBroker of a broker.PipelineBroker. Heartbeats
-// are published one by one, never through SendBatch, so it needs no meter.
-type meteredPipeline struct {
-	meteredBroker
-	pb broker.PipelineBroker
-}
-
-func (b meteredPipeline) SendBatch(ctx context.Context, room string, ps []broker.Publication) (func() error, error) {
-	return b.pb.SendBatch(ctx, room, ps)
+	return b
 }
 
 type meteredBroker struct {

@@ -41,13 +41,9 @@ func (c *Cluster) startRedis(cfg Config) ([]broker.Broker, error) {
 	if err := loopbackAddr(opts.Addr); err != nil {
 		return nil, err
 	}
-	// As redisbroker's README advises: let the broker's timeouts bound
-	// reads and writes too, so that Publish fails fast when Redis hangs,
-	// and run each command once, with which the broker also keeps several
-	// batches in flight (SendBatch).
+	// As redisbroker.WithTimeout advises: let the broker's timeouts bound
+	// reads and writes too, so that Publish fails fast when Redis hangs.
 	opts.ContextTimeoutEnabled = true
-	opts.MaxRetries = -1
-	opts.DialerRetries = 1
 	var brokers []broker.Broker
 	for i := range cfg.Nodes {
 		client := redis.NewClient(opts)
